@@ -1,0 +1,5 @@
+import sys
+
+from d1bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,5 @@
+"""Placeholder: this verb module is being written."""
+
+
+def register(sub) -> None:
+    pass

@@ -1,0 +1,1 @@
+-- Index set `none`: keys and UNIQUE constraints only (they live in tables.sql).

@@ -1,0 +1,132 @@
+"""The one protocol every target speaks.
+
+A *target* is a database d1bench can send SQL to: a local SQLite file, a local
+D1 (Miniflare) or Cloudflare D1 over its REST API.  Replay, analysis and the
+tests talk only to this module's types, so they never care which one ran.
+
+A target hands out *connections*; each replay worker thread owns one (SQLite
+connections must not be shared between threads that run at once).  Targets that
+speak HTTP can also run requests on an asyncio loop (``supports_async``).
+
+Optional abilities are declared as class attributes rather than probed with
+``isinstance``, so callers and tests can ask up front and say why a target
+cannot do something.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+__all__ = ["Meta", "Result", "PlanStep", "Connection", "Target", "Params"]
+
+Params = Sequence[Any]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What the database said about one statement, beyond its rows.
+
+    Attributes:
+        rows_read: rows read as D1 bills them; exact from D1, estimated from
+            SQLite (see ``d1bench.targets.sqlite`` for the method). ``None``
+            when the target cannot tell.
+        rows_written: rows written as D1 bills them (index entries included).
+        duration_ms: time spent inside the database, excluding the network,
+            as the target reports it.
+        changes: rows changed by an INSERT/UPDATE/DELETE.
+        last_row_id: rowid of the last inserted row.
+        attempts: how many times the request was sent (retries included).
+        extra: every other field the target reported (D1's ``served_by_region``,
+            ``total_attempts``, ``timings`` ...), kept verbatim for the trace.
+    """
+
+    rows_read: int | None = None
+    rows_written: int | None = None
+    duration_ms: float | None = None
+    changes: int | None = None
+    last_row_id: int | None = None
+    attempts: int = 1
+    extra: Mapping[str, Any] = field(default=_EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """Rows a statement returned, with the database's metadata."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    meta: Meta = field(default_factory=Meta)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    """One row of ``EXPLAIN QUERY PLAN``: SQLite's and D1's shapes are the same."""
+
+    id: int
+    parent: int
+    detail: str
+
+
+class Connection(ABC):
+    """One session with a target; used by one thread at a time."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Params = ()) -> Result:
+        """Run one statement; raise :class:`d1bench.errors.TargetError` on failure."""
+
+    @abstractmethod
+    def explain(self, sql: str, params: Params = ()) -> list[PlanStep]:
+        """Return the statement's query plan without running it."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the session's resources."""
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Target(ABC):
+    """A database to send SQL to.  Subclasses declare what they can do."""
+
+    #: Short kind name, recorded in traces: ``sqlite``, ``d1-local`` or ``d1``.
+    kind: ClassVar[str]
+    #: ``Meta.rows_read``/``rows_written`` come from the database itself, not an estimate.
+    exact_rows_read: ClassVar[bool] = False
+    #: ``execute_async`` is available (HTTP targets).
+    supports_async: ClassVar[bool] = False
+    #: Several connections may run statements at the same time.
+    supports_concurrency: ClassVar[bool] = True
+
+    @property
+    @abstractmethod
+    def url(self) -> str:
+        """The target as the user wrote it, with any secret removed."""
+
+    @abstractmethod
+    def connect(self) -> Connection:
+        """Open a new connection (one per worker thread)."""
+
+    async def execute_async(self, sql: str, params: Params = ()) -> Result:
+        raise NotImplementedError(f"{self.kind} target has no asyncio interface")
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata recorded with every trace taken against this target."""
+        return {"target": self.url, "target_kind": self.kind}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release shared resources (HTTP pools, child processes)."""
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
