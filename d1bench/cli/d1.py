@@ -1,5 +1,103 @@
-"""Placeholder: this verb module is being written."""
+"""``d1bench d1-local start|status|stop`` and ``d1bench upload``: the local D1 and loading it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from d1bench.errors import UsageError
+
+__all__ = ["register", "run_local", "run_upload"]
 
 
-def register(sub) -> None:
-    pass
+def register(sub: argparse._SubParsersAction) -> None:
+    local = sub.add_parser(
+        "d1-local",
+        help="start, inspect or stop a local D1 (Miniflare) on 127.0.0.1",
+        description="Run a local D1: Miniflare on 127.0.0.1 behind a Worker that speaks "
+        "Cloudflare's D1 REST API, with its database kept as a SQLite file in a persist "
+        "directory. `start` leaves it running in the background and records its pid, port "
+        "and a token file (mode 0600) in .d1bench/d1-local/; the target spec `d1-local` then "
+        "uses it. Needs `make node_modules` once.",
+    )
+    action = local.add_subparsers(dest="action", metavar="ACTION", required=True)
+    start = action.add_parser("start", help="start a local D1 in the background",
+                              description="Start a local D1 in the background and print "
+                              "where it listens (never its token).")
+    start.add_argument("--persist", metavar="DIR",
+                       help="database directory (default: .d1bench/d1-local/persist)")
+    start.add_argument("--port", type=int, metavar="P", help="TCP port (default: a free one)")
+    start.add_argument("--database-id", metavar="ID", help="database id of the REST path")
+    start.add_argument("--json", action="store_true", help="print the state as JSON")
+    status = action.add_parser("status", help="say whether a local D1 runs, and where")
+    status.add_argument("--json", action="store_true", help="print the state as JSON")
+    action.add_parser("stop", help="stop the local D1 started with `d1-local start`")
+    local.set_defaults(func=run_local)
+
+    up = sub.add_parser(
+        "upload",
+        help="load a corpus (schema, rows, FTS index) into a D1 target",
+        description="Copy a d1bench corpus into a D1 database: the schema, the rows in "
+        "batches within D1's limits (100 parameters and 100 KB per statement), the "
+        "secondary indexes the corpus has, and the FTS index; then compare row counts "
+        "table by table. Writes are implied. An interrupted upload resumes where it "
+        "stopped when run again.",
+    )
+    up.add_argument("--db", required=True, metavar="PATH", help="corpus SQLite file to upload")
+    up.add_argument("--target", required=True, metavar="SPEC",
+                    help="d1-local, d1-local:PERSIST_DIR, or d1://ACCOUNT_ID/DATABASE")
+    up.add_argument("--batch-rows", type=int, metavar="N",
+                    help="at most N rows per request (default: by request size)")
+    up.add_argument("--no-resume", action="store_true",
+                    help="refuse to add to tables that already hold rows")
+    up.add_argument("--no-progress", action="store_true", help="no progress bar")
+    up.set_defaults(func=run_upload)
+
+
+def run_local(args: argparse.Namespace) -> int:
+    from d1bench.targets import d1_local
+
+    if args.action == "start":
+        kwargs = {"database_id": args.database_id} if args.database_id else {}
+        try:
+            state = d1_local.start_detached(args.persist, port=args.port, **kwargs)
+        except d1_local.LocalD1Error as exc:
+            raise UsageError(str(exc)) from None
+        if args.json:
+            print(json.dumps(state, indent=2))
+        else:
+            print(f"local D1 running: pid {state['pid']}, {state['base_url']} "
+                  f"(ready in {state['ready_seconds']:.2f} s)")
+            print(f"  database {state['database_id']} in {state['persist_dir']}")
+            print(f"  token in {state['token_file']}; target spec: d1-local")
+        return 0
+    if args.action == "status":
+        status = d1_local.local_status()
+        if args.json:
+            print(json.dumps(status, indent=2))
+        elif not status["running"]:
+            print("local D1: not running")
+        else:
+            health = "healthy" if status["healthy"] else f"UNHEALTHY ({status['problem']})"
+            print(f"local D1: {health}, pid {status['pid']}, {status['base_url']}")
+            print(f"  database {status['database_id']}: {status['sqlite_path']}")
+        return 0 if status["running"] and status.get("healthy") else 1
+    state = d1_local.stop_detached()
+    print("local D1 stopped" if state else "local D1: not running")
+    return 0
+
+
+def run_upload(args: argparse.Namespace) -> int:
+    from d1bench.upload import UploadError, upload
+
+    if not Path(args.db).is_file():
+        raise UsageError(f"{args.db}: no such corpus file")
+    try:
+        frame = upload(args.db, args.target, batch_rows=args.batch_rows,
+                       progress=not args.no_progress, resume=not args.no_resume)
+    except UploadError as exc:
+        print(exc.frame.to_string())
+        raise UsageError(str(exc)) from None
+    print(frame.to_string())
+    return 0

@@ -1,5 +1,78 @@
-"""Placeholder: this verb module is being written."""
+"""``d1bench workload check|show``: validate a workload against a database, or list it."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register", "run_check", "run_show"]
 
 
-def register(sub) -> None:
-    pass
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "workload",
+        help="check a workload file against a database, or list its templates",
+        description="Workloads are TOML files of query templates, weights, parameter "
+        "samplers and sessions (see docs/workloads.md); `medical` is shipped. `check` finds "
+        "every problem before a run; `show` lists what a workload sends and how often.",
+    )
+    action = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    check = action.add_parser(
+        "check",
+        help="validate a workload against a database (exit status 2 on any error)",
+        description="Prepare every template on the database (without running it), compare its "
+        "parameter count and read/write nature with SQLite's, bind every sampler to the "
+        "corpus and draw from it, and check that sessions' row columns exist. Each problem "
+        "is printed with its file, line and template. The database is opened read-only.",
+    )
+    check.add_argument("workload", metavar="FILE",
+                       help="workload file, or the name of a shipped workload (medical)")
+    check.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus to check against")
+    check.add_argument("--seed", type=int, default=0, metavar="S",
+                       help="seed for binding and drawing the samplers (default 0)")
+    check.set_defaults(func=run_check)
+
+    show = action.add_parser(
+        "show",
+        help="list a workload's templates and sessions with weights and samplers",
+        description="Print one line per template and session: read/write, family, weight, "
+        "the share of units drawn, expected executions per unit, samplers and line.",
+    )
+    show.add_argument("workload", metavar="NAME|FILE",
+                      help="a shipped workload's name (medical) or a workload file")
+    show.add_argument("--sql", action="store_true", help="print each template's SQL as well")
+    show.set_defaults(func=run_show)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from d1bench.workload import check_workload
+
+    problems = check_workload(args.workload, args.db, seed=args.seed)
+    errors = int((problems["severity"] == "error").sum())
+    warnings = len(problems) - errors
+    for row in problems.itertuples(index=False):
+        where = f"{row.kind} '{row.template}': " if row.template else ""
+        print(f"{row.file}:{row.line}: {row.severity}: {where}{row.problem}")
+    if errors or warnings:
+        print(f"{errors} error(s), {warnings} warning(s)")
+    else:
+        print(f"{args.workload}: no problems against {args.db}")
+    return 2 if errors else 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from d1bench.workload import describe_workload, load_workload
+
+    frame = describe_workload(args.workload)
+    shown = frame.drop(columns=["description"]).copy()
+    shown["share"] = shown["share"].map(lambda x: f"{100 * x:.1f}%")
+    shown["calls_per_unit"] = shown["calls_per_unit"].map(
+        lambda x: "" if pd.isna(x) else f"{x:.3f}")
+    print(shown.to_string(index=False, max_colwidth=70))
+    if args.sql:
+        workload = load_workload(args.workload)
+        for t in workload.templates.values():
+            print(f"\n-- {t.name} ({t.kind}, {t.family}, line {t.line})")
+            print(t.sql)
+    return 0

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-__all__ = ["Meta", "Result", "PlanStep", "Connection", "Target", "Params"]
+__all__ = ["Connection", "Meta", "Params", "PlanStep", "Result", "Target"]
 
 Params = Sequence[Any]
 
@@ -52,7 +52,7 @@ class Meta:
     changes: int | None = None
     last_row_id: int | None = None
     attempts: int = 1
-    extra: Mapping[str, Any] = field(default=_EMPTY)
+    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +84,7 @@ class Connection(ABC):
     def explain(self, sql: str, params: Params = ()) -> list[PlanStep]:
         """Return the statement's query plan without running it."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release the session's resources."""
 
     def __enter__(self) -> Connection:
@@ -122,7 +122,7 @@ class Target(ABC):
         """Metadata recorded with every trace taken against this target."""
         return {"target": self.url, "target_kind": self.kind}
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release shared resources (HTTP pools, child processes)."""
 
     def __enter__(self) -> Target:

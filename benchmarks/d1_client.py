@@ -1,0 +1,203 @@
+"""Is the d1bench D1 client fast enough not to be the bottleneck?
+
+Goal (issue 5): against the local D1 with 32 requests in flight, the d1bench
+client (``D1Target.execute_async``: guard, limits, HTTP, JSON, Result)
+reaches at least 0.8x the throughput of a minimal raw-asyncio HTTP/1.1
+client sending the very same request bytes.  The raw client is written here,
+as lean as a client can be: 32 keep-alive stream connections, a pre-built
+request, read the head, read Content-Length bytes, check the status.  It does
+not even decode the JSON, so the ratio is a strict one.
+
+httpx (default settings, and tuned: pool of 32, no HTTP/2) and aiohttp (when
+installed) are measured too, for the record.  Client and server share the
+machine's cores, so every client's CPU per request comes out of the
+server's budget: that is what the ratio measures.  Rounds alternate the
+clients so that drift in the server affects all of them alike; the median
+round of each client is reported.
+
+Run: ``python benchmarks/d1_client.py [--requests 2000] [--rounds 3]``.
+Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+IN_FLIGHT = 32
+SQL = "SELECT id, title, year FROM bench_papers WHERE id = ?"
+GOAL = 0.8
+
+
+async def _raw(base_url: str, path: str, headers: dict[str, str], body: bytes,
+               n: int) -> float:
+    """The baseline: asyncio streams, pre-built request, Content-Length body, no decoding."""
+    parts = urlsplit(base_url)
+    head = [f"POST {parts.path}{path} HTTP/1.1", f"Host: {parts.netloc}",
+            f"Content-Length: {len(body)}"] + [f"{k}: {v}" for k, v in headers.items()]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+    conns = [await asyncio.open_connection(parts.hostname, parts.port) for _ in range(IN_FLIGHT)]
+    remaining = n
+
+    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            writer.write(request)
+            response_head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in response_head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await reader.readexactly(length)
+            if response_head[9:12] != b"200":
+                raise RuntimeError(response_head[:40])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(r, w) for r, w in conns))
+    elapsed = time.perf_counter() - started
+    for _, writer in conns:
+        writer.close()
+    return n / elapsed
+
+
+async def _d1bench(target: Any, n: int) -> float:
+    remaining = n
+
+    async def worker() -> None:
+        nonlocal remaining
+        i = 0
+        while remaining > 0:
+            remaining -= 1
+            i += 1
+            result = await target.execute_async(SQL, [1 + i % 100])
+            assert result.rows
+
+    await target.execute_async(SQL, [1])  # open the pool outside the timing, as the others do
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+    elapsed = time.perf_counter() - started
+    await target.aclose()
+    return n / elapsed
+
+
+async def _httpx(url: str, headers: dict[str, str], body: bytes, n: int, tuned: bool) -> float:
+    import httpx
+
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    kwargs: dict[str, Any] = {"limits": limits, "http2": False} if tuned else {}
+    remaining = n
+    async with httpx.AsyncClient(**kwargs) as client:
+        await client.post(url, content=body, headers=headers)
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                response = await client.post(url, content=body, headers=headers)
+                response.json()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+        return n / (time.perf_counter() - started)
+
+
+async def _aiohttp(url: str, headers: dict[str, str], body: bytes, n: int) -> float:
+    import aiohttp
+
+    remaining = n
+    connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.json()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+        return n / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per client per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds (clients alternate)")
+    parser.add_argument("--no-others", action="store_true", help="skip httpx and aiohttp")
+    args = parser.parse_args(argv)
+
+    from d1bench.targets.d1 import D1Target
+    from d1bench.targets.d1_local import LocalD1
+
+    try:
+        import aiohttp  # noqa: F401
+
+        have_aiohttp = True
+    except ImportError:
+        have_aiohttp = False
+
+    with LocalD1() as local:
+        setup = D1Target(local.base_url, local.account_id, local.database_id, local.token,
+                         allow_writes=True)
+        conn = setup.connect()
+        conn.execute("CREATE TABLE bench_papers (id INTEGER PRIMARY KEY, title TEXT, year INT)")
+        conn.execute_batch([("INSERT INTO bench_papers VALUES (?, ?, ?)",
+                             [i, f"Paper {i} on cardiology", 1990 + i % 30])
+                            for i in range(1, 101)])
+        setup.close()
+
+        target = D1Target(local.base_url, local.account_id, local.database_id, local.token,
+                          concurrency=IN_FLIGHT)
+        path = f"/accounts/{local.account_id}/d1/database/{local.database_id}/raw"
+        headers = {"Authorization": f"Bearer {local.token}", "Content-Type": "application/json",
+                   "Accept": "application/json"}
+        body = json.dumps({"sql": SQL, "params": [7]}, separators=(",", ":")).encode()
+        url = local.base_url + path
+
+        clients: dict[str, Any] = {
+            "raw": lambda n: _raw(local.base_url, path, headers, body, n),
+            "d1bench": lambda n: _d1bench(target, n),
+        }
+        if not args.no_others:
+            clients["httpx_default"] = lambda n: _httpx(url, headers, body, n, tuned=False)
+            clients["httpx_tuned"] = lambda n: _httpx(url, headers, body, n, tuned=True)
+            if have_aiohttp:
+                clients["aiohttp"] = lambda n: _aiohttp(url, headers, body, n)
+        for run in clients.values():  # warm up the server's JIT and the connections
+            asyncio.run(run(200))
+        rounds: dict[str, list[float]] = {name: [] for name in clients}
+        for _ in range(args.rounds):
+            for name, run in clients.items():
+                # the heavy clients get fewer requests: their rate is what counts
+                n = args.requests if name in ("raw", "d1bench") else max(200, args.requests // 4)
+                rounds[name].append(asyncio.run(run(n)))
+        target.close()
+
+    median = {name: statistics.median(values) for name, values in rounds.items()}
+    ratio = median["d1bench"] / median["raw"]
+    out = {
+        "ratio": round(ratio, 3),
+        "client_rps": round(median["d1bench"], 1),
+        "raw_rps": round(median["raw"], 1),
+        "goal": GOAL,
+        "met": ratio >= GOAL,
+        "in_flight": IN_FLIGHT,
+        "requests_per_round": args.requests,
+        "rounds": {name: [round(v, 1) for v in values] for name, values in rounds.items()},
+        "others_rps": {name: round(v, 1) for name, v in median.items()
+                       if name not in ("raw", "d1bench")},
+        "aiohttp": "measured" if have_aiohttp else "not installed",
+    }
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

