@@ -26,7 +26,7 @@ import pandas as pd
 from d1bench.errors import UsageError
 from d1bench.trace import Trace, metadata_differences
 
-__all__ = ["summarize", "compare", "intervals", "PERCENTILES", "ALL"]
+__all__ = ["ALL", "PERCENTILES", "compare", "intervals", "summarize"]
 
 #: The label of the row that covers every template.
 ALL = "ALL"
@@ -205,7 +205,7 @@ def compare(a: Trace, b: Trace, *, alpha: float = 0.05, force: bool = False,
     ``"faster"`` or ``"slower"`` when ``p_value < alpha`` (the direction from
     the test's effect, whether ``b`` tends to be below ``a``), else
     ``"not significant"``; ``"only before"``/``"only after"`` when a template
-    ran in one trace alone.
+    ran in one trace alone (``"no data"`` when in neither, after warm-up).
 
     Refuses (:class:`UsageError`) traces whose ``checked`` metadata differ
     (machine, corpus), naming each difference, unless ``force=True``.
@@ -236,7 +236,8 @@ def compare(a: Trace, b: Trace, *, alpha: float = 0.05, force: bool = False,
         row["rows_read_before"] = ra.get(name, np.nan)
         row["rows_read_after"] = rb.get(name, np.nan)
         if not len(x) or not len(y):
-            row.update(p_value=np.nan, change="only after" if len(y) else "only before")
+            change = "only after" if len(y) else "only before" if len(x) else "no data"
+            row.update(p_value=np.nan, change=change)
         else:
             test = mannwhitneyu(x, y, alternative="two-sided")
             p = float(test.pvalue)

@@ -35,12 +35,13 @@ from d1bench import __version__
 from d1bench._paths import data_dir
 
 __all__ = [
+    "cached_trace",
     "corpus_path",
     "ensure_corpus",
-    "indexed_copy",
-    "trace_path",
-    "cached_trace",
     "generated_dir",
+    "indexed_copy",
+    "replay_sqlite",
+    "trace_path",
 ]
 
 
@@ -164,3 +165,40 @@ def cached_trace(name: str, params: Mapping[str, Any], run: Callable[[Path], Any
             if not path.is_file():
                 raise RuntimeError(f"cached_trace({name!r}): run() wrote no trace to {path}")
     return load_trace(path)
+
+
+def replay_sqlite(corpus: str | os.PathLike[str], *, workload: Any = "medical",
+                  index_set: str = "none", rate: float | None = None,
+                  concurrency: int | None = None, duration: float = 3.0, warmup: float = 0.5,
+                  seed: int = 0, name: str = "sqlite", refresh: bool = False,
+                  **options: Any) -> Any:
+    """A replay of ``workload`` on a local SQLite copy of ``corpus`` under ``index_set``, cached.
+
+    Notebooks asking for the same replay (same corpus, index set, workload,
+    schedule and seed) share one trace: 02 records the open-loop run that
+    03 and 05 read again.  The workload's writes land in a throw-away copy,
+    so every replay starts from the same data and the corpus never changes.
+    ``options`` go to :func:`d1bench.replay` and into the cache key.
+    """
+    from d1bench import load_workload, replay
+
+    corpus = Path(corpus)
+    loaded = load_workload(workload) if isinstance(workload, (str, os.PathLike)) else workload
+    params = {"target": "sqlite", "workload": getattr(loaded, "digest", str(workload)),
+              "index_set": str(index_set), "rate": rate, "concurrency": concurrency,
+              "duration": duration, "warmup": warmup, "seed": seed, **options}
+
+    def run(path: Path) -> None:
+        pristine = indexed_copy(corpus, index_set)
+        fd, work = tempfile.mkstemp(prefix=".replay-", suffix=".sqlite", dir=generated_dir())
+        os.close(fd)
+        try:
+            shutil.copyfile(pristine, work)
+            replay(loaded, f"sqlite:{work}", rate=rate, concurrency=concurrency,
+                   duration=duration, warmup=warmup, seed=seed, trace_path=path,
+                   progress=False, corpus=work, force=True, **options)
+        finally:
+            for leftover in Path(work).parent.glob(Path(work).name + "*"):
+                leftover.unlink(missing_ok=True)
+
+    return cached_trace(name, params, run, corpus=corpus, refresh=refresh)

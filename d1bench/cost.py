@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import pandas as pd
 
 __all__ = [
-    "Plan",
+    "DAYS_PER_MONTH",
     "PLANS",
     "SECONDS_PER_DAY",
-    "DAYS_PER_MONTH",
-    "monthly_cost",
-    "cost_curve",
+    "Plan",
     "compare_costs",
+    "cost_curve",
+    "monthly_cost",
     "per_request_usage",
 ]
 
@@ -278,7 +278,7 @@ def per_request_usage(requests: pd.DataFrame) -> dict[str, float]:
     return {
         "rows_read_per_request": float(keep["rows_read"].mean()),
         "rows_written_per_request": float(keep["rows_written"].mean()),
-        "requests": int(len(keep)),
+        "requests": len(keep),
     }
 
 

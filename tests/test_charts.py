@@ -152,3 +152,32 @@ def test_cost_charts():
     curves = {name: cost_curve(row.rows_read_per_request, row.rows_written_per_request,
                                [1, 10, 100, 1000]) for name, row in costs.iterrows()}
     _check(charts.cost.cost_curve_chart(curves, mark_rate=100), xlog=True, ylog=True)
+
+
+# --------------------------------------------------------------------- the corpus, for real
+
+
+def test_corpus_charts_on_a_real_corpus(small_corpus):
+    from d1bench.corpus import stats
+
+    axes = _check(charts.corpus.table_sizes_chart(stats.table_sizes(small_corpus)))
+    assert axes[0].get_xscale() == "log" and "rows" in axes[0].get_xlabel()
+    degree = stats.citation_in_degree(small_corpus)
+    axes = _check(charts.corpus.in_degree_chart(degree), xlog=True, ylog=True)
+    assert any("top 1%" in t.get_text() for t in axes[0].texts)
+    _check(charts.corpus.papers_per_year_chart(stats.papers_per_year(small_corpus)))
+    _check(charts.corpus.papers_per_specialty_chart(stats.papers_per_specialty(small_corpus)))
+    terms = stats.term_frequencies(small_corpus)
+    axes = _check(charts.corpus.term_rank_chart(terms), xlog=True, ylog=True)
+    assert "Zipf fit" in " ".join(t.get_text() for t in axes[0].get_legend().get_texts())
+
+
+def test_top_share_and_zipf_exponent():
+    assert doctest.testmod(charts.corpus).failed == 0
+    even = pd.DataFrame({"in_degree": [3], "papers": [100]})
+    assert charts.corpus.top_share(even, 0.01) == pytest.approx(0.01)
+    skewed = pd.DataFrame({"in_degree": [0, 1, 100], "papers": [98, 1, 1]})
+    assert charts.corpus.top_share(skewed, 0.01) == pytest.approx(100 / 101)
+    ranks = np.arange(1, 3000)
+    steep = pd.DataFrame({"term": ranks.astype(str), "occurrences": (1e8 / ranks ** 2).astype(int)})
+    assert charts.corpus.zipf_exponent(steep) == pytest.approx(2.0, abs=0.05)

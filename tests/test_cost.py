@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import itertools
 import math
 
 import pandas as pd
@@ -104,7 +105,7 @@ def test_cost_curve_is_zero_then_rising():
     curve = cost_curve(5_000, 0.5, [0.1, 1, 10, 100])
     totals = curve["total_usd"].tolist()
     assert totals[0] == 0
-    assert all(b >= a for a, b in zip(totals, totals[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(totals))
     assert totals[-1] > totals[-2] > 0
     assert curve["requests_per_second"].tolist() == [0.1, 1, 10, 100]
 

@@ -9,20 +9,21 @@ with what the proxy did.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 
 import pytest
 
 from d1bench.errors import TargetError
 from d1bench.targets.d1 import D1Target
-from d1bench.targets.faultproxy import FAULTS, FaultProxy, SQLiteD1Server
+from d1bench.targets.faultproxy import FaultProxy, SQLiteD1Server
 
 #: What the client must call each injected fault.
 CLASS_OF = {"drop": "network", "retryable_message": "network", "rate_limit": "rate_limited",
             "server_error": "other", "overloaded": "overloaded", "lost_response": "network"}
 RETRIED = ("drop", "retryable_message", "rate_limit", "server_error")
 
-NO_FAULTS = dict(drop=0, retryable_message=0, rate_limit=0, server_error=0, slow=0)
+NO_FAULTS = {"drop": 0, "retryable_message": 0, "rate_limit": 0, "server_error": 0, "slow": 0}
 
 
 @pytest.fixture
@@ -52,11 +53,14 @@ def _logged(srv: SQLiteD1Server) -> int:
         direct.close()
 
 
+def _proxy(srv: SQLiteD1Server, script: list[str], **options) -> FaultProxy:
+    return FaultProxy(srv.base_url, script=script, **{**NO_FAULTS, **options})
+
+
 @pytest.mark.parametrize("fault", RETRIED)
 def test_a_read_is_retried_after_a_transient_fault(server, fault):
-    with FaultProxy(server.base_url, script=[fault], retry_after=0, **NO_FAULTS) as proxy:
-        with _client(proxy, server) as target:
-            result = target.connect().execute("SELECT v FROM kv WHERE k = ?", [3])
+    with _proxy(server, [fault], retry_after=0) as proxy, _client(proxy, server) as target:
+        result = target.connect().execute("SELECT v FROM kv WHERE k = ?", [3])
     assert result.rows == [("v3",)]
     assert result.meta.attempts == 2
     assert result.meta.extra["attempt_errors"] == [CLASS_OF[fault]]
@@ -66,10 +70,9 @@ def test_a_read_is_retried_after_a_transient_fault(server, fault):
 
 @pytest.mark.parametrize("fault", RETRIED)
 def test_a_write_is_not_retried(server, fault):
-    with FaultProxy(server.base_url, script=[fault], retry_after=0, **NO_FAULTS) as proxy:
-        with _client(proxy, server) as target:
-            with pytest.raises(TargetError) as err:
-                target.connect().execute("INSERT INTO log (tag) VALUES (?)", ["w"])
+    with _proxy(server, [fault], retry_after=0) as proxy, _client(proxy, server) as target, \
+            pytest.raises(TargetError) as err:
+        target.connect().execute("INSERT INTO log (tag) VALUES (?)", ["w"])
     assert err.value.error_class == CLASS_OF[fault] and err.value.retryable
     assert err.value.attempts == 1 and err.value.attempt_errors == [CLASS_OF[fault]]
     assert proxy.counts["requests"] == 1 and proxy.counts["forwarded"] == 0
@@ -77,68 +80,63 @@ def test_a_write_is_not_retried(server, fault):
 
 
 def test_retry_writes_retries_a_write_once_applied(server):
-    with FaultProxy(server.base_url, script=["drop", "retryable_message"], **NO_FAULTS) as proxy:
-        with _client(proxy, server, retry_writes=True) as target:
-            result = target.connect().execute("INSERT INTO log (tag) VALUES (?)", ["w"])
+    with _proxy(server, ["drop", "retryable_message"]) as proxy, \
+            _client(proxy, server, retry_writes=True) as target:
+        result = target.connect().execute("INSERT INTO log (tag) VALUES (?)", ["w"])
     assert result.meta.attempts == 3 and result.meta.extra["attempt_errors"] == ["network"] * 2
     assert _logged(server) == 1
 
 
 def test_a_lost_response_is_why_writes_are_not_retried(server):
     # the database ran the insert, the answer never came back: retrying would insert twice
-    with FaultProxy(server.base_url, script=["lost_response"], **NO_FAULTS) as proxy:
-        with _client(proxy, server) as target:
-            with pytest.raises(TargetError) as err:
-                target.connect().execute("INSERT INTO log (tag) VALUES (?)", ["w"])
+    with _proxy(server, ["lost_response"]) as proxy, _client(proxy, server) as target, \
+            pytest.raises(TargetError) as err:
+        target.connect().execute("INSERT INTO log (tag) VALUES (?)", ["w"])
     assert err.value.error_class == "network" and err.value.attempts == 1
     assert proxy.counts["forwarded"] == 1 and _logged(server) == 1
 
 
 def test_retry_after_is_a_floor_for_the_backoff(server):
-    with FaultProxy(server.base_url, script=["rate_limit"], retry_after=0.3,
-                    **NO_FAULTS) as proxy:
-        with _client(proxy, server, backoff_base=0.0001, backoff_cap=0.0001) as target:
-            result = target.connect().execute("SELECT 1")
+    with _proxy(server, ["rate_limit"], retry_after=0.3) as proxy, \
+            _client(proxy, server, backoff_base=0.0001, backoff_cap=0.0001) as target:
+        result = target.connect().execute("SELECT 1")
     assert result.meta.extra["attempt_errors"] == ["rate_limited"]
     assert result.meta.extra["backoff_s"][0] >= 0.3
 
 
 def test_a_long_retry_after_is_not_waited_for(server):
-    with FaultProxy(server.base_url, script=["rate_limit"], retry_after=300,
-                    **NO_FAULTS) as proxy:
-        with _client(proxy, server, max_retry_after=60) as target:
-            with pytest.raises(TargetError) as err:
-                target.connect().execute("SELECT 1")
+    with _proxy(server, ["rate_limit"], retry_after=300) as proxy, \
+            _client(proxy, server, max_retry_after=60) as target, \
+            pytest.raises(TargetError) as err:
+        target.connect().execute("SELECT 1")
     assert err.value.error_class == "rate_limited" and err.value.attempts == 1
     assert "retry-after 300 s exceeds max_retry_after 60 s" in err.value.message
 
 
 def test_overloaded_is_not_retried(server):
-    with FaultProxy(server.base_url, script=["overloaded"], **NO_FAULTS) as proxy:
-        with _client(proxy, server) as target:
-            with pytest.raises(TargetError) as err:
-                target.connect().execute("SELECT 1")
+    with _proxy(server, ["overloaded"]) as proxy, _client(proxy, server) as target, \
+            pytest.raises(TargetError) as err:
+        target.connect().execute("SELECT 1")
     assert err.value.error_class == "overloaded" and not err.value.retryable
     assert err.value.attempts == 1 and "D1 DB is overloaded" in err.value.message
     assert proxy.counts["requests"] == 1
 
 
 def test_a_slow_answer_past_the_timeout_is_a_timeout_and_a_read_goes_again(server):
-    with FaultProxy(server.base_url, script=["slow"], slow_ms=400, **NO_FAULTS) as proxy:
-        with _client(proxy, server, timeout=0.15) as target:
-            result = target.connect().execute("SELECT 1")
-            with pytest.raises(TargetError) as err:
-                proxy._script.append("slow")
-                target.connect().execute("INSERT INTO log (tag) VALUES ('late')")
+    with _proxy(server, ["slow"], slow_ms=400) as proxy, \
+            _client(proxy, server, timeout=0.15) as target:
+        result = target.connect().execute("SELECT 1")
+        proxy._script.append("slow")
+        with pytest.raises(TargetError) as err:
+            target.connect().execute("INSERT INTO log (tag) VALUES ('late')")
     assert result.meta.extra["attempt_errors"] == ["timeout"] and result.meta.attempts == 2
     assert err.value.error_class == "timeout" and err.value.attempts == 1
 
 
 def test_attempts_stop_at_max_attempts(server):
-    with FaultProxy(server.base_url, script=["drop"] * 6, **NO_FAULTS) as proxy:
-        with _client(proxy, server) as target:
-            with pytest.raises(TargetError) as err:
-                target.connect().execute("SELECT 1")
+    with _proxy(server, ["drop"] * 6) as proxy, _client(proxy, server) as target, \
+            pytest.raises(TargetError) as err:
+        target.connect().execute("SELECT 1")
     assert err.value.attempts == 5 and err.value.attempt_errors == ["network"] * 5
     assert len(err.value.backoff_s) == 4 and proxy.counts["requests"] == 5
 
@@ -147,15 +145,13 @@ def test_faults_repeat_with_the_seed(server):
     def sequence(seed: int) -> list[str]:
         with FaultProxy(server.base_url, seed=seed, drop=0.1, retryable_message=0.1,
                         rate_limit=0.1, server_error=0.1, slow=0.1, slow_ms=1,
-                        retry_after=0) as proxy:
-            with _client(proxy, server, max_attempts=1) as target:
-                conn = target.connect()
-                for _ in range(60):
-                    try:
-                        conn.execute("SELECT 1")
-                    except TargetError:
-                        pass
-            return [fault for _, fault, _ in proxy.log]
+                        retry_after=0) as proxy, \
+                _client(proxy, server, max_attempts=1) as target:
+            conn = target.connect()
+            for _ in range(60):
+                with contextlib.suppress(TargetError):
+                    conn.execute("SELECT 1")
+        return [fault for _, fault, _ in proxy.log]
 
     first, again, other = sequence(11), sequence(11), sequence(12)
     assert first == again and first != other
@@ -170,15 +166,16 @@ def test_every_attempt_is_accounted_for_under_random_faults(server):
         target = _client(proxy, server, concurrency=16)
 
         async def one(i: int) -> tuple[str, str, int, list[str]]:
-            write = i % 5 == 0
-            sql = "INSERT INTO log (tag) VALUES (?)" if write else "SELECT v FROM kv WHERE k = ?"
+            kind = "write" if i % 5 == 0 else "read"
+            sql = "INSERT INTO log (tag) VALUES (?)" if kind == "write" else \
+                "SELECT v FROM kv WHERE k = ?"
             try:
-                result = await target.execute_async(sql, [str(i) if write else 1 + i % 10])
+                result = await target.execute_async(sql, [str(i) if kind == "write"
+                                                          else 1 + i % 10])
             except TargetError as exc:
                 assert exc.attempt_errors[-1] == exc.error_class
-                return ("write" if write else "read"), exc.error_class, exc.attempts, \
-                    exc.attempt_errors
-            return ("write" if write else "read"), "ok", result.meta.attempts, \
+                return kind, exc.error_class, exc.attempts, exc.attempt_errors
+            return kind, "ok", result.meta.attempts, \
                 list(result.meta.extra.get("attempt_errors", []))
 
         async def run():

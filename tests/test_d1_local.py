@@ -54,8 +54,9 @@ def rows_table(local_d1: LocalD1) -> str:
                      "(id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, v TEXT NOT NULL)")
         conn.execute(f"CREATE INDEX IF NOT EXISTS {name}_grp ON {name} (grp)")
         conn.execute(f"DELETE FROM {name}")
-        conn.execute(f"WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
-                     f"INSERT INTO {name} (id, grp, v) SELECT i, i % 10, 'value ' || i FROM n")
+        conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                     f"WHERE i < 1000) INSERT INTO {name} (id, grp, v) "
+                     "SELECT i, i % 10, 'value ' || i FROM n")
     return name
 
 
@@ -69,6 +70,9 @@ def test_start_stop_leaves_no_process(tmp_path: Path) -> None:
         assert len(_workerd_in(pgid)) == 1, members
         assert d1.health()["database_id"] == d1.database_id
         assert d1.base_url == f"http://127.0.0.1:{d1.port}/client/v4"
+        # Nothing reached for the network (Miniflare would fetch a Request.cf sample).
+        output = "".join(path.read_text() for path in d1.log_paths)
+        assert "Request.cf" not in output and "ENOTFOUND" not in output
     assert process_group(pgid) == {}
     assert not d1.running
     # The database outlives the server, as a plain SQLite file.
@@ -97,7 +101,7 @@ def test_parent_killed_stops_the_server(tmp_path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no __exit__
     """)
     done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)  # it dies by SIGKILL on purpose
     pgid = int(done.stdout.split()[0])
     deadline = time.monotonic() + 10
     while process_group(pgid) and time.monotonic() < deadline:

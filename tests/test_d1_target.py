@@ -11,6 +11,7 @@ import asyncio
 import json
 import pickle
 import threading
+
 import pytest
 
 from d1bench.errors import TargetError, UsageError
@@ -160,8 +161,8 @@ def test_http_pool_reads_chunked_until_close_and_informational_responses():
     body = b'{"a": 1}'
     responses = [
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n" + body,
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\n{\"a\r\n5\r\n\": 2}\r\n"
-        b"0\r\nX-Trailer: t\r\n\r\n",
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\n{\"a\r\n5\r\n\": 2}\r\n"
+         b"0\r\nX-Trailer: t\r\n\r\n"),
         b"HTTP/1.1 204 No Content\r\n\r\n",
         b"HTTP/1.0 200 OK\r\n\r\nuntil close",
     ]
@@ -269,6 +270,7 @@ def test_workload_limits_name_the_template():
     ("WITH x AS (SELECT 1) INSERT INTO users (email) SELECT * FROM x", False, False, False),
     ("REPLACE INTO users (id) VALUES (1)", False, False, False),
     ("SELECT 1; DELETE FROM papers", False, False, False),
+    ("EXPLAIN QUERY PLAN DELETE FROM papers WHERE id = ?", True, True, True),  # not run
     ("SELECT * FROM not_in_the_schema", True, True, None),  # SQLite cannot prepare: parse decides
     ("DELETE FROM not_in_the_schema", False, False, None),
 ])
@@ -409,7 +411,7 @@ def test_token_stays_out_of_repr_url_describe_and_pickles(double):
 # --- the real local D1 ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def local_d1():
+def notes_d1():
     from d1bench.targets.d1_local import LocalD1
 
     with LocalD1() as local:
@@ -423,8 +425,8 @@ def local_d1():
 
 
 @pytest.mark.d1local
-def test_local_d1_meta_counts_rows_as_d1_bills_them(local_d1):
-    with D1Target(local_d1.base_url, local_d1.account_id, local_d1.database_id, local_d1.token,
+def test_local_d1_meta_counts_rows_as_d1_bills_them(notes_d1):
+    with D1Target(notes_d1.base_url, notes_d1.account_id, notes_d1.database_id, notes_d1.token,
                   allow_writes=True) as target:
         conn = target.connect()
         inserted = conn.execute_batch([("INSERT INTO notes (grp, body) VALUES (?, ?)",
@@ -449,9 +451,9 @@ def test_local_d1_meta_counts_rows_as_d1_bills_them(local_d1):
     ("SELECT * FROM nowhere", [], "syntax", "no such table"),
     ("INSERT INTO notes (id, grp) VALUES (1, 1)", [], "constraint", "UNIQUE constraint failed"),
 ])
-def test_local_d1_messages_are_classified(local_d1, sql, params, error_class, needle):
+def test_local_d1_messages_are_classified(notes_d1, sql, params, error_class, needle):
     # limits checks off: D1 itself must say no, and its words must sort into the right class
-    with D1Target(local_d1.base_url, local_d1.account_id, local_d1.database_id, local_d1.token,
+    with D1Target(notes_d1.base_url, notes_d1.account_id, notes_d1.database_id, notes_d1.token,
                   allow_writes=True, check_limits=False) as target:
         conn = target.connect()
         conn.execute("INSERT OR IGNORE INTO notes (id, grp) VALUES (1, 1)")
@@ -462,11 +464,53 @@ def test_local_d1_messages_are_classified(local_d1, sql, params, error_class, ne
 
 
 @pytest.mark.d1local
-def test_local_d1_health_and_bad_token(local_d1):
-    good = D1Target(local_d1.base_url, local_d1.account_id, local_d1.database_id, local_d1.token)
+def test_local_d1_health_and_bad_token(notes_d1):
+    good = D1Target(notes_d1.base_url, notes_d1.account_id, notes_d1.database_id, notes_d1.token)
     assert "notes" in good.health(tables=["notes"])["tables"]
-    bad = D1Target(local_d1.base_url, local_d1.account_id, local_d1.database_id, "not-it-0000")
+    bad = D1Target(notes_d1.base_url, notes_d1.account_id, notes_d1.database_id, "not-it-0000")
     with pytest.raises(UsageError, match="API token was refused"):
         bad.health()
     good.close()
     bad.close()
+
+
+def test_cli_options_reach_the_target(double):
+    import argparse
+
+    from d1bench.targets.d1 import add_d1_arguments, d1_options
+
+    parser = argparse.ArgumentParser()
+    add_d1_arguments(parser)
+    args = parser.parse_args(["--allow-writes", "--base-url", double.base_url,
+                              "--d1-endpoint", "query", "--max-attempts", "2"])
+    env = {"CLOUDFLARE_API_TOKEN": double.token}
+    with D1Target.from_spec(f"d1://{double.account_id}/{double.database_id}", env=env,
+                            **d1_options(args)) as target:
+        assert (target.allow_writes, target.endpoint, target.policy.max_attempts,
+                target.policy.retry_writes) == (True, "query", 2, False)
+        assert target.connect().execute("UPDATE kv SET v = 'w' WHERE k = 2").meta.changes == 1
+    defaults = d1_options(parser.parse_args([]))
+    assert defaults == {"allow_writes": False, "retry_writes": False, "max_attempts": 5,
+                        "endpoint": "raw"}
+
+
+def test_https_with_a_private_certificate_authority(tmp_path):
+    import ssl
+    import subprocess
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    with SQLiteD1Server(tls=server_side) as server:
+        assert server.base_url.startswith("https://127.0.0.1:")
+        trusting = ssl.create_default_context(cafile=str(cert))
+        with _target(server, ssl_context=trusting) as target:
+            assert target.connect().execute("SELECT ?", ["over tls"]).rows == [("over tls",)]
+        # the system trust store does not know this certificate: refused, and not retried
+        with _target(server, max_attempts=3) as target, pytest.raises(TargetError) as err:
+            target.connect().execute("SELECT 1")
+    assert err.value.error_class == "network" and not err.value.retryable
+    assert err.value.attempts == 1 and "certificate" in err.value.message

@@ -75,52 +75,9 @@ def toy_workload(tmp_path: Path, *, scan_weight: float = 0, session_weight: floa
 
 
 def sqlite_target(path: Path) -> Target:
-    try:
-        from d1bench.targets import open_target
-    except ImportError:  # TEMPORARY stand-in until the SQLite target lands
-        return _ApswTarget(path)
+    from d1bench.targets import open_target
+
     return open_target(f"sqlite:{path}")
-
-
-class _ApswConn(Connection):  # TEMPORARY
-    def __init__(self, path: Path) -> None:
-        self.db = apsw.Connection(str(path))
-
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        from d1bench.targets.base import Meta, Result
-
-        t = time.perf_counter_ns()
-        cur = self.db.execute(sql, params)
-        try:
-            cols = tuple(d[0] for d in cur.getdescription())
-        except apsw.ExecutionCompleteError:
-            cols = ()
-        rows = cur.fetchall()
-        return Result(cols, rows, Meta(rows_read=len(rows), rows_written=0,
-                                       duration_ms=(time.perf_counter_ns() - t) / 1e6))
-
-    def explain(self, sql: str, params: Any = ()) -> Any:
-        from d1bench.targets.base import PlanStep
-
-        return [PlanStep(*r[:2], r[3]) for r in self.db.execute("EXPLAIN QUERY PLAN " + sql,
-                                                                 params)]
-
-    def close(self) -> None:
-        self.db.close()
-
-
-class _ApswTarget(Target):  # TEMPORARY
-    kind = "sqlite"
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @property
-    def url(self) -> str:
-        return f"sqlite:{self.path}"
-
-    def connect(self) -> Connection:
-        return _ApswConn(self.path)
 
 
 class _HookConnection(Connection):
@@ -195,7 +152,7 @@ def synthetic_trace(times: dict[str, np.ndarray], *, meta: dict[str, Any] | None
         n_warm = (warmup or {}).get(template, 0)
         n_err = (errors or {}).get(template, 0)
         for k, ms in enumerate(values):
-            ns = int(round(ms * 1e6))
+            ns = round(ms * 1e6)
             failed = k >= len(values) - n_err
             row = {
                 "run": 0, "unit_index": unit, "unit": template, "kind": "query",

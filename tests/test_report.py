@@ -201,8 +201,14 @@ def test_headline_kinds_and_bad_keys():
 
 
 def test_doctests_pass():
-    result = doctest.testmod(report)
-    assert result.attempted >= 4 and result.failed == 0
+    from d1bench.report import headlines, render
+
+    attempted = 0
+    for module in (report, headlines, render):
+        result = doctest.testmod(module)
+        assert result.failed == 0, module.__name__
+        attempted += result.attempted
+    assert attempted >= 4
 
 
 # --------------------------------------------------------------------- the repository's notebooks
@@ -231,3 +237,13 @@ def test_repository_notebooks_are_stripped_and_tagged(path):
         assert "papermill" not in cell.metadata
     assert "papermill" not in nb.metadata
     assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_repository_notebooks_pass_nbstripout_verify():
+    import subprocess
+    import sys
+
+    paths = [str(p) for p in _repo_notebooks()]
+    done = subprocess.run([sys.executable, "-m", "nbstripout", "--verify", *paths],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

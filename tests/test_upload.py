@@ -12,13 +12,13 @@ import pytest
 from d1bench.errors import UsageError
 from d1bench.schema import TABLES
 from d1bench.targets.d1_local import LocalD1
-from d1bench.upload import (
+from d1bench.upload import upload
+from d1bench.upload.packing import (
     MAX_PARAMS,
     MAX_STATEMENT_BYTES,
-    _describe,
-    _Statements,
-    _Table,
-    upload,
+    StatementPacker,
+    Table,
+    describe_table,
 )
 
 
@@ -46,11 +46,12 @@ def test_upload_copies_every_row_exactly(local_d1_corpus: LocalD1, small_corpus:
     with local_d1_corpus.target() as target:
         frame = upload(small_corpus, target, progress=False)
     tables = list(TABLES)
-    assert list(frame.index) == [*tables, "papers_fts"]
+    assert list(frame.index) == [*tables, "papers_fts", "(schema)", "(checks)"]
     assert frame.loc["papers", "rows_source"] == 2000
     assert frame.loc[tables, "ok"].all()
     assert (frame.loc[tables, "rows_target"] == frame.loc[tables, "rows_source"]).all()
     assert (frame.loc[tables, "rows_uploaded"] == 0).all()
+    assert (frame.loc[tables, "rows_written"].fillna(0) == 0).all()  # nothing billed twice
     # Same values of the same types, row by row (integers bound over JSON must
     # land as integers, NULLs as NULLs).
     source, copy = _read_only(small_corpus), _read_only(local_d1_corpus.sqlite_path)
@@ -84,7 +85,7 @@ def test_fts_match_works_on_d1(local_d1_corpus: LocalD1, corpus_copy: Path) -> N
             assert got.meta.rows_read > 0  # FTS steps are billed rows on D1
             assert [r[0] for r in conn.execute(ranked, [query]).rows] == [
                 r[0] for r in reference.execute(ranked, (query,))]
-        snippet = conn.execute("SELECT snippet(papers_fts, 0, '[', ']', '…', 8) FROM papers_fts "
+        snippet = conn.execute("SELECT snippet(papers_fts, -1, '[', ']', '…', 8) FROM papers_fts "
                                "WHERE papers_fts MATCH ? LIMIT 1", [terms[0]])
         assert "[" in snippet.rows[0][0]
         # FTS5's own check that the index matches the papers table.
@@ -113,14 +114,21 @@ def test_resume_after_interruption(tmp_path: Path, corpus_copy: Path) -> None:
     with LocalD1(tmp_path / "d1") as d1, d1.target(allow_writes=True) as target:
         conn = target.connect()
         with pytest.raises(_Interrupted):
-            upload(corpus_copy, target, batch_rows=100, progress=False, on_batch=interrupt)
+            upload(corpus_copy, target, batch_rows=100, progress=False, on_batch=interrupt,
+                   fts_rebuild_max=0)
         assert batches[-1] == ("papers", 3)
         assert conn.execute("SELECT count(*), max(id) FROM papers").rows == [(300, 300)]
         assert conn.execute("SELECT count(*) FROM citations").rows == [(0,)]
 
-        frame = upload(corpus_copy, target, batch_rows=100, progress=False)
+        # fts_rebuild_max=0: the index is refilled in id ranges, as for a large corpus.
+        frame = upload(corpus_copy, target, batch_rows=100, progress=False, fts_rebuild_max=0,
+                       fts_seconds=0.01)
         assert frame["ok"].all()
         assert frame.loc["papers", "rows_uploaded"] == 2000 - 300
+        # D1 bills each paper twice: the row and its entry in the UNIQUE (doi) index.
+        assert frame.loc["papers", "rows_written"] == 2 * (2000 - 300)
+        assert frame.loc["papers_fts", "rows_uploaded"] == 2000
+        assert frame.loc["papers_fts", "rows_written"] >= 2000
         assert frame.loc["clinical_trials", "rows_uploaded"] == 0
         assert frame.loc["papers", "rows_target"] == 2000
         assert conn.execute("SELECT count(DISTINCT doi) FROM papers").rows == [(2000,)]
@@ -145,8 +153,8 @@ def test_resume_after_interruption(tmp_path: Path, corpus_copy: Path) -> None:
 def test_statements_stay_within_d1_limits(small_corpus: Path) -> None:
     source = _read_only(small_corpus)
     try:
-        table = _describe(source, small_corpus, "papers")
-        pack = _Statements(table, None, max_statements=7, max_request_bytes=10**9)
+        table = describe_table(source, small_corpus, "papers")
+        pack = StatementPacker(table, None, max_statements=7, max_request_bytes=10**9)
         sent = []
         for row in source.execute("SELECT rowid, * FROM papers ORDER BY rowid"):
             if pack.add(row):
@@ -167,22 +175,22 @@ def test_statements_stay_within_d1_limits(small_corpus: Path) -> None:
 
 
 def test_values_json_cannot_carry_are_written_as_literals() -> None:
-    table = _Table("t", ("id", "big", "blob", "inf"), explicit_rowid=False)
-    pack = _Statements(table, None, 50, 10**6)
+    table = Table("t", ("id", "big", "blob", "inf"), explicit_rowid=False)
+    pack = StatementPacker(table, None, 50, 10**6)
     pack.add((1, 1, 2**60, b"\x00\xff", float("inf")))
     ((sql, params),) = pack.take()[0]
     assert not pack.pending
     assert sql.endswith("VALUES (?,1152921504606846976,X'00ff',9e999)")
     assert params == [1]
-    keyed = _Table("kv", ("key", "value"), explicit_rowid=True)
-    pack = _Statements(keyed, None, 50, 10**6)
+    keyed = Table("kv", ("key", "value"), explicit_rowid=True)
+    pack = StatementPacker(keyed, None, 50, 10**6)
     pack.add((7, "k", "v"))
-    assert pack.take()[0] == [('INSERT OR IGNORE INTO "kv" ("rowid", "key", "value") '
-                               "VALUES (?,?,?)", [7, "k", "v"])]
+    sql = 'INSERT OR IGNORE INTO "kv" ("rowid", "key", "value") VALUES (?,?,?)'
+    assert pack.take()[0] == [(sql, [7, "k", "v"])]
 
 
 def test_oversized_value_is_refused_before_sending() -> None:
-    pack = _Statements(_Table("papers", ("id", "abstract"), explicit_rowid=False), None, 50, 10**6)
+    pack = StatementPacker(Table("papers", ("id", "abstract"), explicit_rowid=False), None, 50, 10**6)
     with pytest.raises(UsageError, match=r"papers rowid 12: 2,000,001 bytes"):
         pack.add((12, 12, "x" * 2_000_001))
 

@@ -52,68 +52,6 @@ class ApswConnection(Connection):
         self.db.close()
 
 
-# TEMPORARY: a hand-built corpus until d1bench.generate_corpus lands (then these two go).
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import json
-
-    from d1bench.schema import create_schema
-
-    path = tmp_path_factory.mktemp("tiny") / "tiny.sqlite"
-    rng = random.Random(1)
-    c = apsw.Connection(str(path))
-    create_schema(c)
-    specs, designs = ["Cardiology", "Oncology", "Neurology"], ["RCT", "cohort", "case-control"]
-    words = ["atrial fibrillation", "stroke", "tumor growth", "migraine", "heart failure", "glioma",
-             "sepsis", "asthma", "renal", "diabetes", "insulin", "statin", "aspirin", "biopsy"]
-    zipf = [1 / r for r in range(1, len(words) + 1)]
-    c.execute("BEGIN")
-    for i in range(1, 6):
-        c.execute("INSERT INTO clinical_trials VALUES (?,?,?,?,?,?,?,?,?)",
-                  (f"NCT{i:08d}", f"Trial {i}", f"Phase {1 + i % 4}", "completed", 100 * i,
-                   '["mortality"]', '["quality of life"]', "2024-01-01", f"2026-0{1 + i}-01"))
-    n = 300
-    for i in range(1, n + 1):
-        kw = list(dict.fromkeys(rng.choices(words, zipf, k=3)))
-        c.execute("INSERT INTO papers VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                  (i, f"10.1000/p{i}", f"A study of {' and '.join(kw)}", f"About {kw[0]}",
-                   json.dumps([{"name": f"Author {i}", "affiliation": "Uni"}]), json.dumps(kw),
-                   "J Med", f"20{16 + i % 10}-0{1 + i % 9}-15", "research-article", "final",
-                   specs[i % 3], designs[i % 3], "high", rng.randint(0, 50),
-                   f"NCT{1 + i % 5:08d}" if i % 2 else None, json.dumps(kw), "findings",
-                   json.dumps([round(rng.gauss(0, 1), 3) for _ in range(8)])))
-    for _ in range(n * 3):
-        a, b = rng.randint(1, n), rng.randint(1, n)
-        if a != b:
-            c.execute("INSERT OR IGNORE INTO citations (citing_paper_id, cited_paper_id, context) "
-                      "VALUES (?,?,?)", (a, b, "methods"))
-    for u in range(1, 21):
-        c.execute("INSERT INTO users VALUES (?,?,?,?,?,?,?)",
-                  (u, f"u{u}@x.org", f"User {u}", "Uni", "clinician", specs[u % 3], "2025-01-01"))
-    for _ in range(1000):
-        c.execute("INSERT INTO reading_history (user_id, paper_id, last_read_at, read_percentage) "
-                  "VALUES (?,?,?,?)", (rng.randint(1, 20), rng.randint(1, n),
-                                       f"2026-{rng.randint(8, 10):02d}-{rng.randint(1, 28):02d} 10:00:00",
-                                       rng.uniform(1, 100)))
-    for _ in range(400):
-        c.execute("INSERT INTO paper_reviews (paper_id, user_id, rating, review_text, created_at) "
-                  "VALUES (?,?,?,?,?)", (rng.randint(1, n), rng.randint(1, 20), rng.randint(1, 5),
-                                         "ok", "2026-09-01"))
-    c.execute("INSERT INTO corpus_meta VALUES ('as_of', '2026-11-01')")
-    c.execute("COMMIT")
-    c.close()
-    return path
-
-
-@pytest.fixture
-def corpus_copy(small_corpus: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    dest = tmp_path / "corpus.sqlite"
-    shutil.copyfile(small_corpus, dest)
-    return dest
-
-
 @pytest.fixture
 def conn(small_corpus: Path):
     c = ApswConnection(small_corpus)
@@ -151,14 +89,14 @@ def test_medical_binds_and_every_read_template_runs(conn: ApswConnection) -> Non
         if template.is_write:
             continue
         rows = 0
-        for _ in range(3):
+        for _ in range(2 if name == "semantic_search" else 8):  # it is slow on purpose
             params = bound.draw_params(name, rng)
             assert len(params) == len(template.params)
             rows += len(conn.execute(template.sql, params).rows)
         returned[name] = rows
     # lookups by sampled keys always find their row
-    assert returned["paper_by_id"] == 3 and returned["paper_by_doi"] == 3
-    assert returned["top_cited_in_specialty"] == 60
+    assert returned["paper_by_id"] == 8 and returned["paper_by_doi"] == 8
+    assert returned["top_cited_in_specialty"] >= 8
     # the view follows the wall clock; every other family finds rows on this corpus
     assert all(rows > 0 for name, rows in returned.items() if name != "recent_trends_view"), returned
 
@@ -212,7 +150,8 @@ params = [{ sampler = "term", band = "rare" }]
                 for _ in range(30)]
         return sum(hits) / len(hits)
 
-    assert mean_hits("common") > 5 * mean_hits("rare")
+    common, rare = mean_hits("common"), mean_hits("rare")
+    assert common > 5 * rare, (common, rare)
 
 
 def test_term_sources(corpus_copy: Path, tmp_path: Path) -> None:
@@ -308,11 +247,14 @@ def test_n_plus_1_session_fetches_each_rows_reviews(conn: ApswConnection) -> Non
     done = run_unit(conn, unit)
     (first, listing), rest = done[0], done[1:]
     assert first.template.name == "list_specialty_papers" and first.step == 0
-    assert len(listing.rows) == 20
+    n = len(listing.rows)
+    assert 0 < n <= 20
+    assert n == one(conn, "SELECT min(20, count(*)) FROM papers WHERE medical_specialty = ?",
+                    *first.params)
     ids = [row[listing.columns.index("id")] for row in listing.rows]
-    assert [call.template.name for call, _ in rest] == ["paper_reviews"] * 20
+    assert [call.template.name for call, _ in rest] == ["paper_reviews"] * n
     assert [call.params for call, _ in rest] == [(i,) for i in ids]
-    assert [call.row for call, _ in rest] == list(range(20))
+    assert [call.row for call, _ in rest] == list(range(n))
     assert all(call.step == 1 for call, _ in rest)
     # each step really ran: its reviews are the paper's
     for call, result in rest:
@@ -511,6 +453,13 @@ def test_cli_check_exit_status_and_output(small_corpus: Path, tmp_path: Path,
     assert "5 error(s), 0 warning(s)" in out
     assert main(["workload", "check", str(path), "--db", str(tmp_path / "none.sqlite")]) == 2
     assert "no such database file" in capsys.readouterr().err
+    # warnings alone (D1 would refuse it; SQLite runs it) do not fail a check
+    local = tmp_path / "local.toml"
+    local.write_text('[templates.mode]\nsql = "PRAGMA journal_mode"\n')
+    assert main(["workload", "check", str(local), "--db", str(small_corpus)]) == 0
+    out = capsys.readouterr().out
+    assert f"{local}:1: warning: template 'mode': D1 would refuse it" in out
+    assert "0 error(s), 1 warning(s)" in out
 
 
 def test_cli_show_lists_templates(capsys: pytest.CaptureFixture[str]) -> None:

@@ -132,6 +132,8 @@ def test_medical_ships_and_is_sound() -> None:
     assert sum(shares[n] for n in writes) == pytest.approx(0.05)
     assert all(re.search(r"[:@$][A-Za-z]", t.sql) is None for t in w.templates.values())
     assert all(len(t.params) <= 100 for t in w.templates.values())
+    # the lint and advisor stages read every template with sqlglot
+    assert all(t.parse_error is None and t.expression() is not None for t in w.templates.values())
     session = w.sessions["specialty_reviews_n_plus_1"]
     assert session.steps[1].for_each_row
     # the seed's flaws are kept: recursive CTE on cited_paper_id, LIKE over JSON, POW over json_each
@@ -292,6 +294,9 @@ def test_all_problems_are_collected(tmp_path: Path) -> None:
     ("SELECT 1 UNION ALL SELECT 2", False),
     ("VALUES (1), (2)", False),
     ("PRAGMA table_info(papers)", False),
+    ("PRAGMA user_version", False),
+    ("PRAGMA user_version = 3", True),
+    ("PRAGMA journal_mode", True),
     ("SELECT * FROM papers p JOIN papers_fts ON p.id = papers_fts.rowid WHERE papers_fts MATCH ?",
      False),
     ("INSERT INTO reading_history (user_id) VALUES (?)", True),
@@ -305,8 +310,19 @@ def test_all_problems_are_collected(tmp_path: Path) -> None:
     ("ALTER TABLE papers ADD COLUMN x TEXT", True),
     ("ANALYZE", True),
 ])
-def test_classify_write(sql: str, is_write: bool) -> None:
+def test_classify_write(sql: str, is_write: bool, tmp_path: Path) -> None:
+    import apsw
+    import apsw.ext
+
+    from d1bench.schema import create_schema
+
     assert classify_write(sql)[0] is is_write
+    # and SQLite agrees, on a database with the schema
+    db = apsw.Connection(str(tmp_path / "schema.sqlite"))
+    create_schema(db)
+    if "idx_papers_doi" in sql and sql.startswith("DROP"):
+        db.execute("CREATE INDEX idx_papers_doi ON papers (doi)")
+    assert apsw.ext.query_info(db, sql).is_readonly is not is_write
 
 
 def test_placeholders_follow_sqlite_numbering() -> None:
@@ -324,7 +340,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs" / "workloads.md"
 
 def test_docs_example_loads(tmp_path: Path) -> None:
     text = DOCS.read_text(encoding="utf-8")
-    example = re.search(r"```toml\n(.*?)```", text, re.S)
+    example = re.search(r"```toml\n(.*?)```", text, re.DOTALL)
     assert example is not None
     w = load_workload(write(tmp_path, example.group(1), "my.toml"))
     assert w.name == "example" and w.write_weight == pytest.approx(0.1)
@@ -333,7 +349,7 @@ def test_docs_example_loads(tmp_path: Path) -> None:
 
 def test_docs_table_gives_the_medical_shares() -> None:
     text = DOCS.read_text(encoding="utf-8")
-    rows = re.findall(r"^\| (?:session )?`(\w+)` \|[^|]*\| (\d+)% \|", text, re.M)
+    rows = re.findall(r"^\| (?:session )?`(\w+)` \|[^|]*\| (\d+)% \|", text, re.MULTILINE)
     shares = load_workload("medical").shares()
     assert {name for name, _ in rows} == set(shares)
     for name, percent in rows:

@@ -1,0 +1,24 @@
+"""Index advice for a whole workload, in D1's currency, with a reason for everything.
+
+:func:`advise` runs the stages of this package in order, each with one job:
+
+1. :mod:`~d1bench.advisor.query` reads every template (sqlglot);
+2. :mod:`~d1bench.advisor.candidates` lists the indexes they ask for;
+3. :mod:`~d1bench.advisor.whatif` plans each template as if some of them
+   existed, on a schema-only copy carrying the corpus's real statistics;
+4. :mod:`~d1bench.advisor.cost` prices each plan in rows read and written;
+5. :mod:`~d1bench.advisor.select` grows the set greedily (Extend), weighting
+   each template by its frequency, and proposes drops;
+6. :mod:`~d1bench.advisor.naming` and :mod:`~d1bench.advisor.migration` write
+   it down as a wrangler migration;
+7. :mod:`~d1bench.advisor.verify` builds it on a copy and replays the workload
+   again, so the saving is measured, not predicted.
+
+:mod:`~d1bench.advisor.expert` runs SQLite's own ``.expert`` for comparison.
+"""
+
+from __future__ import annotations
+
+from d1bench.advisor.advise import DEFAULT_SAMPLES, Advice, advise
+
+__all__ = ["DEFAULT_SAMPLES", "Advice", "advise"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Key", "IndexDef", "TableDef", "ForeignKey", "Catalog", "read_catalog"]
+__all__ = ["Catalog", "ForeignKey", "IndexDef", "Key", "TableDef", "read_catalog"]
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -23,7 +23,6 @@ measurements.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from d1bench.advisor.query import ROWID, Pred, QueryInfo, Ref
 from d1bench.advisor.stats import Stats
 from d1bench.advisor.whatif import PlanRow
 
-__all__ = ["CostModel", "Estimate", "parse_loop", "Loop", "JSON_EACH_ROWS", "RECURSION_FANOUT_LEVELS"]
+__all__ = ["JSON_EACH_ROWS", "RECURSION_FANOUT_LEVELS", "CostModel", "Estimate", "Loop", "parse_loop"]
 
 #: Elements a json_each() call is assumed to step through when the data cannot say.
 JSON_EACH_ROWS = 16
@@ -42,6 +41,8 @@ JSON_EACH_ROWS = 16
 RECURSION_FANOUT_LEVELS = 1
 #: Rows an FTS5 MATCH is assumed to return when it cannot be run.
 _EQ_OPS = ("eq", "in", "isnull")
+#: Distinct values assumed for a GROUP BY term that is not a plain column (date(x)...).
+_UNKNOWN_GROUPS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,8 @@ def parse_loop(detail: str) -> Loop | None:
 
     >>> parse_loop("SEARCH t USING INDEX t_ab (a=? AND b>?)").constraints
     (('a', '='), ('b', '>'))
+    >>> parse_loop("SEARCH u USING COVERING INDEX ix (<expr>=? AND b<?)").constraints
+    (('<expr>', '='), ('b', '<'))
     >>> parse_loop("SCAN p USING COVERING INDEX i").access
     'covering'
     >>> parse_loop("SEARCH p USING INTEGER PRIMARY KEY (rowid=?)").access
@@ -97,9 +100,10 @@ def parse_loop(detail: str) -> Loop | None:
         part = part.strip()
         if not part or part.startswith("ANY("):
             continue
-        mm = re.match(r"^(.*?)(=|>=|<=|>|<)\?$", part)
+        expr = part.startswith("<expr>")
+        mm = re.match(r"^(.*?)(=|>=|<=|>|<)\?$", part[len("<expr>"):] if expr else part)
         if mm:
-            constraints.append((mm.group(1), mm.group(2)))
+            constraints.append(("<expr>" if expr else mm.group(1), mm.group(2)))
     return Loop(m.group("kind").lower(), m.group("alias"), access, m.group("index"),
                 tuple(constraints))
 
@@ -127,6 +131,7 @@ class _Block:
     out: float = 1.0
     blocked: bool = False
     sorted_rows: float = 0.0
+    once: float = 0.0  # part of `read` paid once per statement (automatic indexes)
     full_scans: list[str] = field(default_factory=list)
 
 
@@ -223,9 +228,14 @@ class CostModel:
         block = walker.run(plan)
         written = 0.0
         out = block.out
+        read = block.read
         if info.statement in ("insert", "update", "delete") and info.write_table:
             written = self.rows_written(info, out, indexes.values())
-        return Estimate(rows_read=block.read, rows_written=written, rows_out=out,
+            if info.statement == "insert":
+                # D1 enforces foreign keys: each new row looks its parents up
+                parents = sum(1 for fk in self.catalog.foreign_keys if fk.table == info.write_table)
+                read += parents * (1.0 if not info.refs else out)
+        return Estimate(rows_read=read, rows_written=written, rows_out=out,
                         full_scans=tuple(block.full_scans))
 
     def rows_written(self, info: QueryInfo, changed: float, indexes: Any) -> float:
@@ -254,9 +264,8 @@ def _touches(index: IndexDef, columns: frozenset[str]) -> bool:
     for k in index.keys:
         if any(re.search(rf"\b{re.escape(c)}\b", k.expr.lower()) for c in lower):
             return True
-    if index.where and any(re.search(rf"\b{re.escape(c)}\b", index.where.lower()) for c in lower):
-        return True
-    return False
+    return bool(index.where) and any(re.search(rf"\b{re.escape(c)}\b", index.where.lower())
+                                     for c in lower)
 
 
 def _number(v: Any) -> Any:
@@ -316,6 +325,7 @@ class _Walker:
     def block(self, rows: list[PlanRow], outer: set[int], scope: int | None) -> _Block:
         b = _Block()
         cur = 1.0
+        grouped = False
         done = set(outer)
         loop_read = 0.0
         late_read = 0.0
@@ -324,30 +334,47 @@ class _Walker:
             kids = self.children.get(row.id, [])
             loop = parse_loop(d)
             if loop is not None:
+                self.build = 0.0
                 visited, out, full = self.loop(loop, done)
                 loop_read += cur * visited
+                b.read += self.build  # an automatic index is built once per statement
+                b.once += self.build
                 cur *= out
                 if full:
                     b.full_scans.append(full)
                 continue
-            if d.startswith("USE TEMP B-TREE") or d.startswith("LAST TERM OF ORDER BY") or \
-                    d.startswith("RIGHT PART OF ORDER BY"):
+            if d.startswith("USE TEMP B-TREE FOR GROUP BY"):
+                b.blocked = True
+                b.sorted_rows += cur
+                cur = self._groups(scope, cur)
+                grouped = True
+                continue
+            if d.startswith(("USE TEMP B-TREE FOR ORDER BY", "USE TEMP B-TREE FOR DISTINCT",
+                             "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY",
+                             "USE TEMP B-TREE FOR LAST TERM OF ORDER BY",
+                             "USE TEMP B-TREE FOR LAST")):
                 b.blocked = True
                 b.sorted_rows += cur
                 continue
+            if d.startswith("USE TEMP B-TREE"):
+                continue  # count(DISTINCT) and the like: inserts, not reads
             if d.startswith(("MATERIALIZE ", "CO-ROUTINE ")):
                 name = d.split(" ", 1)[1].strip()
                 sub = self.cte(kids, name, done)
                 b.read += sub.read
+                b.once += sub.read
                 self.derived[name.lower()] = sub.out
                 continue
             if d.startswith(("CORRELATED SCALAR SUBQUERY", "CORRELATED LIST SUBQUERY")):
                 sub = self.block(kids, done, None)
-                late_read += cur * sub.read
+                late_read += cur * (sub.read - sub.once)
+                b.read += sub.once
+                b.once += sub.once
                 continue
             if d.startswith(("SCALAR SUBQUERY", "LIST SUBQUERY", "EXISTS SUBQUERY")):
                 sub = self.block(kids, done, None)
                 b.read += sub.read + sub.out  # the IN list's own b-tree is read too
+                b.once += sub.read + sub.out
                 continue
             if d.startswith("MULTI-INDEX OR"):
                 total_v, total_o = 0.0, 0.0
@@ -373,6 +400,8 @@ class _Walker:
         if s is not None:
             if s.aggregate or s.group_by:
                 b.blocked = True
+            if s.group_by and not grouped:
+                cur = self._groups(scope, cur)
             limit = self._value(s.limit)
             offset = self._value(s.offset) or 0
             if limit is not None and not b.blocked and cur > 0:
@@ -384,6 +413,19 @@ class _Walker:
         b.read += (loop_read + late_read) * fraction + b.sorted_rows
         b.out = cur
         return b
+
+    def _groups(self, scope: int | None, rows: float) -> float:
+        """Groups a GROUP BY makes of ``rows`` rows: at most the product of its keys' distinct counts."""
+        if scope is None or scope >= len(self.info.scopes):
+            return rows
+        product = 1.0
+        for ref_i, key in self.info.scopes[scope].group_by:
+            ref = self.info.refs[ref_i] if 0 <= ref_i < len(self.info.refs) else None
+            if ref is not None and ref.kind == "table":
+                product *= max(self.m.stats.distinct(ref.name, [key]), 1)
+            else:
+                product *= _UNKNOWN_GROUPS
+        return max(min(rows, product), 1.0) if rows >= 1 else rows
 
     def _value(self, v: Any) -> float | None:
         if v is None:
@@ -410,7 +452,9 @@ class _Walker:
             level *= again.out
             queue += level
         queue = min(queue, 1e7)
-        return _Block(read=first.read + queue * again.read + queue, out=queue)
+        per_row = again.read - again.once
+        return _Block(read=first.read + again.once + queue * per_row + queue, out=queue,
+                      once=first.read + again.once + queue * per_row + queue)
 
     # --- one loop ---------------------------------------------------------------------
     def loop(self, loop: Loop, done: set[int]) -> tuple[float, float, str | None]:
@@ -423,7 +467,11 @@ class _Walker:
             if rows is None and ref is not None and ref.kind == "view":
                 rows = 1000.0
             rows = 1.0 if rows is None else rows
+            if ref is not None:
+                done.add(ref.index)
             if loop.kind == "search":
+                if loop.access == "automatic":
+                    self.build = rows
                 return 1.0 + 1.0, 1.0, None
             if ref is not None:
                 done.add(ref.index)
@@ -451,9 +499,6 @@ class _Walker:
                 index = self.indexes.get(loop.index)
                 entries = float(self.m.stats.entries(table, index.where)) if index else n
                 return entries, out, None if index and index.where else table
-            if ref.kind == "table" and not self.info.scopes[ref.scope].aggregate is False and \
-                    not local and not joins:
-                pass
             return n, out, table
         # SEARCH through an index (or an automatic one)
         index = self.indexes.get(loop.index) if loop.index else None
@@ -488,11 +533,14 @@ class _Walker:
             used_local += [p for p in local if p not in used_local and
                            _stripped(p.sql) in _conjuncts(index.where)]
         matches = n * self.m.fraction(ref, used_local, self.params) * factor
-        build = 0.0
         if loop.access == "automatic":
-            build = n  # the automatic index is built from a scan of the table, once
+            self.build = n  # built from a scan of the table, once per statement
         out = min(out, matches)
-        return seeks + matches + build, out, table if build else None
+        # an equality on every key of a UNIQUE index finds its row without stepping on
+        unique_hit = index is not None and index.unique and len(loop.constraints) == len(keys) \
+            and all(op == "=" for _c, op in loop.constraints)
+        visited = seeks if unique_hit else seeks + matches
+        return visited, out, table if loop.access == "automatic" else None
 
     def _in_count(self, ref: Ref, key: str) -> float:
         p = next((p for p in self.info.preds_of(ref.index) if p.key == key and p.op == "in"), None)
@@ -539,6 +587,3 @@ def _stripped(sql: str) -> str:
 def _conjuncts(where: str) -> set[str]:
     return {part.strip().lower() for part in re.split(r"(?i)\s+AND\s+", where)}
 
-
-def _unused() -> float:  # pragma: no cover
-    return math.nan

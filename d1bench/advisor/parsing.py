@@ -21,8 +21,15 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["number_placeholders", "parse_statement", "canonical_key", "render_predicate",
-           "indexable_expression", "literal_value", "ParseFailure"]
+__all__ = [
+    "ParseFailure",
+    "canonical_key",
+    "indexable_expression",
+    "literal_value",
+    "number_placeholders",
+    "parse_statement",
+    "render_predicate",
+]
 
 
 class ParseFailure(ValueError):
@@ -91,11 +98,12 @@ def parse_statement(sql: str) -> Any:
     The tree is cached: callers must not modify it (copy it first).
     """
     import sqlglot
+    from sqlglot.errors import SqlglotError
 
     try:
         with _quiet_sqlglot():
             trees = [t for t in sqlglot.parse(sql, read="sqlite") if t is not None]
-    except Exception as exc:  # sqlglot raises ParseError, TokenError and others
+    except SqlglotError as exc:
         text = str(exc).strip().splitlines()
         raise ParseFailure(text[0] if text else type(exc).__name__) from None
     if len(trees) != 1:

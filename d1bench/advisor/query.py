@@ -24,7 +24,7 @@ from d1bench.advisor.parsing import (
     render_predicate,
 )
 
-__all__ = ["Pred", "Ref", "Scope", "QueryInfo", "analyze", "ALL_COLUMNS", "ROWID"]
+__all__ = ["ALL_COLUMNS", "ROWID", "Pred", "QueryInfo", "Ref", "Scope", "analyze"]
 
 #: In :attr:`Ref.columns`, the query needs every column of the reference (``*``).
 ALL_COLUMNS = "*"
@@ -404,6 +404,18 @@ class _Builder:
         ok, lit = literal_value(value)
         return lit if ok and isinstance(lit, int) else None
 
+    def _view(self, scope: int, sql: str, alias: str) -> None:
+        """Walk a view's SELECT as a derived scope: SQLite plans it inside the query."""
+        from sqlglot import exp
+
+        try:
+            tree = parse_statement(number_placeholders(sql)[0])
+        except ParseFailure:
+            return
+        body = tree.expression if isinstance(tree, exp.Create) else None
+        if isinstance(body, exp.Query):
+            self.query(body, scope, "derived", name=alias)
+
     def _new_scope(self, parent: int | None, role: str, name: str | None = None) -> int:
         index = len(self.scopes)
         self.scopes.append(_ScopeB(index, parent, role=role, name=name))
@@ -414,7 +426,7 @@ class _Builder:
 
         s = self.scopes[scope]
         index = len(self.refs)
-        if isinstance(source, exp.Subquery) or isinstance(source, exp.Query):
+        if isinstance(source, exp.Subquery | exp.Query):
             alias = source.alias_or_name.lower() if hasattr(source, "alias_or_name") else ""
             alias = alias or f"(subquery-{index})"
             self.query(source, scope, "derived", name=alias)
@@ -426,7 +438,7 @@ class _Builder:
             self.refs.append(_RefB(index, alias, alias, scope, "subquery", left_join=left,
                                    out_columns=outs))
         elif isinstance(source, exp.Table):
-            if isinstance(source.this, exp.Anonymous) or isinstance(source.this, exp.Func):
+            if isinstance(source.this, exp.Anonymous | exp.Func):
                 fn = source.this
                 name = (fn.name if isinstance(fn, exp.Anonymous) else fn.sql_name()).lower()
                 alias = source.alias_or_name.lower() if source.alias else name
@@ -440,7 +452,7 @@ class _Builder:
                 alias = (source.alias or source.name).lower()
                 if name in self.ctes:
                     kind = "cte"
-                    outs = set(c.lower() for c in self.ctes[name] or [])
+                    outs = {c.lower() for c in self.ctes[name] or []}
                     self.refs.append(_RefB(index, name, alias, scope, kind, left_join=left,
                                            out_columns=outs or None))
                 else:
@@ -449,6 +461,8 @@ class _Builder:
                         kind = "unknown"
                     elif table.kind == "view":
                         kind = "view"
+                        self._view(scope, table.sql, alias)
+                        index = len(self.refs)
                     elif table.is_fts:
                         kind = "fts"
                     elif table.kind == "virtual":
@@ -667,7 +681,7 @@ class _Builder:
 
         params = tuple(sorted({p.name for p in c.find_all(exp.Placeholder)}))
         sql = render_predicate(c)
-        base = dict(sql=sql, params=params)
+        base = {"sql": sql, "params": params}
         if isinstance(c, exp.Match):
             refs, _o, _k, _w = self._side(scope, c.this)
             self.uses_fts = True
@@ -801,7 +815,7 @@ class _Builder:
         refs: set[int] = set()
         all_eq = True
         for d in disjuncts:
-            r, outer, _k, _w = self._side(scope, d)
+            r, _outer, _k, _w = self._side(scope, d)
             refs |= r
             if isinstance(d, exp.EQ):
                 lr, _lo, lk, _lw = self._side(scope, d.this)

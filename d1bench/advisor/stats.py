@@ -23,14 +23,18 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import apsw
 import numpy as np
 import pandas as pd
 
 from d1bench.advisor.catalog import Catalog, IndexDef, Key, _quote_ident
 from d1bench.advisor.query import ROWID
 
-__all__ = ["Stats", "stat1_text", "DEFAULT_SAMPLE_ROWS"]
+__all__ = ["DEFAULT_SAMPLE_ROWS", "Stats", "stat1_text"]
 
+_PAGE = 4096
+_CELL_OVERHEAD = 3
+_PAGE_SLACK = 1.02
 #: Rows sampled per table for predicates that cannot be counted exactly.
 DEFAULT_SAMPLE_ROWS = 4000
 #: Below this many sample rows satisfying the equality part of a conjunction,
@@ -121,9 +125,13 @@ class Stats:
                 exprs.append(_quote_ident(k))
             else:
                 exprs.append(k)
+        # One order for every read of the table, so that keys read apart line up row by row
+        # (without ORDER BY, SQLite may answer from whichever index covers the columns).
+        order = "rowid" if not td.without_rowid else self._pk_order(td.name)
         try:
-            rows = list(self.conn.execute(f"SELECT {', '.join(exprs)} FROM {_quote_ident(td.name)}"))
-        except Exception:
+            rows = list(self.conn.execute(
+                f"SELECT {', '.join(exprs)} FROM {_quote_ident(td.name)} ORDER BY {order}"))
+        except apsw.Error:
             # an expression this SQLite cannot evaluate: fall back to one key at a time
             if len(missing) == 1:
                 self._values[(table, missing[0])] = pd.Series([None] * self.row_count(table),
@@ -136,6 +144,11 @@ class Stats:
             pd.DataFrame({i: pd.Series([], dtype=object) for i in range(len(missing))})
         for i, k in enumerate(missing):
             self._values[(table, k)] = frame[i]
+
+    def _pk_order(self, table: str) -> str:
+        cols = [r[1] for r in sorted((r for r in self.conn.execute(
+            "SELECT pk, name FROM pragma_table_info(?)", (table,)) if r[0]), key=lambda r: r[0])]
+        return ", ".join(_quote_ident(c) for c in cols) or "1"
 
     def values(self, table: str, key: str) -> pd.Series:
         """Every row's value of ``key`` (a column, ``rowid`` or a canonical expression)."""
@@ -172,7 +185,7 @@ class Stats:
             elif len(keys) == 1:
                 self._ndv[cache] = int(frame[0].nunique(dropna=False))
             else:
-                self._ndv[cache] = int(len(frame.drop_duplicates()))
+                self._ndv[cache] = len(frame.drop_duplicates())
         return self._ndv[cache]
 
     def stat1(self, index: IndexDef) -> str | None:
@@ -227,8 +240,6 @@ class Stats:
         return self._sample
 
     def _build_sample(self) -> Any:
-        import apsw
-
         db = apsw.Connection(":memory:")
         rng = random.Random(self.seed)
         for td in self.catalog.real_tables:
@@ -280,8 +291,8 @@ class Stats:
                f"WHERE " + " AND ".join(f"({p})" for p in preds))
         try:
             value = next(iter(self.sample.execute(sql, dict(params))))[0] / size
-        except Exception:
-            value = None
+        except apsw.Error:
+            value = None  # SQLite refused the predicate alone: the caller falls back
         self._sel[cache] = value
         return value
 
@@ -295,18 +306,36 @@ class Stats:
                 self._fts[cache] = int(next(iter(self.conn.execute(
                     f"SELECT count(*) FROM {_quote_ident(td.name if td else table)} "
                     f"WHERE {_quote_ident(td.name if td else table)} MATCH ?", (query,))))[0])
-            except Exception:
+            except apsw.Error:
                 self._fts[cache] = max(self.row_count(_fts_content(td) or table) // 100, 1)
         return self._fts[cache]
 
     # --- sizes ------------------------------------------------------------------------
-    def avg_bytes(self, table: str, key: str) -> float:
-        """Average bytes a value of ``key`` takes in a record (SQLite's serial types)."""
-        cache = (table.lower(), key)
+    def avg_bytes(self, table: str, key: str, where: str | None = None) -> float:
+        """Average bytes a value of ``key`` takes in a record (SQLite's serial types),
+        over the rows ``where`` holds for."""
+        cache = (table.lower(), key, where)
         if cache not in self._bytes:
             vals = self.values(table, key)
+            mask = self._where_mask(table, where)
+            if mask is not None:
+                vals = vals[mask]
             self._bytes[cache] = _avg_record_bytes(vals)
         return self._bytes[cache]
+
+    def index_bytes(self, index: IndexDef) -> float:
+        """Estimated size of ``index`` on disk: entries times the average cell, in whole pages.
+
+        A cell is the record (a header byte per key plus the rowid, the keys, the
+        rowid) plus its 2-byte pointer and size byte; b-tree pages built by
+        CREATE INDEX are nearly full (2% slack measured with ``dbstat``).
+        """
+        n = self.entries(index.table, index.where)
+        payload = 2 + len(index.keys) + sum(self.avg_bytes(index.table, k.expr, index.where)
+                                            for k in index.keys)
+        payload += self.avg_bytes(index.table, ROWID, index.where)
+        raw = n * (payload + _CELL_OVERHEAD) * _PAGE_SLACK
+        return float(max(math.ceil(raw / _PAGE), 1) * _PAGE)
 
 
 def _fts_content(td: Any) -> str | None:

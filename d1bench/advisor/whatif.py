@@ -16,14 +16,20 @@ same question a thousand times and pay once.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import apsw
+
 from d1bench.advisor.catalog import Catalog, IndexDef, _quote_ident
 from d1bench.advisor.stats import Stats
 
-__all__ = ["WhatIf", "PlanRow"]
+__all__ = ["PlanRow", "WhatIf"]
+
+#: Indexes left in the copy between questions before it is cleared down to one configuration.
+_MAX_CREATED = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +50,13 @@ class WhatIf:
     """
 
     def __init__(self, catalog: Catalog, stats: Stats) -> None:
-        import apsw
-
         self.catalog = catalog
         self.stats = stats
         self.db = apsw.Connection(":memory:")
         self._cache: dict[tuple, tuple[PlanRow, ...]] = {}
         self._errors: dict[tuple, str] = {}
         self._current: dict[tuple, str] = {}  # shape -> name of the index now created
+        self._refused: set[tuple] = set()
         self.calls = 0
         self.misses = 0
         self._build()
@@ -59,17 +64,13 @@ class WhatIf:
     def _build(self) -> None:
         for td in self.catalog.tables.values():
             if td.kind in ("table", "virtual") and td.sql:
-                try:
-                    self.db.execute(td.sql)
-                except Exception:
+                with contextlib.suppress(apsw.Error):
                     # a virtual table module this build lacks: queries on it will say so
-                    continue
+                    self.db.execute(td.sql)
         for td in self.catalog.tables.values():
             if td.kind == "view" and td.sql:
-                try:
+                with contextlib.suppress(apsw.Error):
                     self.db.execute(td.sql)
-                except Exception:
-                    continue
         # ANALYZE of empty tables creates sqlite_stat1 without filling it
         self.db.execute("ANALYZE")
         self.db.execute("DELETE FROM sqlite_stat1")
@@ -90,7 +91,8 @@ class WhatIf:
         """Make exactly ``indexes`` (besides constraint indexes) exist in the copy."""
         wanted = {i.shape: i for i in indexes if i.origin in ("c", "advised")}
         drop = [shape for shape in self._current if shape not in wanted]
-        add = [i for shape, i in wanted.items() if shape not in self._current]
+        add = [i for shape, i in wanted.items()
+               if shape not in self._current and shape not in self._refused]
         if not drop and not add:
             return
         for shape in drop:
@@ -101,8 +103,10 @@ class WhatIf:
             name = index.name
             try:
                 self.db.execute(index.create_sql(name, if_not_exists=False))
-            except Exception:
-                continue  # an expression SQLite refuses in an index: it simply does not exist
+            except apsw.Error:
+                # an expression SQLite refuses in an index: that index cannot exist
+                self._refused.add(index.shape)
+                continue
             self._current[index.shape] = name
             stat = self.stats.stat1(index)
             if stat is not None:
@@ -132,14 +136,16 @@ class WhatIf:
         if cache in self._errors:
             raise ValueError(self._errors[cache])
         self.misses += 1
-        wanted = {i.shape for i in indexes}
+        wanted = {i.shape for i in indexes} - self._refused
+        if len(self._current) > _MAX_CREATED:
+            self.configure(indexes)  # keep the planner's choices few, and planning fast
         if not wanted <= self.current:
             # keep what is there (irrelevant to this template by the caller's word) and add
             self.configure([*self._created(), *indexes])
         try:
             rows = tuple(PlanRow(int(r[0]), int(r[1]), str(r[3])) for r in
                          self.db.execute("EXPLAIN QUERY PLAN " + sql, tuple(params)))
-        except Exception as exc:  # apsw.SQLError and friends: SQLite's own words
+        except apsw.Error as exc:  # SQLite's own words
             self._errors[cache] = str(exc)
             raise ValueError(str(exc)) from None
         # plans must not depend on indexes outside the relevant set: drop extras
@@ -167,13 +173,10 @@ class WhatIf:
 class _Stub:
     """An index already created in the copy, standing for itself in :meth:`WhatIf.configure`."""
 
-    __slots__ = ("shape", "name", "origin")
+    __slots__ = ("name", "origin", "shape")
 
     def __init__(self, shape: tuple, name: str) -> None:
         self.shape = shape
         self.name = name
         self.origin = "advised"
 
-
-def _unused(_: Any) -> None:  # pragma: no cover - keeps type checkers quiet about Any
-    return None

@@ -20,8 +20,18 @@ from __future__ import annotations
 
 from d1bench.charts._style import PALETTE, STYLE, style, styled
 
-__all__ = ["PALETTE", "STYLE", "style", "styled", "corpus", "latency", "plans", "advice", "d1",
-           "cost"]
+__all__ = [
+    "PALETTE",
+    "STYLE",
+    "advice",
+    "corpus",
+    "cost",
+    "d1",
+    "latency",
+    "plans",
+    "style",
+    "styled",
+]
 
 
 def __getattr__(name: str):

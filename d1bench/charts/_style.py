@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import matplotlib
-
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
@@ -23,12 +22,12 @@ from matplotlib.ticker import FuncFormatter
 __all__ = [
     "PALETTE",
     "STYLE",
+    "color_for",
+    "finish",
+    "new_figure",
+    "no_data",
     "style",
     "styled",
-    "new_figure",
-    "finish",
-    "color_for",
-    "no_data",
     "thousands",
 ]
 

@@ -18,7 +18,7 @@ from matplotlib.ticker import FuncFormatter, NullFormatter
 from d1bench.charts._style import PALETTE, finish, new_figure, no_data, styled
 from d1bench.charts.latency import measured
 
-__all__ = ["time_split", "time_split_chart", "rows_read_parity", "rows_read_parity_chart"]
+__all__ = ["rows_read_parity", "rows_read_parity_chart", "time_split", "time_split_chart"]
 
 
 def time_split(runs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -84,8 +84,8 @@ def time_split_chart(split: pd.DataFrame, *, title: str | None = None) -> Figure
     ax.invert_yaxis()
     ax.grid(axis="y", visible=False)
     finish(ax, title or "Where the time goes: database vs the rest (median per request)",
-           "median response time (ms)", "")
-    ax.legend(fontsize=8, loc="lower right")
+           "median response time (ms)", "", legend=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8)
     return fig
 
 
@@ -99,7 +99,7 @@ def rows_read_parity(runs: Mapping[str, pd.DataFrame], *, reference: str | None 
 
     >>> a = pd.DataFrame({"template": ["q"], "rows_read": [10], "warmup": [False], "error_class": [None]})
     >>> b = pd.DataFrame({"template": ["q"], "rows_read": [12], "warmup": [False], "error_class": [None]})
-    >>> rows_read_parity({"SQLite": a, "D1": b}).loc["q", "ratio_D1"]
+    >>> float(rows_read_parity({"SQLite": a, "D1": b}).loc["q", "ratio_D1"])
     1.2
     """
     names = list(runs)

@@ -19,13 +19,13 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from d1bench.charts._style import PALETTE, color_for, finish, new_figure, no_data, styled
 
 __all__ = [
-    "measured",
+    "claims_chart",
     "latency_cdf",
     "latency_histogram",
+    "measured",
+    "open_vs_closed",
     "percentile_chart",
     "rate_and_p99_over_time",
-    "open_vs_closed",
-    "claims_chart",
 ]
 
 _PERCENTILE_COLUMNS = ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")
@@ -44,16 +44,13 @@ def measured(requests: pd.DataFrame, column: str = "response_ms") -> pd.DataFram
 
 
 def _ms_axis(ax, axis: str = "x") -> None:
-    """Log scale in milliseconds with plain-number labels (0.1, 1, 10, 100)."""
-    fmt = FuncFormatter(lambda v, _p: f"{v:g}")
-    if axis == "x":
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(fmt)
-        ax.xaxis.set_minor_formatter(NullFormatter())
-    else:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(fmt)
-        ax.yaxis.set_minor_formatter(NullFormatter())
+    """Log scale in milliseconds with plain-number labels at 1, 2 and 5 of each decade."""
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    # The scale resets locators and formatters, so these come after it.
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
 
 
 def _order(frame: pd.DataFrame, by: str, column: str, limit: int | None) -> list[str]:

@@ -1,5 +1,131 @@
-"""Placeholder: this verb module is being written."""
+"""``d1bench lint`` and ``d1bench advise``: anti-patterns, and indexes proven by a second replay."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register", "run_advise", "run_lint"]
 
 
-def register(sub) -> None:
-    pass
+def _size(text: str) -> float:
+    """Bytes from ``5000000``, ``500k``, ``20MB``, ``1.5GiB`` (k/M/G are powers of 1000).
+
+    >>> _size("20MB"), _size("1KiB"), _size("1500")
+    (20000000.0, 1024.0, 1500.0)
+    """
+    import re
+
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmMgG]?)(i?)[bB]?\s*", text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (e.g. 5000000, 500k, 20MB)")
+    base = 1024 if m.group(3) else 1000
+    power = {"": 0, "k": 1, "m": 2, "g": 3}[m.group(2).lower()]
+    return float(m.group(1)) * base**power
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    lint = sub.add_parser(
+        "lint",
+        help="find anti-patterns in a workload's SQL, with evidence and fixes",
+        description="Read every template with sqlglot and its plan on the database, and report "
+        "what makes D1 read (and bill) too many rows: N+1 sessions, LIKE with a leading "
+        "wildcard, functions over columns, LIKE over JSON text, SELECT *, OFFSET pagination, "
+        "OR across columns, COUNT(*) over large tables, correlated subqueries, ORDER BY ... "
+        "LIMIT that sorts a whole table, foreign keys without an index, and brute-force vector "
+        "search over JSON. Each finding gives the evidence (plan, rows read per execution, "
+        "measured from --trace or estimated) and the fix, in words and SQL. The database is "
+        "opened read-only.",
+    )
+    lint.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus the workload runs on")
+    lint.add_argument("--workload", required=True, metavar="W",
+                      help="workload file, or a shipped workload's name (medical)")
+    lint.add_argument("--trace", metavar="T", help="trace of the workload: measured rows read")
+    lint.add_argument("--severity", choices=("low", "medium", "high"), default="low",
+                      help="show findings of at least this severity (default low: all)")
+    lint.set_defaults(func=run_lint)
+
+    advise = sub.add_parser(
+        "advise",
+        help="advise indexes for a whole workload, in D1's rows read and written",
+        description="Propose the indexes (and drops) that cut the workload's D1 bill: rows read "
+        "plus rows written times --write-weight, each template weighted by its frequency "
+        "(from --trace if given). Candidates are costed what-if on an empty copy carrying the "
+        "corpus's statistics and chosen greedily (Extend) under --budget. Every template that "
+        "gets nothing says why. --migrations writes wrangler's NNNN_d1bench_indexes.sql; "
+        "--verify builds the set on a copy of the corpus and replays the workload before and "
+        "after, reporting measured rows read and latency per template. The database itself "
+        "is only read.",
+    )
+    advise.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus to advise on")
+    advise.add_argument("--workload", required=True, metavar="W",
+                        help="workload file, or a shipped workload's name (medical)")
+    advise.add_argument("--trace", metavar="T", help="trace of the workload: template frequencies")
+    advise.add_argument("--budget", type=_size, metavar="BYTES",
+                        help="most bytes the new indexes may take (e.g. 20MB; default no limit)")
+    advise.add_argument("--write-weight", type=float, default=1000.0, metavar="X",
+                        help="a row written costs X rows read (D1's prices: 1000)")
+    advise.add_argument("--verify", action="store_true",
+                        help="build the set on a copy and replay before and after")
+    advise.add_argument("--requests", type=int, default=300, metavar="N",
+                        help="units each --verify replay runs (default 300)")
+    advise.add_argument("--migrations", metavar="DIR",
+                        help="write the migration into this wrangler migrations folder")
+    advise.add_argument("--force", action="store_true",
+                        help="replace a d1bench migration that is still the newest in --migrations")
+    advise.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="seed for parameters, sampling and replays (default 0)")
+    advise.set_defaults(func=run_advise)
+
+
+def run_lint(args: argparse.Namespace) -> int:
+    from d1bench.lint import lint
+
+    frame = lint(args.workload, args.db, trace=args.trace)
+    keep = {"low": ("low", "medium", "high"), "medium": ("medium", "high"), "high": ("high",)}
+    frame = frame[frame["severity"].isin(keep[args.severity])]
+    if frame.empty:
+        print("no findings")
+        return 0
+    for row in frame.itertuples(index=False):
+        print(f"[{row.severity}] {row.template}: {row.rule}")
+        print(f"    evidence: {row.evidence}")
+        print(f"    fix: {row.fix}")
+        if row.fix_sql:
+            print(f"    sql: {row.fix_sql}")
+    counts = frame["severity"].value_counts()
+    print(", ".join(f"{counts.get(s, 0)} {s}" for s in ("high", "medium", "low")))
+    return 0
+
+
+def run_advise(args: argparse.Namespace) -> int:
+    from d1bench.advisor import advise
+
+    advice = advise(args.db, args.workload, trace=args.trace, budget_bytes=args.budget,
+                    write_weight=args.write_weight, verify=args.verify,
+                    migrations_dir=args.migrations, force=args.force, seed=args.seed,
+                    verify_requests=args.requests, progress=True)
+    s = advice.summary
+    print(f"{len(advice.indexes)} index(es) to create, {len(advice.drops)} to drop; predicted "
+          f"weighted rows read per unit {s['rows_read_before']:,.0f} -> {s['rows_read_after']:,.0f}, "
+          f"rows written {s['rows_written_before']:,.2f} -> {s['rows_written_after']:,.2f}")
+    for row in advice.indexes.itertuples(index=False):
+        print(f"  + {row.sql}\n      {row.reason}; ~{row.bytes / 1e6:,.2f} MB")
+    for row in advice.drops.itertuples(index=False):
+        print(f"  - {row.sql}\n      {row.reason}")
+    print("templates:")
+    for row in advice.templates.itertuples(index=False):
+        what = ", ".join(row.indexes) if row.indexes else row.reason
+        print(f"  {row.template}: {row.rows_read_before:,.0f} -> {row.rows_read_after:,.0f} rows "
+              f"read per execution; {what}")
+    if advice.verification is not None:
+        v = advice.verification
+        print("verified by replay (measured):")
+        for row in v.itertuples(index=False):
+            flag = "  WORSE" if row.worse else ""
+            print(f"  {row.template}: rows read {row.rows_read_before:,.1f} -> "
+                  f"{row.rows_read_after:,.1f}, mean ms {row.ms_before:.3f} -> {row.ms_after:.3f}{flag}")
+    if advice.migration_path is not None:
+        print(f"wrote {advice.migration_path}")
+    elif not args.migrations:
+        print("\n" + advice.migration_sql, end="")
+    return 0

@@ -1,5 +1,64 @@
-"""Placeholder: this verb module is being written."""
+"""``d1bench generate``: build a synthetic corpus."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from d1bench.errors import UsageError
+
+__all__ = ["register"]
+
+DESCRIPTION = """\
+Generate a deterministic synthetic corpus of medical papers into a SQLite file:
+papers with a full-text index, citations, clinical trials, users, reading
+history and reviews, in the schema D1 runs (index set `none`).  The same
+--papers and --seed always give the same rows.  The file is written under a
+temporary name and renamed when complete, so an interrupted run leaves nothing.
+"""
 
 
-def register(sub) -> None:
-    pass
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "generate", help="generate a synthetic corpus of medical papers",
+        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    # Numbers are parsed here, not by argparse, so that bad values give our
+    # one-line error (argparse would print its usage block too).
+    parser.add_argument("--papers", required=True, metavar="N",
+                        help="number of papers (e.g. 100000; other tables scale with it)")
+    parser.add_argument("--seed", default="0", metavar="S",
+                        help="random seed, a whole number >= 0 (default 0)")
+    parser.add_argument("--out", metavar="PATH",
+                        help="corpus file to write (default: data/corpus-<N>.sqlite)")
+    parser.add_argument("--as-of", default="2026-11-01", metavar="YYYY-MM-DD",
+                        help="the corpus's 'today': papers span the 20 years before it, "
+                             "reading history the 90 days before it (default 2026-11-01)")
+    parser.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def _whole(option: str, value: str, minimum: int) -> int:
+    try:
+        number = int(value.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise UsageError(f"{option} {value!r}: not a whole number") from None
+    if number < minimum:
+        raise UsageError(f"{option} {value}: must be at least {minimum}")
+    return number
+
+
+def run(args: argparse.Namespace) -> int:
+    from d1bench._paths import data_dir
+    from d1bench.corpus import generate_corpus
+
+    papers = _whole("--papers", args.papers, 1)
+    seed = _whole("--seed", args.seed, 0)
+    out = Path(args.out) if args.out else data_dir() / f"corpus-{papers}.sqlite"
+    info = generate_corpus(out, papers, seed, force=args.force, progress=not args.quiet,
+                           as_of=args.as_of)
+    counts = ", ".join(f"{n:,} {table}" for table, n in info.row_counts.items())
+    print(f"wrote {info.path} ({info.bytes / 1e6:,.1f} MB) in {info.seconds:.1f} s: {counts}; "
+          f"digest {info.digest}")
+    return 0

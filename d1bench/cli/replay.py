@@ -11,9 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from d1bench.errors import UsageError
-
-__all__ = ["register", "run_replay", "run_analyze", "run_compare", "format_summary"]
+__all__ = ["format_summary", "register", "run_analyze", "run_compare", "run_replay"]
 
 
 def _number(kind: type) -> Any:

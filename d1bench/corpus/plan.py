@@ -5,15 +5,16 @@ vocabulary.  Random numbers come from numpy ``Generator`` objects seeded per
 ``(seed, stream, block)``, so each block of rows can be made on its own, and
 publication dates are a pure function of the paper id.
 
-Row ratios (per paper; documented in the README of the corpus module):
+Rows per paper, at any scale:
 
-=================  ==========================================================
-clinical_trials    about 0.04 (5 % of papers report a trial; trials have 1-3 papers)
-citations          about 5.5 (by study design: reviews cite more, letters fewer)
-users              1/50
-reading_history    about 2 (each user reads ~100 papers, heavy-tailed)
-paper_reviews      1/4
-=================  ==========================================================
+===============  =============================================================
+clinical_trials  about 0.04: 5 % of papers report a trial, a trial has 1-3 papers
+citations        about 5.7: by study design (meta-analyses 16, letters 1), fewer
+                 for the oldest papers, which have little older work to cite
+users            exactly 1/50 (at least one)
+reading_history  about 1.9: a user reads ~100 papers (log-normal, up to 5,000)
+paper_reviews    exactly 1/4
+===============  =============================================================
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ import numpy as np
 from d1bench.errors import UsageError
 
 __all__ = [
-    "GENERATOR_VERSION", "BLOCK", "Plan", "make_plan", "parse_as_of",
+    "BLOCK",
+    "GENERATOR_VERSION",
+    "Plan",
+    "make_plan",
+    "parse_as_of",
 ]
 
 #: Bump when the same (papers, seed, as_of) would give different rows.
@@ -119,12 +124,16 @@ def parse_as_of(value: str | dt.date) -> dt.date:
     >>> parse_as_of("2026-11-01")
     datetime.date(2026, 11, 1)
     """
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise UsageError(f"as_of {value!r}: expected a date as YYYY-MM-DD") from None
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if not isinstance(value, dt.date):
+        try:
+            value = dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise UsageError(f"as_of {value!r}: expected a date as YYYY-MM-DD") from None
+    if not 1950 <= value.year <= 9000:
+        raise UsageError(f"as_of {value.isoformat()}: the year must be between 1950 and 9000")
+    return value
 
 
 def make_plan(papers: int, seed: int, as_of: str | dt.date) -> Plan:

@@ -4,6 +4,7 @@ Every file is UTF-8, one entry a line, ``#`` starts a comment line; ``.tsv`` fil
 separate fields by tabs.  Line order matters where a file says so (``terms.txt``
 is in Zipf rank order).  Entries may not contain a double quote, a backslash or a
 control character, because the generator pastes them into JSON text as they are.
+The folder's ``README.md`` says what each file holds and where it is used.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from d1bench._paths import data_dir
+from d1bench._paths import REPO_ROOT, data_dir
 from d1bench.errors import UsageError
 
-__all__ = ["Vocabulary", "Designs", "load_vocabulary", "vocabulary_dir"]
+__all__ = ["EVIDENCE_LEVELS", "Designs", "Vocabulary", "ascii_fold", "load_vocabulary",
+           "vocabulary_dir"]
 
 #: Files a vocabulary folder must hold.
 FILES = (
@@ -92,23 +94,34 @@ class Vocabulary:
 
 
 def vocabulary_dir() -> Path:
-    """The folder the default vocabulary is read from (``<data>/vocabulary``)."""
-    return data_dir() / "vocabulary"
+    """The folder the default vocabulary is read from: ``<data>/vocabulary``.
+
+    When ``D1BENCH_DATA`` points the data folder elsewhere (to keep big corpora off
+    the checkout, say) and that folder has no vocabulary, the repository's own is used.
+    """
+    folder = data_dir() / "vocabulary"
+    if not folder.is_dir():
+        shipped = REPO_ROOT / "data" / "vocabulary"
+        if shipped.is_dir():
+            return shipped
+    return folder
 
 
 def load_vocabulary(folder: str | Path | None = None) -> Vocabulary:
     """Read and check the vocabulary in ``folder`` (default :func:`vocabulary_dir`).
 
-    Results are cached per folder: the files are small but a corpus build asks often.
+    Results are cached while the files stay unchanged (same sizes and times).
     """
-    return _load(Path(folder) if folder is not None else vocabulary_dir())
-
-
-@functools.lru_cache(maxsize=4)
-def _load(folder: Path) -> Vocabulary:
+    folder = Path(folder) if folder is not None else vocabulary_dir()
     missing = [name for name in FILES if not (folder / name).is_file()]
     if missing:
         raise UsageError(f"{folder}: vocabulary file(s) missing: {', '.join(missing)}")
+    stamp = tuple((st.st_size, st.st_mtime_ns) for st in ((folder / n).stat() for n in FILES))
+    return _load(folder, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(folder: Path, stamp: tuple) -> Vocabulary:
     digest = hashlib.blake2b(digest_size=16)
     for name in FILES:
         digest.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")

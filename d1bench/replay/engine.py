@@ -30,9 +30,11 @@ from typing import Any
 
 from d1bench.replay.schedule import Plan, sleep_until
 
-__all__ = ["Control", "Row", "DROPPED", "thread_worker", "async_main"]
+__all__ = ["DROPPED", "Control", "Row", "async_main", "thread_worker"]
 
 Row = tuple[Any, ...]
+
+_NEVER = 1 << 62
 
 #: ``error_class`` of a unit never sent because the schedule's end (plus grace) had passed.
 DROPPED = "dropped"
@@ -76,7 +78,10 @@ def _error(exc: BaseException) -> tuple[str, str, int]:
 
 
 def _next_unit(ctl: Control, perf: Callable[[], int]) -> tuple[int, int] | None:
-    """Claim the next unit: ``(index, intended_ns)``, or ``None`` when the run is over."""
+    """Claim the next unit: ``(index, intended_ns)``, or ``None`` when the run is over.
+
+    The asyncio path's way; the threads have the same logic inlined in their loops.
+    """
     if ctl.open_loop:
         i = ctl.claim()
         if i >= len(ctl.plan.intended):
@@ -100,40 +105,87 @@ def _next_unit(ctl: Control, perf: Callable[[], int]) -> tuple[int, int] | None:
 
 def thread_worker(wid: int, conn: Any, ctl: Control, rows: list[Row]) -> None:
     """Run units on ``conn`` until the plan is exhausted or ``ctl.stop`` is set."""
+    try:
+        (_open_loop if ctl.open_loop else _closed_loop)(wid, conn, ctl, rows)
+    except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        if ctl.failure is None:
+            ctl.failure = exc
+        ctl.stop.set()
+
+
+def _open_loop(wid: int, conn: Any, ctl: Control, rows: list[Row]) -> None:
+    # Locals, not attributes: this loop's own cost is what the overhead benchmark measures.
     execute = conn.execute
     append = rows.append
     perf = time.perf_counter_ns
     calls = ctl.plan.calls
+    intended = ctl.plan.intended
+    n = len(intended)
+    claim = ctl.claim
     stop = ctl.stop
-    drop_ns = ctl.drop_ns
-    try:
-        while not stop.is_set():
-            claimed = _next_unit(ctl, perf)
-            if claimed is None:
-                break
-            i, due = claimed
-            call = calls[i]
-            if drop_ns is not None and due < drop_ns <= perf():
-                now = perf()
-                append((i, 0, wid, call[0] if call else ctl.plan.names[i], due, now, now, 0,
-                        None, (DROPPED, "not sent: the schedule's end had passed", 0)))
-                continue
-            if call is None:
-                _run_session(i, due, wid, execute, ctl, append)
-                continue
-            template, sql, params = call
+    stopped = stop.is_set
+    t0 = ctl.t0
+    drop_ns = ctl.drop_ns if ctl.drop_ns is not None else _NEVER
+    while not stopped():
+        i = claim()
+        if i >= n:
+            return
+        due = t0 + intended[i]
+        if not sleep_until(due, stop):
+            return
+        call = calls[i]
+        if drop_ns <= perf():
+            now = perf()
+            append((i, 0, wid, call[0] if call else ctl.plan.names[i], due, now, now, 0, None,
+                    (DROPPED, "not sent: the schedule's end had passed", 0)))
+            continue
+        if call is None:
+            _run_session(i, due, wid, execute, ctl, append)
+            continue
+        template, sql, params = call
+        sent = perf()
+        try:
+            result = execute(sql, params)
+        except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+            append((i, 0, wid, template, due, sent, perf(), 0, None, _error(exc)))
+        else:
+            append((i, 0, wid, template, due, sent, perf(), len(result.rows), result.meta, None))
+
+
+def _closed_loop(wid: int, conn: Any, ctl: Control, rows: list[Row]) -> None:
+    execute = conn.execute
+    append = rows.append
+    perf = time.perf_counter_ns
+    calls = ctl.plan.calls
+    n = len(calls)
+    claim = ctl.claim
+    stopped = ctl.stop.is_set
+    stop_ns = ctl.stop_ns if ctl.stop_ns is not None else _NEVER
+    limit = ctl.measured_limit
+    measured = ctl.measured
+    warm_end = ctl.t0 + ctl.warmup_ns
+    while not stopped():
+        # Closed loop has no schedule: a unit is intended the moment its worker is ready.
+        sent = perf()
+        if sent >= stop_ns or (limit is not None and sent >= warm_end and measured() >= limit):
+            return
+        i = claim()
+        if i >= n:
+            ctl.plan.ensure(i)  # drawing more units is the client's pause, not a request's lag
+            n = len(calls)
             sent = perf()
-            try:
-                result = execute(sql, params)
-            except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
-                append((i, 0, wid, template, due, sent, perf(), 0, None, _error(exc)))
-            else:
-                append((i, 0, wid, template, due, sent, perf(), len(result.rows), result.meta,
-                        None))
-    except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-        if ctl.failure is None:
-            ctl.failure = exc
-        stop.set()
+        call = calls[i]
+        if call is None:
+            _run_session(i, sent, wid, execute, ctl, append)
+            continue
+        template, sql, params = call
+        try:
+            result = execute(sql, params)
+        except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+            append((i, 0, wid, template, sent, sent, perf(), 0, None, _error(exc)))
+        else:
+            append((i, 0, wid, template, sent, sent, perf(), len(result.rows), result.meta,
+                    None))
 
 
 def _run_session(i: int, due: int, wid: int, execute: Callable[..., Any], ctl: Control,
@@ -272,3 +324,8 @@ async def async_main(target: Any, ctl: Control, workers: int, rows: list[Row]) -
         if ctl.failure is None:
             ctl.failure = exc
         ctl.stop.set()
+    finally:
+        # An HTTP target keeps a connection pool per event loop: close this loop's before it ends.
+        aclose = getattr(target, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -18,7 +18,7 @@ from typing import Any
 from d1bench import __version__
 from d1bench.trace import FORMAT_VERSION
 
-__all__ = ["machine_info", "run_metadata", "describe_plans", "corpus_info"]
+__all__ = ["corpus_info", "describe_plans", "machine_info", "run_metadata"]
 
 
 def _cpu_model() -> str | None:
@@ -113,7 +113,7 @@ def run_metadata(target: Any, workload: Any, *, corpus: str | os.PathLike[str] |
     return {
         "format_version": FORMAT_VERSION,
         "run_id": uuid.uuid4().hex,
-        "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "d1bench_version": __version__,
         "python_version": platform.python_version(),
         "sqlite_version": sqlite_version,

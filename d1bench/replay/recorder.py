@@ -14,7 +14,7 @@ from d1bench.replay.engine import Row
 from d1bench.replay.schedule import Plan
 from d1bench.trace import COLUMNS, new_histogram
 
-__all__ = ["rows_to_table", "Progress"]
+__all__ = ["Progress", "rows_to_table"]
 
 
 def rows_to_table(rows: Sequence[Row], plan: Plan, t0: int, warmup_ns: int,

@@ -10,6 +10,7 @@ import os
 import random
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from d1bench.errors import UsageError
@@ -19,8 +20,14 @@ from d1bench.replay.recorder import Progress, rows_to_table
 from d1bench.replay.schedule import Plan, arrivals
 from d1bench.trace import Trace, check_output_path, write_trace
 
-__all__ = ["replay", "DEFAULT_RATE", "DEFAULT_DURATION", "DEFAULT_WORKERS",
-           "DEFAULT_ASYNC_WORKERS", "DRAIN_S"]
+__all__ = [
+    "DEFAULT_ASYNC_WORKERS",
+    "DEFAULT_DURATION",
+    "DEFAULT_RATE",
+    "DEFAULT_WORKERS",
+    "DRAIN_S",
+    "replay",
+]
 
 #: Open loop at 100 requests a second for 10 s when the caller names neither.
 DEFAULT_RATE = 100.0
@@ -128,32 +135,55 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
         duration = DEFAULT_DURATION
     if trace_path is not None:
         trace_path = check_output_path(trace_path, force=force)
-    if isinstance(target, str):
+    owned = isinstance(target, str)
+    if owned:
         from d1bench.targets import open_target
 
         target = open_target(target)
+    try:
+        return _replay(workload, target, rate=rate, arrival=arrival, concurrency=concurrency,
+                       duration=duration, requests=requests, warmup=warmup, seed=seed,
+                       trace_path=trace_path, progress=progress, bind_conn=bind_conn,
+                       workers=workers, corpus=corpus, force=force, overrun=overrun)
+    finally:
+        if owned:
+            target.close()
+
+
+def _schedule(plan: Plan, open_loop: bool, *, rate: float | None, arrival: str,
+              duration: float | None, requests: int | None, warmup: float, seed: int) -> None:
+    """Draw the run's units (and, open loop, their intended times) before the clock starts."""
+    if not open_loop:
+        # Closed loop: the count is known only when requests bound the run without warm-up.
+        plan.extend(requests if requests is not None and not warmup else _CLOSED_CHUNK)
+        return
+    assert rate is not None
+    until = None if duration is None else warmup + duration
+    count = requests
+    if requests is not None and warmup:
+        # The same seed draws the same first arrivals: those before `warmup` come on top.
+        count = requests + len(arrivals(rate, arrival, seed=seed, until_s=warmup))
+    plan.intended = arrivals(rate, arrival, seed=seed, until_s=until, count=count)
+    plan.extend(len(plan.intended))
+
+
+def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
+            concurrency: int | None, duration: float | None, requests: int | None,
+            warmup: float, seed: int, trace_path: Path | None, progress: bool, bind_conn: Any,
+            workers: int | None, corpus: Any, force: bool, overrun: float | None) -> Trace:
+    open_loop = concurrency is None
     use_async = bool(getattr(target, "supports_async", False))
     n_workers = concurrency or workers or (DEFAULT_ASYNC_WORKERS if use_async else DEFAULT_WORKERS)
     # Open loop may still queue several requests on such a target: that queue is what it measures.
     if n_workers > 1 and not getattr(target, "supports_concurrency", True) and not open_loop:
         raise UsageError(f"target {target.url} runs one statement at a time: concurrency must be 1")
-
     conns: list[Any] = []
     try:
         conns.append(target.connect())
         wl, bound = _resolve_workload(workload, bind_conn or conns[0], seed)
         plan = Plan(bound.draw, random.Random(seed))
-        warmup_ns = int(warmup * 1e9)
-        if open_loop:
-            until = None if duration is None else warmup + duration
-            count = None
-            if requests is not None:
-                count = requests + len(arrivals(rate, arrival, seed=seed, until_s=warmup)) \
-                    if warmup else requests
-            plan.intended = arrivals(rate, arrival, seed=seed, until_s=until, count=count)
-            plan.extend(len(plan.intended))
-        else:
-            plan.extend(requests if requests is not None and not warmup else _CLOSED_CHUNK)
+        _schedule(plan, open_loop, rate=rate, arrival=arrival, duration=duration,
+                  requests=requests, warmup=warmup, seed=seed)
         plans = describe_plans(conns[0], wl, plan.sample_params())
         if not use_async:
             conns.extend(target.connect() for _ in range(n_workers - 1))
@@ -161,19 +191,19 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
             "mode": "open" if open_loop else "closed", "arrival": arrival if open_loop else None,
             "rate": rate, "concurrency": concurrency, "workers": n_workers,
             "engine": "asyncio" if use_async else "threads", "duration": duration,
-            "requests": requests, "warmup": warmup, "units_scheduled": len(plan.intended)
-            if open_loop else None,
+            "requests": requests, "warmup": warmup,
+            "units_scheduled": len(plan.intended) if open_loop else None,
         }, plans=plans)
-
-        ctl = Control(plan, open_loop, warmup_ns=warmup_ns)
+        ctl = Control(plan, open_loop, warmup_ns=int(warmup * 1e9))
         if not open_loop:
             ctl.measured_limit = requests
+        drop_after = None
         if open_loop and duration is not None and requests is None:
             span = warmup + duration
-            ctl.drop_ns = int((span + (overrun if overrun is not None else max(1.0, 0.1 * span)))
-                              * 1e9)
+            drop_after = span + (overrun if overrun is not None else max(1.0, 0.1 * span))
         rows, interrupted, elapsed_ns = _run(target, conns, ctl, n_workers, use_async, progress,
-                                             duration=duration, warmup=warmup)
+                                             duration=duration, warmup=warmup,
+                                             drop_after=drop_after)
     finally:
         for conn in conns:
             conn.close()
@@ -181,7 +211,7 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
                 errors=sum(1 for r in rows if r[9] is not None),
                 dropped=sum(1 for r in rows if r[9] is not None and r[9][0] == DROPPED),
                 units_started=len({r[0] for r in rows}))
-    table = rows_to_table(rows, plan, ctl.t0, warmup_ns, plans)
+    table = rows_to_table(rows, plan, ctl.t0, ctl.warmup_ns, plans)
     trace = Trace.from_rows(table, meta)
     if trace_path is not None:
         trace = dataclasses.replace(trace, path=write_trace(trace, trace_path, force=force))
@@ -189,7 +219,7 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
 
 
 def _run(target: Any, conns: list[Any], ctl: Control, n_workers: int, use_async: bool,
-         progress: bool, *, duration: float | None, warmup: float
+         progress: bool, *, duration: float | None, warmup: float, drop_after: float | None
          ) -> tuple[list[Row], bool, int]:
     """Start the workers, watch them from this thread, and stop them on Ctrl-C.
 
@@ -220,6 +250,8 @@ def _run(target: Any, conns: list[Any], ctl: Control, n_workers: int, use_async:
     ctl.t0 = time.perf_counter_ns() + (20_000_000 if ctl.open_loop else 0)
     if not ctl.open_loop and duration is not None:
         ctl.stop_ns = ctl.t0 + int((warmup + duration) * 1e9)
+    if drop_after is not None:
+        ctl.drop_ns = ctl.t0 + int(drop_after * 1e9)
     label = "replay " + ("open" if ctl.open_loop else "closed")
     bar = Progress(lists, ctl.t0, label=label) if progress else None
     interrupted = False

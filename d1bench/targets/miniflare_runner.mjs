@@ -58,6 +58,9 @@ async function main() {
     d1Databases: { DB: args.databaseId },
     d1Persist: resolve(args.persist),
     log: new Log(LogLevel.WARN),
+    // Without this Miniflare fetches a Request.cf sample from the internet at
+    // start-up (a 3 s timeout offline); the local D1 needs no network at all.
+    cf: false,
   });
 
   let stopping = null;

@@ -153,12 +153,28 @@ _WRITE_WORDS = re.compile(
     r"REINDEX|VACUUM|ATTACH|DETACH|BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b")
 
 
+#: PRAGMAs that SQLite does not call read-only: they write the file or its header.
+_WRITING_PRAGMAS = frozenset({"journal_mode", "wal_checkpoint", "incremental_vacuum", "optimize"})
+#: PRAGMAs that write only when given a value.
+_WRITING_PRAGMA_ASSIGNMENTS = frozenset({"user_version", "application_id", "schema_version"})
+_PRAGMA = re.compile(r"(?is)^\s*PRAGMA\s+(?:\w+\s*\.\s*)?(\w+)\s*(=)?")
+
+
+def _pragma_writes(sql: str) -> bool:
+    m = _PRAGMA.match(_strip_comments(sql))
+    if m is None:
+        return False
+    name = m.group(1).lower()
+    return name in _WRITING_PRAGMAS or (name in _WRITING_PRAGMA_ASSIGNMENTS and bool(m.group(2)))
+
+
 def classify_write(sql: str) -> tuple[bool, str | None]:
     """Say whether ``sql`` writes, and why sqlglot could not tell if it could not.
 
     Reads are queries (SELECT, compound SELECT, VALUES, with or without a WITH
-    clause), EXPLAIN and PRAGMA (SQLite calls a PRAGMA read-only too);
-    everything else (INSERT, UPDATE, DELETE, REPLACE, DDL, ANALYZE) writes.
+    clause), EXPLAIN and most PRAGMAs; everything else (INSERT, UPDATE, DELETE,
+    REPLACE, DDL, ANALYZE, and the PRAGMAs SQLite does not call read-only, such
+    as ``journal_mode`` or ``user_version = 3``) writes.
     When sqlglot cannot parse the statement, the first keyword decides and the
     parser's message is returned so a check can report it.
 
@@ -176,7 +192,9 @@ def classify_write(sql: str) -> tuple[bool, str | None]:
     except Exception as exc:  # noqa: BLE001 - sqlglot raises several types; its text matters
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return bool(_WRITE_WORDS.match(_strip_comments(sql))), first_line
-    if isinstance(tree, (exp.Query, exp.Values, exp.Pragma)):
+    if isinstance(tree, exp.Pragma):
+        return _pragma_writes(sql), None
+    if isinstance(tree, (exp.Query, exp.Values)):
         return False, None
     if isinstance(tree, exp.Command):
         keyword = str(tree.this or "").upper()

@@ -10,7 +10,12 @@ wrangler files, database names).
 from __future__ import annotations
 
 from d1bench.targets.d1.classify import classify, redact
-from d1bench.targets.d1.config import DEFAULT_BASE_URL, read_wrangler_config
+from d1bench.targets.d1.config import (
+    DEFAULT_BASE_URL,
+    add_d1_arguments,
+    d1_options,
+    read_wrangler_config,
+)
 from d1bench.targets.d1.guard import (
     ReadOnlyVerdict,
     guard_read_only,
@@ -27,9 +32,11 @@ __all__ = [
     "D1Target",
     "ReadOnlyVerdict",
     "RetryPolicy",
+    "add_d1_arguments",
     "check_statement",
     "check_workload_limits",
     "classify",
+    "d1_options",
     "guard_read_only",
     "is_read_only",
     "read_only_verdict",

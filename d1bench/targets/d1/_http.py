@@ -16,6 +16,7 @@ bytes from the caller, and exceptions never include them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import threading
 from collections.abc import Coroutine
@@ -84,7 +85,7 @@ class _Conn(asyncio.Protocol):
             return
         try:
             self._advance()
-        except Exception as exc:  # a malformed response fails this request only
+        except Exception as exc:  # noqa: BLE001 - a malformed response fails this request only
             self.keep_alive = False
             self._fail(exc)
             self.abort()
@@ -246,6 +247,7 @@ class HTTPPool:
         self.max_connections = max_connections
         self._sem = asyncio.Semaphore(max_connections)
         self._idle: list[_Conn] = []
+        self._lines: dict[tuple[str, str], bytes] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         #: connections opened over the pool's life (reuse = requests - opened)
         self.opened = 0
@@ -261,9 +263,14 @@ class HTTPPool:
         ``Name: value\\r\\n`` lines.  Raises :class:`ConnectionDropped`,
         :class:`ResponseTimeout` or :class:`OSError` (connect failures).
         """
+        line = self._lines.get((method, path))
+        if line is None:
+            line = f"{method} {self.path_prefix}{path} HTTP/1.1\r\n".encode("latin-1")
+            line += self._host_line
+            if len(self._lines) < 256:
+                self._lines[(method, path)] = line
         request = b"".join((
-            f"{method} {self.path_prefix}{path} HTTP/1.1\r\n".encode("latin-1"),
-            self._host_line, headers,
+            line, headers,
             b"Content-Length: %d\r\n\r\n" % len(body) if body or method != "GET" else b"\r\n",
             body,
         ))
@@ -356,10 +363,8 @@ class LoopThread:
             # let aborted transports deliver connection_lost before the loop stops
             await asyncio.sleep(0)
 
-        try:
+        with contextlib.suppress(TimeoutError, RuntimeError):  # stopping regardless
             asyncio.run_coroutine_threadsafe(_drain(), self.loop).result(timeout=5)
-        except Exception:
-            pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
         if not self._thread.is_alive():

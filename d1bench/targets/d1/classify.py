@@ -120,7 +120,8 @@ def _envelope_errors(body: bytes) -> tuple[int | None, str] | None:
     first = errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
     messages = [str(e.get("message", "")) if isinstance(e, dict) else str(e) for e in errors]
     code = first.get("code")
-    return (int(code) if isinstance(code, (int, float)) else None), " | ".join(m for m in messages if m)
+    code = int(code) if isinstance(code, int | float) else None
+    return code, " | ".join(m for m in messages if m)
 
 
 def error_from_response(status: int, body: bytes, *, secrets: Iterable[str] = (),

@@ -188,3 +188,38 @@ def resolve_database_name(base_url: str, account_id: str, name: str, token: str,
         raise UsageError(f"no D1 database named {name!r} in account {account_id} "
                          f"(names containing it: {near})")
     return str(matches[0].get("uuid"))
+
+
+def add_d1_arguments(parser: Any) -> None:
+    """Add the D1 target's options to an argparse parser (verbs that take ``--target``)."""
+    group = parser.add_argument_group("D1 targets (d1://..., d1-local)")
+    group.add_argument("--base-url", metavar="URL",
+                       help=f"D1 REST API root (default {DEFAULT_BASE_URL})")
+    group.add_argument("--wrangler-config", metavar="PATH",
+                       help="read the database from this wrangler.toml / wrangler.jsonc")
+    group.add_argument("--binding", metavar="NAME",
+                       help="the d1_databases binding to use from --wrangler-config")
+    group.add_argument("--allow-writes", action="store_true",
+                       help="let statements that write reach D1 (refused by default)")
+    group.add_argument("--retry-writes", action="store_true",
+                       help="retry writes too after a transient failure (a write whose answer "
+                            "was lost may then be applied twice)")
+    group.add_argument("--max-attempts", type=int, default=5, metavar="N",
+                       help="sends per request, retries included (default 5)")
+    group.add_argument("--d1-endpoint", choices=("raw", "query"), default="raw",
+                       help="REST endpoint: raw (columns and rows, faster) or query")
+
+
+def d1_options(args: Any) -> dict[str, Any]:
+    """The keywords for ``D1Target.from_spec`` from :func:`add_d1_arguments`' options."""
+    options: dict[str, Any] = {
+        "allow_writes": bool(getattr(args, "allow_writes", False)),
+        "retry_writes": bool(getattr(args, "retry_writes", False)),
+        "max_attempts": getattr(args, "max_attempts", 5),
+        "endpoint": getattr(args, "d1_endpoint", "raw"),
+    }
+    for name in ("base_url", "wrangler_config", "binding"):
+        value = getattr(args, name, None)
+        if value:
+            options[name] = value
+    return options

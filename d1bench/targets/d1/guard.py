@@ -91,7 +91,7 @@ def split_sql(sql: str) -> list[str]:
 
     try:
         tokens = sqlglot.tokenize(sql, read="sqlite")
-    except Exception:  # an unterminated string or comment: let SQLite judge the whole text
+    except Exception:  # noqa: BLE001 - an unterminated string or comment: let SQLite judge the whole text
         return [sql] if sql.strip() else []
     pieces, start = [], 0
     for token in tokens:
@@ -108,9 +108,11 @@ def _sqlite_read_only(statement: str) -> bool | None:
 
     with _lock:
         try:
-            return bool(apsw.ext.query_info(_oracle_db(), statement).is_readonly)
+            info = apsw.ext.query_info(_oracle_db(), statement)
         except apsw.Error:
             return None
+    # SQLite flags EXPLAIN of a write as a write, but EXPLAIN never runs the statement
+    return bool(info.is_readonly or info.is_explain)
 
 
 @lru_cache(maxsize=4096)
@@ -124,6 +126,8 @@ def read_only_verdict(sql: str) -> ReadOnlyVerdict:
     (False, True, False)
     >>> read_only_verdict("SELECT 1; DELETE FROM papers").read_only
     False
+    >>> read_only_verdict("EXPLAIN QUERY PLAN DELETE FROM papers WHERE id = ?").read_only
+    True
     """
     from d1bench.workload.sqltext import classify_write
 

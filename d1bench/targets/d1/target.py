@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import threading
 import time
 import weakref
@@ -28,94 +29,24 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from d1bench.errors import TargetError, UsageError
-from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result, Target
+from d1bench.targets.base import Connection, Params, PlanStep, Result, Target
 from d1bench.targets.d1 import config as _config
 from d1bench.targets.d1._http import HTTPPool, LoopThread
 from d1bench.targets.d1.classify import error_from_exception, error_from_response, redact
 from d1bench.targets.d1.guard import read_only_verdict
 from d1bench.targets.d1.limits import check_statement
+from d1bench.targets.d1.results import (
+    Secret,
+    Statement,
+    decode,
+    merge,
+    plan_of,
+    statements_of,
+)
 from d1bench.targets.d1.retry import RetryPolicy, parse_retry_after
 
 __all__ = ["D1Connection", "D1Target", "Statement"]
 
-#: One statement of a batch: SQL text, or SQL text with its parameters.
-Statement = str | tuple[str, Params]
-
-_META_FIELDS = {"rows_read", "rows_written", "duration", "changes", "last_row_id"}
-
-
-class _Secret:
-    """Holds the token; its repr, str and pickling never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
-
-    def __repr__(self) -> str:
-        return "'***'" if self._value else "None"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> Any:
-        raise TypeError("the API token is not picklable")
-
-
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _meta(raw: Mapping[str, Any], attempts: int, errors: list[str],
-          delays: list[float]) -> Meta:
-    extra = {k: v for k, v in raw.items() if k not in _META_FIELDS}
-    if errors:
-        extra["attempt_errors"] = list(errors)
-        extra["backoff_s"] = [round(d, 6) for d in delays]
-    duration = raw.get("duration")
-    return Meta(
-        rows_read=_int(raw.get("rows_read")),
-        rows_written=_int(raw.get("rows_written")),
-        duration_ms=float(duration) if isinstance(duration, int | float) else None,
-        changes=_int(raw.get("changes")),
-        last_row_id=_int(raw.get("last_row_id")),
-        attempts=attempts,
-        extra=extra,
-    )
-
-
-def _statements(items: Iterable[Statement]) -> list[tuple[str, Params]]:
-    out = []
-    for item in items:
-        if isinstance(item, str):
-            out.append((item, ()))
-        else:
-            sql, params = item
-            out.append((sql, params or ()))
-    return out
-
-
-def _merge(results: list[Result]) -> Result:
-    """One result for a text that held several statements: the last one's rows, summed costs."""
-    if len(results) == 1:
-        return results[0]
-    last = results[-1]
-
-    def total(name: str) -> Any:
-        values = [getattr(r.meta, name) for r in results]
-        return None if all(v is None for v in values) else sum(v or 0 for v in values)
-
-    extra = dict(last.meta.extra)
-    extra["statements"] = len(results)
-    meta = Meta(rows_read=total("rows_read"), rows_written=total("rows_written"),
-                duration_ms=total("duration_ms"), changes=total("changes"),
-                last_row_id=last.meta.last_row_id, attempts=last.meta.attempts, extra=extra)
-    return Result(last.columns, last.rows, meta)
 
 
 class D1Target(Target):
@@ -133,6 +64,7 @@ class D1Target(Target):
         allow_writes: connections may send statements that write (CLI ``--allow-writes``).
         backoff_base, backoff_cap, max_retry_after, seed: see :class:`RetryPolicy`.
         check_limits: check D1's limits before sending (turn off only to probe D1 itself).
+        ssl_context: for https, instead of the system's default trust store.
     """
 
     kind: ClassVar[str] = "d1"
@@ -146,7 +78,8 @@ class D1Target(Target):
                  concurrency: int = 32, endpoint: str = "raw", allow_writes: bool = False,
                  backoff_base: float = 0.05, backoff_cap: float = 2.0,
                  max_retry_after: float = 60.0, seed: int | None = None,
-                 check_limits: bool = True, database_name: str | None = None) -> None:
+                 check_limits: bool = True, database_name: str | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         if endpoint not in ("raw", "query"):
             raise UsageError(f"endpoint must be 'raw' or 'query', not {endpoint!r}")
         if not account_id or not database_id:
@@ -165,13 +98,14 @@ class D1Target(Target):
         self.concurrency = concurrency
         self.allow_writes = allow_writes
         self.check_limits = check_limits
+        self.ssl_context = ssl_context
         self.policy = RetryPolicy(max_attempts=max_attempts, base=backoff_base, cap=backoff_cap,
                                   max_retry_after=max_retry_after, retry_writes=retry_writes,
                                   seed=seed)
-        self._token = _Secret(token or "")
-        self._headers = _Secret(
-            (f"Authorization: Bearer {token}\r\n" if token else "")
-            + "Content-Type: application/json\r\nAccept: application/json\r\n")
+        self._token = Secret(token or "")
+        self._headers = Secret(
+            ((f"Authorization: Bearer {token}\r\n" if token else "")
+             + "Content-Type: application/json\r\nAccept: application/json\r\n").encode("latin-1"))
         base = f"/accounts/{quote(account_id, safe='')}/d1/database/{quote(database_id, safe='')}"
         self._paths = {"raw": f"{base}/raw", "query": f"{base}/query"}
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HTTPPool] = (
@@ -254,16 +188,16 @@ class D1Target(Target):
                             allow_writes: bool | None = None) -> Result:
         """Run one statement on the calling event loop's pool."""
         results = await self._call([(sql, params)], batch=False, allow_writes=allow_writes)
-        return _merge(results)
+        return merge(results)
 
     async def execute_batch_async(self, statements: Iterable[Statement], *,
                                   allow_writes: bool | None = None) -> list[Result]:
         """Run statements as one atomic D1 batch; one Result per statement."""
-        return await self._call(_statements(statements), batch=True, allow_writes=allow_writes)
+        return await self._call(statements_of(statements), batch=True, allow_writes=allow_writes)
 
     async def explain_async(self, sql: str, params: Params = ()) -> list[PlanStep]:
         result = await self.execute_async(f"EXPLAIN QUERY PLAN {sql}", params)
-        return _plan(result)
+        return plan_of(result)
 
     def close(self) -> None:
         """Close every pool's idle connections and stop the background loop."""
@@ -351,7 +285,7 @@ class D1Target(Target):
         pool = self._pools.get(loop)
         if pool is None:
             pool = HTTPPool(self.base_url, max_connections=self.concurrency,
-                            connect_timeout=min(self.timeout, 10.0))
+                            connect_timeout=min(self.timeout, 10.0), ssl_context=self.ssl_context)
             self._pools[loop] = pool
             # Callers such as the replay engine run us inside asyncio.run(), which
             # offers no close hook but finalises live async generators before the
@@ -391,7 +325,7 @@ class D1Target(Target):
                 check_statement(sql, params, template=template)
         body = self._encode(statements, batch)
         path = self._paths[self.endpoint]
-        headers = self._headers.reveal().encode("latin-1")
+        headers = self._headers.reveal()
         secrets = (self._token.reveal(),)
         pool = await self._pool()
         policy = self.policy
@@ -405,12 +339,12 @@ class D1Target(Target):
                 response = await pool.request("POST", path, headers, body, timeout=self.timeout)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # every transport failure is classified, none escapes raw
+            except Exception as exc:  # noqa: BLE001 - every transport failure is classified
                 error = error_from_exception(exc, secrets=secrets, attempts=attempt)
             else:
                 if response.status == 200:
                     try:
-                        return self._decode(response.body, attempt, errors, delays)
+                        return decode(response.body, attempt, errors, delays)
                     except TargetError as exc:
                         error = exc
                         error.message = redact(error.message, secrets)
@@ -436,49 +370,12 @@ class D1Target(Target):
             delays.append(delay)
             await asyncio.sleep(delay)
 
-    def _decode(self, body: bytes, attempts: int, errors: list[str],
-                delays: list[float]) -> list[Result]:
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            raise error_from_response(200, body, attempts=attempts) from None
-        if not isinstance(doc, dict) or not doc.get("success", False):
-            raise error_from_response(200, body, attempts=attempts)
-        out = []
-        for item in doc.get("result") or []:
-            if item.get("success") is False:
-                raise error_from_response(200, body, attempts=attempts)
-            results = item.get("results")
-            if isinstance(results, Mapping):  # /raw
-                columns = tuple(results.get("columns") or ())
-                rows = [tuple(r) for r in results.get("rows") or ()]
-            else:  # /query: objects keep the columns' order
-                results = results or []
-                columns = tuple(results[0]) if results else ()
-                rows = [tuple(r.values()) for r in results]
-            out.append(Result(columns, rows, _meta(item.get("meta") or {}, attempts, errors,
-                                                   delays)))
-        if not out:
-            raise TargetError("D1 answered success without a result", error_class="other",
-                              attempts=attempts)
-        return out
-
 
 async def _close_with_loop(pool: HTTPPool) -> Any:
     try:
         yield
     finally:
         pool.close()
-
-
-def _plan(result: Result) -> list[PlanStep]:
-    col = {name: i for i, name in enumerate(result.columns)}
-    try:
-        i, p, d = col["id"], col["parent"], col["detail"]
-    except KeyError:
-        raise TargetError(f"EXPLAIN QUERY PLAN answered columns {result.columns}",
-                          error_class="other") from None
-    return [PlanStep(int(row[i]), int(row[p]), str(row[d])) for row in result.rows]
 
 
 class D1Connection(Connection):
@@ -499,13 +396,13 @@ class D1Connection(Connection):
     def execute(self, sql: str, params: Params = (), *, template: str | None = None) -> Result:
         results = self.target._sync(self.target._call(
             [(sql, params)], batch=False, allow_writes=self.allow_writes, template=template))
-        return _merge(results)
+        return merge(results)
 
     def execute_batch(self, statements: Sequence[Statement]) -> list[Result]:
         """Run ``statements`` as one atomic batch (``{"batch": [...]}``)."""
         return self.target._sync(self.target._call(
-            _statements(statements), batch=True, allow_writes=self.allow_writes))
+            statements_of(statements), batch=True, allow_writes=self.allow_writes))
 
     def explain(self, sql: str, params: Params = ()) -> list[PlanStep]:
-        return _plan(self.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+        return plan_of(self.execute(f"EXPLAIN QUERY PLAN {sql}", params))
 

@@ -1,7 +1,6 @@
 """The report's front page: every notebook's question and headline figures, one page, no script.
 
-Kept apart from :mod:`d1bench.report` (which runs and renders notebooks)
-because it only turns sidecar dictionaries into HTML.
+It only turns sidecar dictionaries (see :mod:`d1bench.report`) into HTML.
 """
 
 from __future__ import annotations
@@ -52,12 +51,18 @@ th:first-child, td:first-child { text-align: left; }
 """
 
 
+def _shown(value: Any) -> str:
+    """A parameter as the index prints it: a path by its file name only."""
+    text = str(value)
+    return text.rsplit("/", 1)[-1] if "/" in text and " " not in text else text
+
+
 def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
 def _cell(value: Any) -> str:
-    from d1bench.report import format_number
+    from d1bench.report.headlines import format_number
 
     if isinstance(value, float):
         return format_number(value)
@@ -125,7 +130,7 @@ def _section(sc: dict[str, Any]) -> str:
     parts.append(_figures([h for h in headlines if h.get("kind") == "figure"]))
     if not headlines and not failed:
         parts.append('<p class="empty">No headline figures recorded.</p>')
-    params = ", ".join(f"{k}={v}" for k, v in sorted((sc.get("parameters") or {}).items()))
+    params = ", ".join(f"{k}={_shown(v)}" for k, v in sorted((sc.get("parameters") or {}).items()))
     parts.append(f'<p class="more"><a href="{_e(sc.get("html"))}">Read the full report &rarr;</a></p>'
                  f'<p class="run">Ran in {_e(sc.get("seconds"))} s on {_e(sc.get("executed_at"))}; '
                  f"parameters: {_e(params)}</p></section>")
@@ -145,7 +150,7 @@ def _corpus_line(sidecars: Sequence[dict[str, Any]]) -> str:
     elif papers:
         bits.append("corpora of " + ", ".join(sorted(map(str, papers))) + " papers")
     if len(corpora) == 1:
-        bits.append(f"({next(iter(corpora))})")
+        bits.append(f"({_shown(next(iter(corpora)))})")
     return " ".join(bits)
 
 

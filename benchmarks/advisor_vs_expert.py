@@ -1,0 +1,260 @@
+"""The workload advisor against SQLite's own ``.expert``, measured by replay.
+
+Goals (issue 4), all measured, none predicted:
+
+- ``read_ratio``: weighted rows read (per unit of the ``medical`` workload) with
+  the advised set, over the same with the union of ``.expert``'s per-template
+  answers: at most 0.75;
+- ``bytes_ratio``: bytes of the advised indexes over ``.expert``'s: at most 1.0;
+- on a write-heavy variant of the workload (writes are ``--write-share`` of the
+  units), ``write_ratio``: rows written per unit with the advised set over
+  ``.expert``'s: at most 0.7, while keeping at least 95% of ``.expert``'s read
+  savings over no index (``read_savings_kept``);
+- ``plan_match``: share of templates whose plan after building the advised set
+  is the plan the advisor predicted: at least 0.95;
+- ``advice_seconds``: advice for 1,000 distinct templates over 50 tables (a
+  generated schema and workload): at most 60.
+
+Also reported: the advised set's cut in rows read against no secondary index
+(``reduction_vs_none``, issue goal 0.9 at 100,000 papers) and whether it beats
+the seed's own index set (``beats_seed``), with every set's figures.
+
+Each index set is built on its own copy of the corpus (its CREATE INDEX
+statements, then ``PRAGMA optimize``), and the workload is replayed on every
+copy with the same seed, one statement at a time, so every copy sees the same
+units, parameter values and writes.  Rows read and written are the SQLite
+target's estimates of D1's counts.  ``.expert`` (SQLite 3.40 from Debian)
+refuses databases with FTS5 tables, so it runs on a copy without them and
+skips the templates that need them; it runs with ``--sample 100``, its most
+favourable setting.
+
+Run: ``python benchmarks/advisor_vs_expert.py [--papers 20000] [--db CORPUS]
+[--requests 400] [--write-share 0.5] [--seed 0]``.  Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+GOALS = {"read_ratio": 0.75, "bytes_ratio": 1.0, "write_ratio": 0.7, "read_savings_kept": 0.95,
+         "plan_match": 0.95, "advice_seconds": 60.0, "reduction_vs_none": 0.90}
+
+
+def _build(corpus: Path, folder: Path, name: str, sql: str) -> Path:
+    from d1bench.advisor.verify import apply_sql, copy_corpus
+
+    path = copy_corpus(corpus, folder / f"{name}.sqlite")
+    if sql.strip():
+        apply_sql(path, sql)
+    return path
+
+
+def _measure(db: Path, workload: Any, requests: int, seed: int) -> dict[str, Any]:
+    from d1bench.advisor.verify import measure
+
+    m = measure(db, workload, requests=requests, seed=seed)
+    units = max(m.attrs["units"], 1)
+    return {
+        "rows_read_per_unit": float((m["executions"] * m["rows_read"]).sum()) / units,
+        "rows_written_per_unit": float((m["executions"] * m["rows_written"]).sum()) / units,
+        "ms_per_unit": float((m["executions"] * m["ms"]).sum()) / units,
+        "per_template": {k: round(float(v), 2) for k, v in m["rows_read"].items()},
+    }
+
+
+def _set_sql(indexes: list[Any]) -> str:
+    return "".join(i.create_sql() + ";\n" for i in indexes) + "PRAGMA optimize;\n"
+
+
+def _names(sql: str) -> list[str]:
+    import re
+
+    return re.findall(r"(?i)CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\S+)", sql)
+
+
+def synthetic(folder: Path, tables: int = 50, templates: int = 1000, rows: int = 2000,
+              seed: int = 0) -> tuple[Path, Path]:
+    """A generated schema of ``tables`` tables and a workload of ``templates`` distinct templates."""
+    import apsw
+
+    rng = random.Random(seed)
+    db_path = folder / "synthetic.sqlite"
+    db = apsw.Connection(str(db_path))
+    db.execute("BEGIN")
+    for t in range(tables):
+        db.execute(f"CREATE TABLE t{t} (id INTEGER PRIMARY KEY, parent INTEGER, a INTEGER, "
+                   "b INTEGER, c TEXT, d TEXT, e REAL, f TEXT)")
+        ca, cb, cc = rng.choice([5, 50, 500]), rng.choice([10, 100, 1000]), rng.choice([20, 200])
+        db.executemany(
+            f"INSERT INTO t{t} (parent, a, b, c, d, e, f) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(rng.randint(1, rows), rng.randrange(ca), rng.randrange(cb), f"c{rng.randrange(cc)}",
+              f"2024-{1 + rng.randrange(12):02d}-{1 + rng.randrange(28):02d}", rng.random() * 100,
+              rng.choice(["x", "y", None])) for _ in range(rows)])
+    db.execute("COMMIT")
+    db.close()
+    lines = ["[workload]", 'name = "synthetic"', "format = 1", "write_weight = 0.05", ""]
+    seen: set[str] = set()
+    while len(seen) < templates:
+        t = rng.randrange(tables)
+        c1, c2 = rng.sample(["a", "b", "c", "d"], 2)
+
+        def val(c: str, t: int = t) -> str:
+            return f'{{ sampler = "column", table = "t{t}", column = "{c}" }}'
+
+        kind = rng.choice(["eq", "eq2", "range", "order", "join", "group", "eqrange", "insert"])
+        if kind == "eq":
+            sql, params = f"SELECT id, e FROM t{t} WHERE {c1} = ?", [val(c1)]
+        elif kind == "eq2":
+            sql, params = f"SELECT id FROM t{t} WHERE {c1} = ? AND {c2} = ?", [val(c1), val(c2)]
+        elif kind == "range":
+            sql, params = f"SELECT id, {c2} FROM t{t} WHERE {c1} > ? ORDER BY {c1} LIMIT 20", [val(c1)]
+        elif kind == "order":
+            sql, params = f"SELECT id, e FROM t{t} WHERE {c1} = ? ORDER BY {c2} DESC LIMIT 10", [val(c1)]
+        elif kind == "eqrange":
+            sql, params = f"SELECT count(*) FROM t{t} WHERE {c1} = ? AND {c2} >= ?", [val(c1), val(c2)]
+        elif kind == "join":
+            u = rng.randrange(tables)
+            sql = f"SELECT x.id, y.e FROM t{t} x JOIN t{u} y ON y.parent = x.id WHERE x.{c1} = ?"
+            params = [val(c1)]
+        elif kind == "group":
+            sql, params = f"SELECT {c2}, count(*) FROM t{t} WHERE {c1} = ? GROUP BY {c2}", [val(c1)]
+        else:
+            sql = f"INSERT INTO t{t} (parent, a, b, c, d, e, f) VALUES (?, ?, ?, ?, ?, ?, 'x')"
+            params = ['{ sampler = "int", min = 1, max = 2000 }', val("a"), val("b"), val("c"),
+                      val("d"), '{ sampler = "float", min = 0, max = 100 }']
+        if sql in seen:
+            continue
+        seen.add(sql)
+        lines += [f"[templates.q{len(seen):04d}]", f"weight = {rng.choice([1, 2, 5, 10])}",
+                  f'sql = "{sql}"', "params = [" + ", ".join(params) + "]", ""]
+    wl = folder / "synthetic.toml"
+    wl.write_text("\n".join(lines), encoding="utf-8")
+    return db_path, wl
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--papers", type=int, default=20_000)
+    parser.add_argument("--db", type=Path, help="an existing corpus (index set none)")
+    parser.add_argument("--requests", type=int, default=400, help="units per replay")
+    parser.add_argument("--write-share", type=float, default=0.5,
+                        help="share of units that are writes in the write-heavy variant")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--templates", type=int, default=1000)
+    parser.add_argument("--tables", type=int, default=50)
+    args = parser.parse_args(argv)
+
+    from d1bench import generate_corpus
+    from d1bench.advisor import advise
+    from d1bench.advisor.advise import _bind_params
+    from d1bench.advisor.expert import expert_union, run_expert
+    from d1bench.advisor.verify import index_bytes, real_plans
+    from d1bench.schema import index_set_sql
+    from d1bench.workload import load_workload
+
+    out: dict[str, Any] = {"benchmark": "advisor_vs_expert"}
+    with tempfile.TemporaryDirectory(prefix="d1bench-bench-") as tmp:
+        folder = Path(tmp)
+        corpus = args.db
+        if corpus is None:
+            corpus = folder / "corpus.sqlite"
+            generate_corpus(corpus, papers=args.papers, seed=args.seed)
+        out["corpus_papers"] = args.papers if args.db is None else None
+        workload = load_workload("medical")
+        heavy = workload.with_write_weight(args.write_share)
+
+        started = time.perf_counter()
+        answers = run_expert(corpus, {n: t.sql for n, t in workload.templates.items()})
+        out["expert_seconds"] = round(time.perf_counter() - started, 2)
+        union = expert_union(answers)
+        out["expert_skipped"] = sorted(a.template for a in answers if a.status != "ok")
+        out["expert_note"] = (".expert (SQLite 3.40) fails on FTS5 tables: it ran on a copy "
+                              "without them and skipped the templates that need one")
+        expert_sql = _set_sql(union)
+
+        started = time.perf_counter()
+        advice = advise(corpus, workload, seed=args.seed)
+        out["advise_seconds_medical"] = round(time.perf_counter() - started, 2)
+        heavy_advice = advise(corpus, heavy, seed=args.seed)
+
+        sets = {"none": "", "seed": index_set_sql("seed") + "\nPRAGMA optimize;\n",
+                "expert": expert_sql, "advised": advice.migration_sql,
+                "advised_write_heavy": heavy_advice.migration_sql}
+        built = {name: _build(corpus, folder, name, sql) for name, sql in sets.items()}
+        sizes = {name: index_bytes(built[name], _names(sql)) for name, sql in sets.items()}
+
+        read = {name: _measure(built[name], workload, args.requests, args.seed)
+                for name in ("none", "seed", "expert", "advised")}
+        for name in ("none", "expert"):  # fresh copies: the read-mostly replay wrote into these
+            built[name] = _build(corpus, folder, f"{name}_heavy", sets[name])
+        write = {name: _measure(built[name if name != "advised" else "advised_write_heavy"],
+                                heavy, args.requests, args.seed)
+                 for name in ("none", "expert", "advised")}
+
+        params, _ = _bind_params(workload, corpus, args.seed, 3)
+        plans_db = _build(corpus, folder, "plans", advice.migration_sql)
+        real = real_plans(plans_db, {n: t.sql for n, t in workload.templates.items()},
+                          {n: (params.get(n) or [()])[0] for n in workload.templates})
+        matches = [" | ".join(real[row.template]) == row.plan_after
+                   for row in advice.templates.itertuples()]
+        mismatched = [row.template for row, ok in zip(advice.templates.itertuples(), matches)
+                      if not ok]
+
+        syn_db, syn_wl = synthetic(folder, tables=args.tables, templates=args.templates,
+                                   seed=args.seed)
+        started = time.perf_counter()
+        syn = advise(syn_db, syn_wl, seed=args.seed)
+        advice_seconds = time.perf_counter() - started
+
+    r = {k: v["rows_read_per_unit"] for k, v in read.items()}
+    savings_expert = write["none"]["rows_read_per_unit"] - write["expert"]["rows_read_per_unit"]
+    savings_advised = write["none"]["rows_read_per_unit"] - write["advised"]["rows_read_per_unit"]
+    out.update({
+        "read_ratio": round(r["advised"] / r["expert"], 4),
+        "bytes_ratio": round(sizes["advised"] / sizes["expert"], 4) if sizes["expert"] else None,
+        "write_ratio": round(write["advised"]["rows_written_per_unit"]
+                             / write["expert"]["rows_written_per_unit"], 4),
+        "read_savings_kept": round(savings_advised / savings_expert, 4) if savings_expert else None,
+        "plan_match": round(sum(matches) / len(matches), 4),
+        "plan_mismatches": mismatched,
+        "advice_seconds": round(advice_seconds, 2),
+        "advice_templates": args.templates, "advice_tables": args.tables,
+        "advice_indexes": len(syn.indexes),
+        "reduction_vs_none": round(1 - r["advised"] / r["none"], 4),
+        "beats_seed": r["advised"] < r["seed"],
+        "rows_read_per_unit": {k: round(v, 1) for k, v in r.items()},
+        "index_bytes": {k: int(v) for k, v in sizes.items()},
+        "write_heavy": {k: {"rows_read_per_unit": round(v["rows_read_per_unit"], 1),
+                            "rows_written_per_unit": round(v["rows_written_per_unit"], 4)}
+                        for k, v in write.items()},
+        "write_share": args.write_share,
+        "indexes": {"advised": [f"{t}({', '.join(c)})" + (f" WHERE {w}" if w else "")
+                                for t, c, w in zip(advice.indexes["table"], advice.indexes["columns"],
+                                                   advice.indexes["where"])],
+                    "advised_write_heavy": list(heavy_advice.indexes["name"]),
+                    "expert": [i.describe() for i in union]},
+        "per_template_rows_read": {k: v["per_template"] for k, v in read.items()},
+        "requests": args.requests, "seed": args.seed, "goals": GOALS,
+    })
+    out["met"] = {
+        "read_ratio": out["read_ratio"] <= GOALS["read_ratio"],
+        "bytes_ratio": out["bytes_ratio"] is not None and out["bytes_ratio"] <= GOALS["bytes_ratio"],
+        "write_ratio": out["write_ratio"] <= GOALS["write_ratio"],
+        "read_savings_kept": out["read_savings_kept"] is not None
+        and out["read_savings_kept"] >= GOALS["read_savings_kept"],
+        "plan_match": out["plan_match"] >= GOALS["plan_match"],
+        "advice_seconds": out["advice_seconds"] <= GOALS["advice_seconds"],
+    }
+    print(json.dumps(out, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

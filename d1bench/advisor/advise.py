@@ -1,0 +1,255 @@
+"""``advise()``: the advisor's stages run in order, and the :class:`Advice` they produce."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from d1bench.errors import TargetError, UsageError
+from d1bench.workload.samplers import SamplerError
+
+__all__ = ["DEFAULT_SAMPLES", "Advice", "advise", "open_corpus", "template_weights"]
+
+#: Parameter tuples drawn per template: the first plans it, all of them price it.
+DEFAULT_SAMPLES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Advice:
+    """What :func:`advise` proposes, and why.
+
+    Attributes:
+        indexes: one row per proposed index: ``name``, ``table``, ``columns``,
+            ``where`` (partial indexes), ``sql``, ``templates`` (those whose
+            plan uses it), ``rows_read_before`` / ``rows_read_after`` (weighted
+            rows read of those templates per unit of workload, predicted),
+            ``bytes`` (estimated size), ``rows_written_per_insert`` (rows each
+            insert into the table now also writes), ``reason``.
+        templates: one row per template: ``template``, ``weight``, predicted
+            ``rows_read_before`` / ``rows_read_after`` and
+            ``rows_written_before`` / ``rows_written_after`` per execution,
+            ``plan_before`` / ``plan_after``, ``indexes`` (proposed ones it
+            uses) and ``reason`` (why it got nothing, when it got nothing).
+        drops: existing indexes proposed for dropping: ``name``, ``table``,
+            ``columns``, ``sql``, ``reason``, ``rows_written_per_insert``.
+        migration_sql: the wrangler migration (drops, creates, ``PRAGMA optimize;``).
+        verification: the measured before/after per template (``verify=True``), else ``None``.
+        summary: totals and run facts (predicted weighted rows read and written
+            before and after, what-if calls, seconds, stop reason ...).
+        migration_path: where the migration was written, if it was.
+    """
+
+    indexes: pd.DataFrame
+    templates: pd.DataFrame
+    drops: pd.DataFrame
+    migration_sql: str
+    verification: pd.DataFrame | None = None
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    migration_path: Path | None = None
+
+    def __repr__(self) -> str:
+        s = self.summary
+        return (f"<Advice: {len(self.indexes)} index(es) to create, {len(self.drops)} to drop; "
+                f"predicted weighted rows read {s.get('rows_read_before', 0):,.0f} -> "
+                f"{s.get('rows_read_after', 0):,.0f}>")
+
+
+def open_corpus(db_path: str | os.PathLike[str]) -> Any:
+    """A read-only APSW connection to ``db_path``; a missing file is a UsageError."""
+    import apsw
+
+    path = Path(db_path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such database file")
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+    except apsw.Error as exc:
+        raise UsageError(f"{path}: not a SQLite database ({exc})") from None
+    return conn
+
+
+def _load(workload: Any) -> Any:
+    if isinstance(workload, (str, os.PathLike)):
+        from d1bench.workload import load_workload
+
+        return load_workload(workload)
+    return getattr(workload, "workload", workload)
+
+
+def template_weights(workload: Any, trace: Any = None) -> dict[str, float]:
+    """Executions of each template per unit of workload: the trace's counts if given,
+    else what the workload's weights and sessions imply."""
+    names = list(workload.templates)
+    if trace is not None:
+        if isinstance(trace, (str, os.PathLike)):
+            from d1bench.trace import load_trace
+
+            trace = load_trace(trace)
+        frame = trace.measured if hasattr(trace, "measured") else trace
+        counts = frame.groupby("template").size()
+        total_units = max(frame["unit_index"].nunique(), 1) if "unit_index" in frame else 1
+        return {n: float(counts.get(n, 0)) / total_units for n in names}
+    return {n: float(v) for n, v in workload.template_frequencies().items()}
+
+
+def _bind_params(workload: Any, db_path: Path, seed: int, samples: int) -> tuple[dict, str | None]:
+    """Draw ``samples`` parameter tuples per template from the corpus."""
+    try:
+        conn = _connect(db_path)
+        try:
+            bound = workload.bind(conn, seed)
+        finally:
+            conn.close()
+    except UsageError as exc:
+        return {}, f"parameters could not be drawn ({exc}); templates are planned with NULLs"
+    rng = random.Random(seed)
+    out = {}
+    for name in workload.templates:
+        try:
+            out[name] = [tuple(bound.draw_params(name, rng)) for _ in range(samples)]
+        except (UsageError, TargetError, SamplerError):
+            out[name] = []  # planned with NULLs; the template is still advised
+    return out, None
+
+
+def _connect(db_path: Path) -> Any:
+    """A target connection to the corpus, for binding the workload's samplers."""
+    try:
+        from d1bench.targets import open_target
+    except ImportError:
+        open_target = None
+    if open_target is not None:
+        return open_target(f"sqlite:{db_path}").connect()
+    from d1bench.advisor._conn import ReadOnlyConnection
+
+    return ReadOnlyConnection(db_path)
+
+
+def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
+           budget_bytes: float | None = None, write_weight: float = 1000.0,
+           verify: bool = False, migrations_dir: str | os.PathLike[str] | None = None,
+           force: bool = False, seed: int = 0, samples: int = DEFAULT_SAMPLES,
+           min_gain: float | None = None, verify_requests: int = 300,
+           progress: bool = False, params: Mapping[str, list[tuple]] | None = None) -> Advice:
+    """Advise indexes for ``workload`` on the corpus at ``db_path``.
+
+    Args:
+        db_path: the corpus (read only; it is never analysed or changed).
+        workload: ``"medical"``, a workload file, or a ``Workload``.
+        trace: a trace (or its path) of the workload; its counts replace the
+            workload's weights.
+        budget_bytes: most bytes the new indexes may take (``None``: no limit).
+        write_weight: the price of a row written in rows read (D1: 1,000).
+        verify: build the set on a copy, replay before and after, and report
+            the measured difference (:mod:`d1bench.advisor.verify`).
+        migrations_dir: write the migration there (wrangler's layout).
+        force: replace a d1bench migration that is still the newest there.
+        seed: seeds parameter sampling, the data sample and the replays.
+        samples: parameter tuples drawn per template.
+        min_gain: Extend's stopping threshold (default 0.3% of the cost).
+        verify_requests: units each replay of ``verify`` runs.
+        progress: show progress on stderr.
+        params: parameter tuples per template, instead of drawing them.
+
+    Templates that do not parse, or that SQLite cannot plan, are reported
+    with their error in ``Advice.templates`` and the rest are advised.
+    """
+    from d1bench.advisor.candidates import generate
+    from d1bench.advisor.catalog import read_catalog
+    from d1bench.advisor.cost import CostModel
+    from d1bench.advisor.evaluate import Case, Evaluator
+    from d1bench.advisor.migration import migration_sql, write_migration
+    from d1bench.advisor.naming import Namer
+    from d1bench.advisor.query import analyze
+    from d1bench.advisor.report import build_frames
+    from d1bench.advisor.select import MIN_GAIN, extend
+    from d1bench.advisor.stats import Stats
+    from d1bench.advisor.whatif import WhatIf
+
+    started = time.perf_counter()
+    if not write_weight >= 0:
+        raise UsageError(f"write weight must be >= 0, got {write_weight!r}")
+    if budget_bytes is not None and not budget_bytes >= 0:
+        raise UsageError(f"budget must be a number of bytes >= 0, got {budget_bytes!r}")
+    min_gain = MIN_GAIN if min_gain is None else float(min_gain)
+    path = Path(db_path)
+    conn = open_corpus(path)
+    wl = _load(workload)
+    weights = template_weights(wl, trace)
+    notes: list[str] = []
+    if params is None:
+        params, note = _bind_params(wl, path, seed, samples)
+        if note:
+            notes.append(note)
+    catalog = read_catalog(conn)
+    stats = Stats(conn, catalog, seed=seed)
+    infos = {name: analyze(t.sql, catalog) for name, t in wl.templates.items()}
+    cases = [Case(name, infos[name], weights.get(name, 0.0), list(params.get(name) or []))
+             for name in wl.templates]
+    namer = Namer(catalog.indexes)
+    named = {c.name: c.named[0] for c in cases}
+    candidates = generate(infos, catalog, stats, namer, named)
+    _prefetch(stats, catalog, candidates, infos)
+    whatif = WhatIf(catalog, stats)
+    model = CostModel(catalog, stats)
+    ev = Evaluator(cases, whatif, model, catalog, write_weight)
+    base = [i for i in catalog.indexes if i.origin == "c"]
+    selection = extend(ev, candidates, base, stats.index_bytes, budget=budget_bytes,
+                       min_gain=min_gain)
+    frames = build_frames(ev, selection, candidates, base, stats, budget_bytes, min_gain)
+    header = [(f"workload {wl.name}: {len(selection.added)} index(es) to create, "
+               f"{len(selection.dropped)} to drop"),
+              (f"predicted weighted rows read {frames.summary['rows_read_before']:,.0f} -> "
+               f"{frames.summary['rows_read_after']:,.0f} per unit of workload")]
+    sql = migration_sql(frames.added, selection.dropped, header=header)
+    written = write_migration(migrations_dir, sql, force=force) if migrations_dir else None
+    summary = dict(frames.summary)
+    summary.update(
+        workload=wl.name, corpus=str(path), write_weight=write_weight, budget_bytes=budget_bytes,
+        min_gain=min_gain, candidates=len(candidates), steps=len(selection.steps),
+        stopped=selection.stopped, whatif_calls=whatif.calls, whatif_plans=whatif.misses,
+        seconds=time.perf_counter() - started, notes=notes,
+        weights="trace" if trace is not None else "workload")
+    verification = None
+    if verify:
+        from d1bench.advisor.verify import verify as run_verify
+
+        verification = run_verify(path, wl, sql, requests=verify_requests, seed=seed,
+                                  progress=progress, predicted=frames.templates)
+        summary["verify_seconds"] = verification.attrs.get("seconds")
+    conn.close()
+    return Advice(indexes=frames.indexes, templates=frames.templates, drops=frames.drops,
+                  migration_sql=sql, verification=verification, summary=summary,
+                  migration_path=written)
+
+
+def _prefetch(stats: Any, catalog: Any, candidates: Mapping, infos: Mapping) -> None:
+    """Read every key the later stages will ask about in one scan per table."""
+    from d1bench.advisor.query import ROWID
+
+    wanted: dict[str, set[str]] = {}
+    for cand in candidates.values():
+        idx = cand.index
+        wanted.setdefault(idx.table, set()).update(k.expr for k in idx.keys)
+        if idx.where:
+            wanted[idx.table].add(f"({idx.where})")
+    for idx in catalog.indexes:
+        wanted.setdefault(idx.table, set()).update(k.expr for k in idx.keys)
+        if idx.where:
+            wanted[idx.table].add(f"({idx.where})")
+    for info in infos.values():
+        for p in info.preds:
+            if p.key is not None and 0 <= p.ref < len(info.refs) and info.refs[p.ref].kind == "table":
+                wanted.setdefault(info.refs[p.ref].name, set()).add(p.key)
+    for table, keys in wanted.items():
+        td = catalog.table(table)
+        if td is not None and td.kind == "table":
+            stats.prefetch(table, keys | {ROWID})

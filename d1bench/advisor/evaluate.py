@@ -1,0 +1,167 @@
+"""The cost of a template, and of the workload, under a configuration of indexes.
+
+Glues the what-if planner to the cost model, per template, with two caches:
+whether an index can matter to a template at all (its table and keys), and the
+template's cost under the set of indexes that can.  A configuration change on
+one table therefore costs nothing for templates that never read it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from d1bench.advisor.catalog import Catalog, IndexDef
+from d1bench.advisor.cost import CostModel, Estimate
+from d1bench.advisor.query import ALL_COLUMNS, ROWID, QueryInfo
+from d1bench.advisor.whatif import PlanRow, WhatIf
+
+__all__ = ["Case", "CaseCost", "Evaluator"]
+
+
+@dataclass
+class Case:
+    """One template as the advisor sees it.
+
+    Attributes:
+        name: the template's name.
+        info: what :func:`~d1bench.advisor.query.analyze` read from it.
+        weight: executions per unit of workload (its frequency).
+        params: parameter tuples drawn for it (the first plans it).
+    """
+
+    name: str
+    info: QueryInfo
+    weight: float
+    params: list[tuple[Any, ...]]
+    keys: dict[str, set[str]] = field(default_factory=dict)
+    needed: dict[str, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.params:
+            self.params = [tuple([None] * self.info.n_params)]
+        for ref in self.info.refs:
+            if ref.kind != "table":
+                continue
+            self.needed.setdefault(ref.name, set()).update(ref.columns)
+            self.keys.setdefault(ref.name, set()).update(c for c in ref.columns if c != ALL_COLUMNS)
+        for p in self.info.preds:
+            if p.key is not None and 0 <= p.ref < len(self.info.refs):
+                self.keys.setdefault(self.info.refs[p.ref].name, set()).add(p.key)
+            if p.other_key is not None and p.other_ref is not None:
+                self.keys.setdefault(self.info.refs[p.other_ref].name, set()).add(p.other_key)
+        for s in self.info.scopes:
+            for r, k, _d in s.order_by:
+                if r >= 0:
+                    self.keys.setdefault(self.info.refs[r].name, set()).add(k)
+            for r, k in s.group_by:
+                if r >= 0:
+                    self.keys.setdefault(self.info.refs[r].name, set()).add(k)
+
+    @property
+    def named(self) -> list[dict[str, Any]]:
+        return [{f"p{i + 1}": v for i, v in enumerate(p)} for p in self.params]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseCost:
+    """A template's predicted usage per execution under one configuration.
+
+    ``error`` holds SQLite's refusal when it could not plan the template.
+    """
+
+    rows_read: float
+    rows_written: float
+    plan: tuple[PlanRow, ...] = ()
+    error: str | None = None
+
+    def total(self, write_weight: float) -> float:
+        return self.rows_read + write_weight * self.rows_written
+
+
+class Evaluator:
+    """Costs of templates under configurations, cached."""
+
+    def __init__(self, cases: Sequence[Case], whatif: WhatIf, model: CostModel,
+                 catalog: Catalog, write_weight: float) -> None:
+        self.cases = {c.name: c for c in cases}
+        self.whatif = whatif
+        self.model = model
+        self.catalog = catalog
+        self.write_weight = write_weight
+        self._relevant: dict[tuple[str, tuple], bool] = {}
+        self._costs: dict[tuple[str, frozenset], CaseCost] = {}
+        self._by_table: dict[str, list[str]] = {}
+        for c in cases:
+            for table in c.info.tables:
+                self._by_table.setdefault(table, []).append(c.name)
+
+    def cases_on(self, table: str) -> list[str]:
+        """Templates that read or write ``table``."""
+        return self._by_table.get(table, [])
+
+    def relevant(self, case: Case, index: IndexDef) -> bool:
+        """Can ``index`` change ``case``'s plan or its writes?"""
+        key = (case.name, index.shape)
+        hit = self._relevant.get(key)
+        if hit is not None:
+            return hit
+        info = case.info
+        result = False
+        if index.table in info.tables:
+            if info.write_table == index.table and info.statement == "insert" or info.write_table == index.table and info.statement == "update" and \
+                    _mentions(index, info.set_columns):
+                result = True
+            keys = case.keys.get(index.table, set())
+            needed = case.needed.get(index.table)
+            if needed is not None:
+                first = index.keys[0].expr if index.keys else None
+                if any(k.expr in keys for k in index.keys) or first in keys:
+                    result = True
+                elif ALL_COLUMNS not in needed and \
+                        {c for c in needed if c != ROWID} <= set(index.columns):
+                    result = True  # a covering scan (COUNT(*) takes the smallest index)
+        self._relevant[key] = result
+        return result
+
+    def cost(self, case: Case, config: Iterable[IndexDef]) -> CaseCost:
+        """``case``'s predicted usage per execution under ``config`` (cached)."""
+        rel = [i for i in config if self.relevant(case, i)]
+        key = (case.name, frozenset(i.shape for i in rel))
+        hit = self._costs.get(key)
+        if hit is not None:
+            return hit
+        info = case.info
+        indexes = {i.name: i for i in self.catalog.indexes if i.origin != "c"}
+        indexes.update({i.name: i for i in rel})
+        if info.error is not None:
+            result = CaseCost(0.0, 0.0, (), info.error)
+        else:
+            try:
+                plan = self.whatif.plan(case.name, info.sql, case.params[0], rel)
+            except ValueError as exc:
+                result = CaseCost(0.0, 0.0, (), str(exc))
+            else:
+                ests: list[Estimate] = [self.model.estimate(info, plan, named, indexes)
+                                        for named in case.named]
+                result = CaseCost(sum(e.rows_read for e in ests) / len(ests),
+                                  sum(e.rows_written for e in ests) / len(ests), plan)
+        self._costs[key] = result
+        return result
+
+    def weighted(self, case: Case, config: Iterable[IndexDef]) -> float:
+        """The case's share of the workload's cost under ``config``."""
+        return case.weight * self.cost(case, config).total(self.write_weight)
+
+    def total(self, config: Sequence[IndexDef], names: Iterable[str] | None = None) -> float:
+        """Weighted cost of the workload (or of ``names`` only) under ``config``."""
+        chosen = self.cases.values() if names is None else [self.cases[n] for n in names]
+        return sum(self.weighted(c, config) for c in chosen)
+
+
+def _mentions(index: IndexDef, columns: Iterable[str]) -> bool:
+    text = " ".join(k.expr for k in index.keys) + " " + (index.where or "")
+    return any(re.search(rf"(?i)\b{re.escape(c)}\b", text) for c in columns)
+

@@ -1,0 +1,229 @@
+"""Choosing the set: greedy Extend over the whole workload, then drops and pruning.
+
+Extend (Schlosser, Kossmann and Boissier, ICDE 2019) grows a configuration one
+step at a time.  A step either adds a one-key index or appends one key to an
+index already chosen; the step taken is the one that saves the most cost per
+extra byte, cost being the workload's weighted D1 usage (rows read, plus rows
+written times the write weight).  It stops when the storage budget is spent or
+when no step saves at least ``min_gain`` of the current cost.
+
+Here the keys an index may grow by follow the candidates (every step keeps the
+index a prefix of some candidate), which keeps the search to indexes some
+template asked for.  When no one-key step pays at all (a key that only helps
+together with the next one), two-key prefixes are tried before giving up.
+
+Afterwards every index is checked alone: a proposed index whose removal costs
+less than ``min_gain`` goes, and an existing one that no template uses, or whose
+keys begin another index's, is proposed for dropping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from d1bench.advisor.candidates import Candidate
+from d1bench.advisor.catalog import IndexDef
+from d1bench.advisor.evaluate import Evaluator
+
+__all__ = ["MIN_GAIN", "Selection", "Step", "extend"]
+
+#: Stop when the best step saves less than this fraction of the current cost (Extend's 0.3%).
+MIN_GAIN = 0.003
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step Extend took."""
+
+    action: str          # "add" or "extend"
+    index: IndexDef
+    replaced: IndexDef | None
+    gain: float          # weighted cost saved
+    extra_bytes: float
+    cost_after: float
+
+
+@dataclass
+class Selection:
+    """What :func:`extend` decided.
+
+    Attributes:
+        config: the final configuration (existing indexes kept, plus new ones).
+        added: the new indexes.
+        dropped: existing indexes proposed for dropping, with the reason.
+        steps: the steps taken, in order.
+        cost_before / cost_after: the workload's weighted cost.
+        stopped: why the search ended.
+    """
+
+    config: list[IndexDef]
+    added: list[IndexDef]
+    dropped: list[tuple[IndexDef, str]]
+    steps: list[Step] = field(default_factory=list)
+    cost_before: float = 0.0
+    cost_after: float = 0.0
+    stopped: str = ""
+    pruned: list[tuple[IndexDef, str]] = field(default_factory=list)
+
+
+def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[IndexDef],
+           size: Callable[[IndexDef], float], *, budget: float | None = None,
+           min_gain: float = MIN_GAIN, max_steps: int = 500) -> Selection:
+    """Run Extend from ``base`` (the existing indexes) over ``candidates``."""
+    prefixes = _prefixes(candidates)
+    config = list(base)
+    added: dict[tuple, IndexDef] = {}
+    current = {n: ev.weighted(c, config) for n, c in ev.cases.items()}
+    total = sum(current.values())
+    # The stopping threshold is relative to the cost indexes can act on: a
+    # brute-force template no index serves must not freeze the search.
+    actionable = {n for n, c in ev.cases.items()
+                  if any(ev.relevant(c, idx) for idx in prefixes.values() if len(idx.keys) == 1)}
+
+    def base_cost() -> float:
+        return sum(current[n] for n in actionable)
+
+    cost_before = total
+    used_bytes = 0.0
+    steps: list[Step] = []
+    gains: dict[tuple, tuple[float, set[str]]] = {}
+    stopped = "no step saves anything"
+    for _ in range(max_steps):
+        best = None
+        floor = min_gain * base_cost()
+        positive = False
+        for widths in ((1,), (2,)):
+            for action, new, old in _moves(prefixes, added, widths):
+                key = (new.shape, old.shape if old else None)
+                if key not in gains:
+                    gains[key] = _gain(ev, config, current, new, old)
+                gain, _affected = gains[key]
+                if gain <= 0:
+                    continue
+                extra = size(new) - (size(old) if old else 0.0)
+                if budget is not None and used_bytes + extra > budget:
+                    continue
+                positive = True
+                if gain < floor:
+                    continue  # Extend only takes steps that save at least min_gain
+                ratio = gain / max(extra, 1.0)
+                if best is None or ratio > best[0]:
+                    best = (ratio, gain, extra, action, new, old)
+            if best is not None:
+                break  # two-key steps only when no one-key step pays
+        if best is None:
+            if positive:
+                stopped = (f"no step saves {min_gain:.1%} of the cost of the templates "
+                           "indexes can serve")
+            else:
+                stopped = "no step saves anything" if budget is None else \
+                    "no step saves anything within the storage budget"
+            break
+        _ratio, gain, extra, action, new, old = best
+        if old is not None:
+            config = [i for i in config if i.shape != old.shape]
+            del added[old.shape]
+        config.append(new)
+        added[new.shape] = new
+        used_bytes += extra
+        _, affected = gains[(new.shape, old.shape if old else None)]
+        for n in affected:
+            current[n] = ev.weighted(ev.cases[n], config)
+        total = sum(current.values())
+        steps.append(Step(action, new, old, gain, extra, total))
+        # gains of moves touching the same templates are stale now
+        gains = {k: v for k, v in gains.items() if not (v[1] & affected)}
+    else:
+        stopped = f"stopped after {max_steps} steps"
+    sel = Selection(config=config, added=list(added.values()), dropped=[], steps=steps,
+                    cost_before=cost_before, cost_after=total, stopped=stopped)
+    _prune(ev, sel, min_gain, actionable)
+    _drops(ev, sel, base)
+    sel.cost_after = ev.total(sel.config)
+    return sel
+
+
+def _prefixes(candidates: Mapping[tuple, Candidate]) -> dict[tuple, IndexDef]:
+    """Every prefix of every candidate, by shape (the names are the candidates' own)."""
+    from d1bench.advisor.naming import Namer
+
+    namer = Namer([c.index for c in candidates.values()])
+    out: dict[tuple, IndexDef] = {}
+    for cand in candidates.values():
+        idx = cand.index
+        for n in range(1, len(idx.keys) + 1):
+            keys = idx.keys[:n]
+            shape = (idx.table, keys, idx.where)
+            if shape not in out:
+                name = idx.name if n == len(idx.keys) else namer.name(idx.table, keys, idx.where)
+                out[shape] = IndexDef(idx.table, keys, idx.where, name=name)
+    return out
+
+
+def _moves(prefixes: Mapping[tuple, IndexDef], added: Mapping[tuple, IndexDef],
+           widths: tuple[int, ...]):
+    """(action, new index, index it replaces) for every step Extend may take."""
+    for shape, idx in prefixes.items():
+        if shape in added:
+            continue
+        if len(idx.keys) in widths:
+            yield "add", idx, None
+        parent = (idx.table, idx.keys[:-1], idx.where)
+        if len(idx.keys) >= 2 and parent in added and widths == (1,):
+            yield "extend", idx, added[parent]
+
+
+def _gain(ev: Evaluator, config: list[IndexDef], current: Mapping[str, float],
+          new: IndexDef, old: IndexDef | None) -> tuple[float, set[str]]:
+    """Weighted cost saved by putting ``new`` in place of ``old`` (or beside it)."""
+    affected = {n for n in ev.cases_on(new.table)
+                if ev.relevant(ev.cases[n], new) or (old is not None and ev.relevant(ev.cases[n], old))}
+    if not affected:
+        return 0.0, affected
+    trial = [i for i in config if old is None or i.shape != old.shape] + [new]
+    gain = sum(current[n] - ev.weighted(ev.cases[n], trial) for n in affected)
+    return gain, affected
+
+
+def _uses(plan_details: Sequence[str], name: str) -> bool:
+    return any(f" {name} " in f" {d} " or d.endswith(f" {name}") for d in plan_details)
+
+
+def _prune(ev: Evaluator, sel: Selection, min_gain: float, actionable: set[str]) -> None:
+    """Remove proposed indexes the final configuration does not need."""
+    changed = True
+    while changed:
+        changed = False
+        total = ev.total(sel.config, actionable)
+        for idx in sorted(sel.added, key=lambda i: len(i.keys)):
+            without = [i for i in sel.config if i.shape != idx.shape]
+            loss = ev.total(without, actionable) - total
+            if loss < min_gain * total:
+                why = ("no template's plan uses it once the others exist" if loss <= 0 else
+                       f"it saves only {loss:,.0f} weighted rows, under {min_gain:.1%} of the cost")
+                sel.config = without
+                sel.added = [i for i in sel.added if i.shape != idx.shape]
+                sel.pruned.append((idx, why))
+                changed = True
+                break
+
+
+def _drops(ev: Evaluator, sel: Selection, base: Sequence[IndexDef]) -> None:
+    """Existing indexes to drop: unused by every template, or a prefix of another index."""
+    for idx in [i for i in base if i.droppable]:
+        longer = next((o for o in sel.config if o.shape != idx.shape and idx.is_prefix_of(o)
+                       and not idx.unique), None)
+        plans = [ev.cost(c, sel.config).plan for c in ev.cases.values()]
+        used = any(_uses([r.detail for r in plan], idx.name) for plan in plans)
+        reason = None
+        if longer is not None:
+            reason = f"prefix-redundant: {longer.name} begins with the same keys"
+        elif not used:
+            reason = "unused: no template of the workload uses it"
+        if reason is None:
+            continue
+        without = [i for i in sel.config if i.shape != idx.shape]
+        if ev.total(without) <= ev.total(sel.config) * (1 + 1e-9):
+            sel.config = without
+            sel.dropped.append((idx, reason))

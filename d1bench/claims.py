@@ -1,0 +1,96 @@
+"""Seed 000's benchmark table, reproduced: measured latency per query family beside its claims.
+
+Seed 000 claims, for its medical platform at "1M+ papers", average times of
+45 ms for search (FTS5), 25 ms for paper retrieval, 35 ms for citation
+analysis and 55 ms for user analytics.  It says nothing of how it measured
+them.  :func:`seed_claims` groups a trace's requests by their template's
+family and puts the measured mean (with a 95% confidence interval), p50 and
+p99 beside each claim, so a notebook can say which claims hold on this
+corpus and target.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from d1bench.workload.model import SEED_BENCHMARK_MS
+
+__all__ = ["family_of", "seed_claims"]
+
+_COLUMNS = ["family", "claimed_ms", "templates", "count", "mean_ms", "ci_low_ms", "ci_high_ms",
+            "p50_ms", "p99_ms", "ratio", "verdict"]
+
+
+def family_of(workload: Any) -> dict[str, str]:
+    """Template name -> family, from a workload (or an already built mapping)."""
+    if isinstance(workload, Mapping):
+        return {str(k): str(v) for k, v in workload.items()}
+    templates = getattr(workload, "templates", None)
+    if templates is None and hasattr(workload, "workload"):  # a bound workload
+        templates = workload.workload.templates
+    return {name: t.family for name, t in templates.items()}
+
+
+def seed_claims(requests: pd.DataFrame, workload: Any,
+                claims: Mapping[str, float] = SEED_BENCHMARK_MS, *,
+                include_unclaimed: bool = False) -> pd.DataFrame:
+    """Measured response time per family beside the seed's claimed average.
+
+    ``requests`` is a trace's requests frame (warm-up and failed requests are
+    left out); ``workload`` gives each template's family.  One row per
+    family with a claim (and, with ``include_unclaimed``, the others):
+    ``claimed_ms``, the ``templates`` measured, ``count``, ``mean_ms`` with
+    its 95% confidence interval (normal approximation), ``p50_ms``,
+    ``p99_ms``, ``ratio`` (measured mean / claim) and ``verdict``:
+    ``faster than claimed`` or ``slower than claimed`` when the interval
+    lies wholly on one side of the claim, ``consistent with claim`` when it
+    contains it, ``not measured`` when no request of the family ran.
+
+    >>> frame = pd.DataFrame({"template": ["a", "a", "b", "b"], "response_ms": [1.0, 3.0, 80., 90.],
+    ...                       "warmup": False, "error_class": None})
+    >>> table = seed_claims(frame, {"a": "retrieval", "b": "analytics"})
+    >>> table.set_index("family").loc[["retrieval", "analytics"], ["mean_ms", "verdict"]].values.tolist()
+    [[2.0, 'faster than claimed'], [85.0, 'slower than claimed']]
+    """
+    families = family_of(workload)
+    keep = requests
+    if "warmup" in keep:
+        keep = keep[~keep["warmup"].fillna(False).astype(bool)]
+    if "error_class" in keep:
+        keep = keep[keep["error_class"].isna()]
+    keep = keep.assign(family=keep["template"].astype(str).map(families).fillna("other"))
+    names = list(claims)
+    if include_unclaimed:
+        names += sorted(set(keep["family"]) - set(claims))
+    rows = []
+    for family in names:
+        times = keep.loc[keep["family"] == family, "response_ms"].to_numpy(float)
+        claimed = float(claims.get(family, math.nan))
+        templates = sorted(set(keep.loc[keep["family"] == family, "template"].astype(str)))
+        row: dict[str, Any] = {"family": family, "claimed_ms": claimed,
+                               "templates": ", ".join(templates), "count": int(times.size)}
+        if times.size:
+            mean = float(times.mean())
+            half = 1.96 * float(times.std(ddof=1)) / math.sqrt(times.size) if times.size > 1 else math.inf
+            row.update(mean_ms=mean, ci_low_ms=mean - half, ci_high_ms=mean + half,
+                       p50_ms=float(np.percentile(times, 50)),
+                       p99_ms=float(np.percentile(times, 99)),
+                       ratio=mean / claimed if claimed > 0 else math.nan)
+            if math.isnan(claimed):
+                row["verdict"] = "no claim"
+            elif mean + half < claimed:
+                row["verdict"] = "faster than claimed"
+            elif mean - half > claimed:
+                row["verdict"] = "slower than claimed"
+            else:
+                row["verdict"] = "consistent with claim"
+        else:
+            row.update(mean_ms=math.nan, ci_low_ms=math.nan, ci_high_ms=math.nan,
+                       p50_ms=math.nan, p99_ms=math.nan, ratio=math.nan, verdict="not measured")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=_COLUMNS)

@@ -1,0 +1,167 @@
+"""``generate_corpus``: a whole corpus into a file, atomically."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from d1bench.corpus.generator import FTS_UNITS_PER_PAPER, CorpusGenerator
+from d1bench.corpus.plan import make_plan
+from d1bench.corpus.vocabulary import load_vocabulary
+from d1bench.corpus.writer import PROGRESS_STEPS, CorpusWriter
+from d1bench.errors import UsageError
+
+__all__ = ["CorpusInfo", "Progress", "check_destination", "generate_corpus"]
+
+#: ``progress(phase, done, total)``; done and total are in the generator's units.
+Progress = Callable[[str, int, int], None]
+
+#: VM steps per paper while the FTS index is rebuilt, as measured (only moves the bar).
+_FTS_STEPS_PER_PAPER = 60
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusInfo:
+    """What :func:`generate_corpus` made.
+
+    path: the corpus file.  papers, seed, as_of: what it was made from.
+    row_counts: rows per table.  digest: fingerprint of the content (same
+    inputs, same digest).  seconds: wall time of the build.  bytes: file size.
+    """
+
+    path: Path
+    papers: int
+    seed: int
+    as_of: str
+    row_counts: dict[str, int]
+    digest: str
+    seconds: float
+    bytes: int
+
+
+def check_destination(out: str | os.PathLike[str], force: bool) -> Path:
+    """Refuse a destination we must not or cannot write; returns it as a Path."""
+    path = Path(out)
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory; give a file name such as "
+                         f"{path / 'corpus.sqlite'}")
+    if path.exists() and not force:
+        raise UsageError(f"{path}: already exists (use --force to replace it)")
+    folder = path.parent
+    if not folder.exists():
+        raise UsageError(f"{folder}: no such directory")
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{folder}: directory is not writable")
+    return path
+
+
+def generate_corpus(out: str | os.PathLike[str], papers: int, seed: int = 0, *, force: bool = False,
+                    progress: bool | Progress = False, as_of: str = "2026-11-01") -> CorpusInfo:
+    """Generate a synthetic medical-literature corpus of ``papers`` papers into ``out``.
+
+    The same ``papers``, ``seed`` and ``as_of`` give the same rows.  The file gets
+    the whole schema of :mod:`d1bench.schema` with index set ``none`` (keys and
+    UNIQUE constraints only), a filled ``papers_fts`` index, its triggers and views,
+    and ``corpus_meta`` rows describing the corpus.
+
+    The corpus is written to a temporary file beside ``out`` and renamed into place
+    only when complete: an interruption leaves nothing at ``out``.  An existing
+    ``out`` is replaced only with ``force``.  ``progress`` is ``True`` for a bar on
+    stderr, or a callable ``progress(phase, done, total)``; an exception raised by
+    the callable aborts the build like Ctrl-C.
+    """
+    started = time.perf_counter()
+    plan = make_plan(papers, seed, as_of)
+    path = check_destination(out, force)
+    vocab = load_vocabulary()
+    generator = CorpusGenerator(plan, vocab)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise UsageError(f"{path.parent}: cannot write here ({exc.strerror})") from None
+    tmp = Path(tmp_name)
+    report, close_bar = lambda *_: None, lambda: None
+    writer = None
+    try:
+        os.close(fd)
+        report, close_bar = _reporter(progress, generator.total_units)
+        writer = CorpusWriter(tmp)
+        done = 0
+        for batch in generator.batches():
+            writer.insert(batch.table, batch.rows)
+            done += batch.units
+            report(batch.phase, done, generator.total_units)
+        fts_total = FTS_UNITS_PER_PAPER * plan.papers
+        fts_done = [0]
+
+        def tick() -> None:
+            fts_done[0] = min(fts_total - 1, fts_done[0] + _fts_units())
+            report("full-text index", done + fts_done[0], generator.total_units)
+
+        writer.build_fts(tick)
+        writer.finish(generator.meta())
+        writer = None
+        report("done", generator.total_units, generator.total_units)
+        _publish(tmp, path, force)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        close_bar()
+    return CorpusInfo(
+        path=path, papers=plan.papers, seed=plan.seed, as_of=plan.as_of.isoformat(),
+        row_counts=dict(generator.row_counts), digest=generator.digest,
+        seconds=time.perf_counter() - started, bytes=path.stat().st_size,
+    )
+
+
+def _fts_units() -> int:
+    """Progress units one progress-handler call stands for while the index builds."""
+    return max(1, round(FTS_UNITS_PER_PAPER * PROGRESS_STEPS / _FTS_STEPS_PER_PAPER))
+
+
+def _publish(tmp: Path, path: Path, force: bool) -> None:
+    """Move the finished file into place; without ``force`` never replace a file that
+    appeared meanwhile (a hard link fails if the name is taken, atomically)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    if force:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise UsageError(f"{path}: already exists (use --force to replace it)") from None
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise UsageError(f"{path}: already exists (use --force to replace it)") from None
+        os.replace(tmp, path)
+        return
+    tmp.unlink()
+
+
+def _reporter(progress: bool | Progress, total: int) -> tuple[Progress, Callable[[], None]]:
+    if callable(progress):
+        return progress, lambda: None
+    if not progress:
+        return (lambda phase, done, total: None), lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, file=sys.stderr, unit="", unit_scale=True, desc="corpus",
+               bar_format="{desc:>16}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+    def report(phase: str, done: int, total: int) -> None:
+        bar.set_description_str(phase, refresh=False)
+        bar.update(done - bar.n)
+
+    return report, bar.close
