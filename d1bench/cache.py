@@ -10,6 +10,8 @@ first one's result:
 - corpora: ``data/corpus-N.sqlite`` (seed 0, the name ``make report`` builds)
   or ``data/corpus-N-seedS.sqlite``;
 - index-set copies: ``data/generated/<corpus stem>+<index set>.sqlite``;
+- local D1 databases (Miniflare persist folders) holding a corpus under an
+  index set: ``data/generated/d1-local/<corpus stem>+<index set>/``;
 - traces: ``data/generated/traces/<name>-<digest>.parquet``, the digest
   covering the replay's parameters and the corpus file's size and mtime, so
   regenerating a corpus invalidates its traces.
@@ -36,10 +38,14 @@ from d1bench._paths import data_dir
 
 __all__ = [
     "cached_trace",
+    "capacity",
     "corpus_path",
+    "default_rate",
     "ensure_corpus",
     "generated_dir",
     "indexed_copy",
+    "local_d1_copy",
+    "replay_local_d1",
     "replay_sqlite",
     "trace_path",
 ]
@@ -65,7 +71,11 @@ def corpus_path(papers: int, seed: int = 0) -> Path:
 @contextmanager
 def _locked(target: Path) -> Iterator[None]:
     target.parent.mkdir(parents=True, exist_ok=True)
-    lock = target.with_name(f".{target.name}.lock")
+    # Locks live with the other generated files, which git ignores as a whole.
+    digest = hashlib.sha256(str(target.resolve()).encode()).hexdigest()[:16]
+    locks = generated_dir() / "locks"
+    locks.mkdir(exist_ok=True)
+    lock = locks / f"{target.name}-{digest}.lock"
     with open(lock, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -103,11 +113,11 @@ def indexed_copy(corpus: str | os.PathLike[str], index_set: str) -> Path:
     ``none`` returns ``corpus`` itself (corpora are generated with keys and
     unique constraints only).  The copy is rebuilt when the corpus changes.
     """
-    from d1bench import apply_index_set
-
     corpus = Path(corpus)
     if index_set == "none":
         return corpus
+    from d1bench import apply_index_set
+
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(index_set).stem)
     target = generated_dir() / f"{corpus.stem}+{safe}.sqlite"
     stamp_file = target.with_name(target.name + ".json")
@@ -202,3 +212,119 @@ def replay_sqlite(corpus: str | os.PathLike[str], *, workload: Any = "medical",
                 leftover.unlink(missing_ok=True)
 
     return cached_trace(name, params, run, corpus=corpus, refresh=refresh)
+
+
+def local_d1_copy(corpus: str | os.PathLike[str], index_set: str = "none", *,
+                  progress: bool = False) -> Path:
+    """A local D1 persist folder holding ``corpus`` under ``index_set``, uploaded once.
+
+    The upload goes through :func:`d1bench.upload` into a Miniflare started
+    for it (D1's own limits and row counting apply), and is redone when the
+    corpus changes.  Replays work on copies (:func:`replay_local_d1`), so
+    this folder stays as uploaded.
+    """
+    from d1bench import LocalD1, upload
+
+    corpus = Path(corpus)
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(index_set).stem)
+    target = generated_dir() / "d1-local" / f"{corpus.stem}+{safe}"
+    stamp_file = target.with_name(target.name + ".json")
+    want = {"corpus": _stamp(corpus), "index_set": str(index_set), "d1bench": __version__}
+    with _locked(target):
+        if target.is_dir() and stamp_file.is_file():
+            try:
+                if json.loads(stamp_file.read_text()) == want:
+                    return target
+            except ValueError:
+                pass
+        source = indexed_copy(corpus, index_set)
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            with LocalD1(work) as d1:
+                upload(source, d1.target(), progress=progress)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(work, target)
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
+        stamp_file.write_text(json.dumps(want))
+    return target
+
+
+def replay_local_d1(corpus: str | os.PathLike[str], *, workload: Any = "medical",
+                    index_set: str = "none", rate: float | None = None,
+                    concurrency: int | None = None, duration: float = 3.0, warmup: float = 0.5,
+                    seed: int = 0, name: str = "d1-local", refresh: bool = False,
+                    **options: Any) -> Any:
+    """The same replay as :func:`replay_sqlite`, against a local D1 (Miniflare), cached.
+
+    Parameters are drawn from the SQLite corpus with the same seed as the
+    SQLite replay, so both targets run the same requests in the same order.
+    The local D1 runs on a throw-away copy of :func:`local_d1_copy`'s folder
+    and is stopped afterwards.
+    """
+    from d1bench import LocalD1, load_workload, open_target, replay
+
+    corpus = Path(corpus)
+    loaded = load_workload(workload) if isinstance(workload, (str, os.PathLike)) else workload
+    params = {"target": "d1-local", "workload": getattr(loaded, "digest", str(workload)),
+              "index_set": str(index_set), "rate": rate, "concurrency": concurrency,
+              "duration": duration, "warmup": warmup, "seed": seed, **options}
+
+    def run(path: Path) -> None:
+        pristine = local_d1_copy(corpus, index_set)
+        work = Path(tempfile.mkdtemp(prefix=".replay-d1-", dir=generated_dir()))
+        try:
+            shutil.copytree(pristine, work, dirs_exist_ok=True)
+            with open_target(f"sqlite:{indexed_copy(corpus, index_set)}",
+                             readonly=True) as binder, binder.connect() as bind_conn, \
+                    LocalD1(work) as d1:
+                replay(loaded, d1.target(), rate=rate, concurrency=concurrency,
+                       duration=duration, warmup=warmup, seed=seed, trace_path=path,
+                       progress=False, corpus=corpus, force=True, bind_conn=bind_conn,
+                       **options)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    return cached_trace(name, params, run, corpus=corpus, refresh=refresh)
+
+
+def capacity(trace: Any) -> float:
+    """Units (queries or sessions) a second a replay completed, warm-up and failures left out.
+
+    For a closed-loop trace this is the machine's capacity for the workload.
+
+    >>> import pandas as pd
+    >>> from types import SimpleNamespace
+    >>> req = pd.DataFrame({"unit_index": [0, 0, 1, 2], "intended_ns": [0, 0, 5e8, 1e9],
+    ...                     "done_ns": [2e8, 4e8, 9e8, 2e9], "warmup": False, "error_class": None})
+    >>> capacity(SimpleNamespace(requests=req))
+    1.5
+    """
+    req = trace.requests
+    req = req[~req["warmup"].astype(bool) & req["error_class"].isna()]
+    if req.empty:
+        return 0.0
+    seconds = (float(req["done_ns"].max()) - float(req["intended_ns"].min())) / 1e9
+    return float(req["unit_index"].nunique()) / seconds if seconds > 0 else 0.0
+
+
+def default_rate(corpus: str | os.PathLike[str], *, workload: Any = "medical",
+                 fraction: float = 0.5, workers: int = 2, duration: float = 4.0,
+                 warmup: float = 1.0, seed: int = 0) -> float:
+    """An open-loop rate this machine sustains: ``fraction`` of the closed-loop capacity.
+
+    Capacity is measured (once, cached) with ``workers`` workers sending back
+    to back on the corpus without secondary indexes, the slowest index set,
+    so the same rate suits every set compared.  A fixed rate cannot fit every
+    scale: a rate 5,000 papers sustain queues without end at 100,000.  The
+    result keeps two significant digits, so notebooks asking for it share
+    traces.
+    """
+    closed = replay_sqlite(corpus, workload=workload, index_set="none", concurrency=workers,
+                           duration=duration, warmup=warmup, seed=seed, name="closed")
+    rate = fraction * capacity(closed)
+    if rate <= 0:
+        raise RuntimeError("the closed-loop replay completed nothing: cannot choose a rate")
+    return float(f"{rate:.2g}")

@@ -89,7 +89,7 @@ COLUMNS: dict[str, pa.DataType] = {
 }
 
 _SCHEMA = pa.schema([pa.field(name, typ) for name, typ in COLUMNS.items()])
-#: Columns that may hold nulls, given pandas nullable dtypes so their type never depends on the data.
+#: Columns that may hold nulls, as pandas nullable dtypes: their type never depends on the data.
 _NULLABLE = {"session_id": "Int64", "rows_read": "Int64", "rows_written": "Int64",
              "all_indexed": "boolean"}
 

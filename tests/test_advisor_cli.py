@@ -93,3 +93,19 @@ def test_lint_on_a_copy_leaves_the_database_alone(tmp_path: Path) -> None:
     shutil.copyfile(db, copy)
     assert main(["lint", "--db", str(copy), "--workload", str(LINT / "select_star" / "workload.toml")]) == 0
     assert copy.read_bytes() == db.read_bytes()
+
+
+def test_advise_verify_prints_measured_figures(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    db = _db(tmp_path, ADVICE / "order_limit" / "schema.sql")
+    assert main(["advise", "--db", str(db), "--workload",
+                 str(ADVICE / "order_limit" / "workload.toml"), "--verify", "--requests", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "verified by replay (measured):" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("top_scores: rows read"))
+    import re
+
+    m = re.search(r"rows read ([\d,.]+) -> ([\d,.]+),", line)
+    assert m is not None, line
+    before, after = (float(v.replace(",", "")) for v in m.groups())
+    assert before >= 20_000 and after <= 12

@@ -19,7 +19,7 @@ from d1bench.advisor.whatif import WhatIf
 
 
 @pytest.mark.parametrize("module", [
-    "d1bench.advisor.naming", "d1bench.advisor.stats", "d1bench.advisor.cost",
+    "d1bench.advisor.naming", "d1bench.advisor.stats", "d1bench.advisor.planwalk",
     "d1bench.advisor.parsing", "d1bench.advisor.catalog", "d1bench.advisor.migration",
     "d1bench.advisor.expert", "d1bench.advisor.query", "d1bench.lint.context",
     "d1bench.advisor.report",

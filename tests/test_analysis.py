@@ -143,3 +143,18 @@ def test_compare_refuses_other_machines_or_corpora_and_names_them() -> None:
     assert len(compare(a, no_corpus)) == 2  # unknown is not different
     with pytest.raises(UsageError, match="alpha"):
         compare(a, a, alpha=1.5)
+
+
+def test_index_hit_rates_agree_with_the_plans_module(tmp_path) -> None:
+    from d1bench.plans import index_hit_rates
+
+    db = make_items_db(tmp_path / "items.sqlite")
+    workload = toy_workload(tmp_path, scan_weight=1, session_weight=0.5)
+    trace = replay(workload, sqlite_target(db), concurrency=2, requests=120, progress=False)
+    ours = summarize(trace).set_index("template")
+    theirs = index_hit_rates(trace.measured).set_index("template")
+    assert 0 < ours.loc[ALL, "index_hit_rate"] < 1
+    for name in ours.index:
+        assert ours.loc[name, "index_hit_rate"] == pytest.approx(theirs.loc[name, "hit_rate"])
+        assert ours.loc[name, "index_hit_rate_time"] == pytest.approx(
+            theirs.loc[name, "time_hit_rate"])

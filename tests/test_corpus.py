@@ -90,6 +90,8 @@ def test_corpus_has_the_whole_schema_and_nothing_d1_refuses(small_corpus):
     assert schema.d1_problems(ddl) == []
     assert schema.d1_problems(schema.ddl()) == []
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    # the build's FTS5 settings were not left behind
+    assert conn.execute("SELECT k FROM papers_fts_config").fetchall() == [("version",)]
 
 
 def test_fts_index_is_in_sync_and_triggers_keep_it_so(corpus_copy):
@@ -313,3 +315,31 @@ def test_a_broken_vocabulary_file_is_named_with_its_line(tmp_path):
     (folder / "conditions.tsv").write_text("\n".join(lines) + "\n")
     with pytest.raises(UsageError, match=r"conditions\.tsv:4: unknown specialty 'Cardiologia'"):
         load_vocabulary(folder)
+
+
+def test_prefetch_keeps_order_passes_errors_and_stops_its_thread():
+    import threading
+
+    from d1bench.corpus.build import prefetch
+
+    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        list(prefetch(failing()))
+
+    produced = []
+
+    def endless():
+        for k in range(10**9):
+            produced.append(k)
+            yield k
+
+    items = prefetch(endless(), depth=2)
+    assert next(items) == 0
+    items.close()
+    assert not any(t.name == "corpus-generator" for t in threading.enumerate())
+    assert len(produced) <= 5  # it stopped instead of running on

@@ -265,7 +265,7 @@ def test_workload_limits_name_the_template():
     ("SELECT title FROM papers WHERE id = ?", True, True, True),
     ("SELECT rowid FROM papers_fts WHERE papers_fts MATCH ?", True, True, True),
     ("PRAGMA table_list", True, True, True),
-    ("PRAGMA optimize", False, True, False),  # only SQLite's flag catches it
+    ("PRAGMA optimize", False, False, False),
     ("INSERT INTO users (email) VALUES (?)", False, False, False),
     ("WITH x AS (SELECT 1) INSERT INTO users (email) SELECT * FROM x", False, False, False),
     ("REPLACE INTO users (id) VALUES (1)", False, False, False),

@@ -258,3 +258,28 @@ def test_medical_workload_on_the_small_corpus(corpus_copy, tmp_path) -> None:
     summary = summarize(load_trace(tmp_path / "medical.parquet")).set_index("template")
     assert summary.loc[ALL, "count"] == len(r)
     assert set(summary.index) == set(r["template"]) | {ALL}
+
+
+def test_d1bench_replay_is_callable_even_after_a_submodule_import(items_db, toy) -> None:
+    """``import d1bench.replay.schedule`` rebinds ``d1bench.replay`` to the package."""
+    import sys
+
+    package = sys.modules["d1bench.replay"]
+    trace = package(toy, sqlite_target(items_db), concurrency=1, requests=3, progress=False)
+    assert len(trace.requests) == 3
+
+
+def test_warmup_can_be_counted_in_units(items_db, toy) -> None:
+    open_loop = replay(toy, sqlite_target(items_db), rate=500, requests=50, warmup_requests=10,
+                       progress=False)
+    r = open_loop.requests
+    assert len(r) == 60
+    assert set(r.loc[r["warmup"], "unit_index"]) == set(range(10))
+    closed = replay(toy, sqlite_target(items_db), concurrency=2, requests=30, warmup_requests=5,
+                    progress=False)
+    assert len(closed.requests) == 35 and closed.requests["warmup"].sum() == 5
+    timed = replay(toy, sqlite_target(items_db), concurrency=1, duration=0.2,
+                   warmup_requests=20, progress=False)
+    assert timed.requests["warmup"].sum() == 20 and (~timed.requests["warmup"]).sum() > 0
+    with pytest.raises(UsageError, match="not both"):
+        replay(toy, sqlite_target(items_db), warmup=1, warmup_requests=5, progress=False)

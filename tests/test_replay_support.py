@@ -173,30 +173,3 @@ def synthetic_trace(times: dict[str, np.ndarray], *, meta: dict[str, Any] | None
             "corpus": {"digest": "c1"}, "workload": {"name": "w", "digest": "w1"}}
     return Trace.from_rows(table, {**base, **(meta or {})})
 
-
-def _temporary_plans_stand_in() -> None:  # TEMPORARY until d1bench.plans lands
-    import sys
-    import types
-    from dataclasses import dataclass
-
-    try:
-        import d1bench.plans  # noqa: F401
-    except ImportError:
-        module = types.ModuleType("d1bench.plans")
-
-        @dataclass
-        class PlanInfo:
-            plan_class: str
-            classes: tuple
-            all_indexed: bool
-
-        def classify(steps: Any) -> PlanInfo:
-            text = " ".join(s.detail for s in steps)
-            scan = "SCAN" in text
-            return PlanInfo("full_scan" if scan else "primary_key", ("x",), not scan)
-
-        module.classify = classify  # type: ignore[attr-defined]
-        sys.modules["d1bench.plans"] = module
-
-
-_temporary_plans_stand_in()

@@ -121,16 +121,10 @@ def _bind_params(workload: Any, db_path: Path, seed: int, samples: int) -> tuple
 
 
 def _connect(db_path: Path) -> Any:
-    """A target connection to the corpus, for binding the workload's samplers."""
-    try:
-        from d1bench.targets import open_target
-    except ImportError:
-        open_target = None
-    if open_target is not None:
-        return open_target(f"sqlite:{db_path}").connect()
-    from d1bench.advisor._conn import ReadOnlyConnection
+    """A read-only connection of the SQLite target, for binding the workload's samplers."""
+    from d1bench.targets import open_target
 
-    return ReadOnlyConnection(db_path)
+    return open_target(f"sqlite:{db_path}", readonly=True, estimate_rows=False).connect()
 
 
 def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,

@@ -91,7 +91,7 @@ class Evaluator:
         self.model = model
         self.catalog = catalog
         self.write_weight = write_weight
-        self._relevant: dict[tuple[str, tuple], bool] = {}
+        self._relevant: dict[tuple[str, str], bool] = {}
         self._costs: dict[tuple[str, frozenset], CaseCost] = {}
         self._by_table: dict[str, list[str]] = {}
         for c in cases:
@@ -104,32 +104,41 @@ class Evaluator:
 
     def relevant(self, case: Case, index: IndexDef) -> bool:
         """Can ``index`` change ``case``'s plan or its writes?"""
-        key = (case.name, index.shape)
+        # names are unique per shape (see naming.Namer), and cheap to hash
+        key = (case.name, index.name)
         hit = self._relevant.get(key)
-        if hit is not None:
-            return hit
+        if hit is None:
+            hit = self._relevant[key] = self._decide(case, index)
+        return hit
+
+    @staticmethod
+    def _decide(case: Case, index: IndexDef) -> bool:
         info = case.info
-        result = False
-        if index.table in info.tables:
-            if info.write_table == index.table and info.statement == "insert" or info.write_table == index.table and info.statement == "update" and \
-                    _mentions(index, info.set_columns):
-                result = True
-            keys = case.keys.get(index.table, set())
-            needed = case.needed.get(index.table)
-            if needed is not None:
-                first = index.keys[0].expr if index.keys else None
-                if any(k.expr in keys for k in index.keys) or first in keys:
-                    result = True
-                elif ALL_COLUMNS not in needed and \
-                        {c for c in needed if c != ROWID} <= set(index.columns):
-                    result = True  # a covering scan (COUNT(*) takes the smallest index)
-        self._relevant[key] = result
-        return result
+        if index.table not in info.tables:
+            return False
+        if info.write_table == index.table and (
+                info.statement == "insert"
+                or (info.statement == "update" and _mentions(index, info.set_columns))):
+            return True
+        needed = case.needed.get(index.table)
+        if needed is None:
+            return False
+        keys = case.keys.get(index.table, set())
+        if any(k.expr in keys for k in index.keys):
+            return True
+        # a covering scan (COUNT(*) takes the smallest index)
+        return ALL_COLUMNS not in needed and \
+            {c for c in needed if c != ROWID} <= set(index.columns)
+
+    def relevant_set(self, case: Case, config: Iterable[IndexDef]) -> list[IndexDef]:
+        """The indexes of ``config`` that can matter to ``case``."""
+        tables = case.info.tables
+        return [i for i in config if i.table in tables and self.relevant(case, i)]
 
     def cost(self, case: Case, config: Iterable[IndexDef]) -> CaseCost:
         """``case``'s predicted usage per execution under ``config`` (cached)."""
-        rel = [i for i in config if self.relevant(case, i)]
-        key = (case.name, frozenset(i.shape for i in rel))
+        rel = self.relevant_set(case, config)
+        key = (case.name, frozenset(i.name for i in rel))
         hit = self._costs.get(key)
         if hit is not None:
             return hit

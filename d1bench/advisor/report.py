@@ -113,7 +113,10 @@ def build_frames(ev: Evaluator, sel: Selection, candidates: Mapping[tuple, Candi
         "indexes": len(added), "drops": len(sel.dropped),
         "pruned": [f"{i.name}: {why}" for i, why in sel.pruned],
     }
-    return Frames(pd.DataFrame(index_rows, columns=INDEX_COLUMNS),
+    indexes = pd.DataFrame(index_rows, columns=INDEX_COLUMNS)
+    # a full index has no predicate: None, not NaN
+    indexes["where"] = indexes["where"].astype(object).where(indexes["where"].notna(), None)
+    return Frames(indexes,
                   pd.DataFrame(template_rows, columns=TEMPLATE_COLUMNS),
                   pd.DataFrame(drop_rows, columns=DROP_COLUMNS), added, summary)
 

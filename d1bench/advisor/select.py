@@ -71,7 +71,7 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
            size: Callable[[IndexDef], float], *, budget: float | None = None,
            min_gain: float = MIN_GAIN, max_steps: int = 500) -> Selection:
     """Run Extend from ``base`` (the existing indexes) over ``candidates``."""
-    prefixes = _prefixes(candidates)
+    prefixes = _prefixes(candidates, base)
     config = list(base)
     added: dict[tuple, IndexDef] = {}
     current = {n: ev.weighted(c, config) for n, c in ev.cases.items()}
@@ -144,18 +144,20 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
     return sel
 
 
-def _prefixes(candidates: Mapping[tuple, Candidate]) -> dict[tuple, IndexDef]:
-    """Every prefix of every candidate, by shape (the names are the candidates' own)."""
+def _prefixes(candidates: Mapping[tuple, Candidate],
+              base: Sequence[IndexDef] = ()) -> dict[tuple, IndexDef]:
+    """Every prefix of every candidate not already in ``base``, by shape, each with its name."""
     from d1bench.advisor.naming import Namer
 
-    namer = Namer([c.index for c in candidates.values()])
+    namer = Namer([*base, *(c.index for c in candidates.values())])
+    existing = {i.shape for i in base}
     out: dict[tuple, IndexDef] = {}
     for cand in candidates.values():
         idx = cand.index
         for n in range(1, len(idx.keys) + 1):
             keys = idx.keys[:n]
             shape = (idx.table, keys, idx.where)
-            if shape not in out:
+            if shape not in out and shape not in existing:
                 name = idx.name if n == len(idx.keys) else namer.name(idx.table, keys, idx.where)
                 out[shape] = IndexDef(idx.table, keys, idx.where, name=name)
     return out
@@ -174,11 +176,16 @@ def _moves(prefixes: Mapping[tuple, IndexDef], added: Mapping[tuple, IndexDef],
             yield "extend", idx, added[parent]
 
 
+def _affected(ev: Evaluator, new: IndexDef, old: IndexDef | None = None) -> set[str]:
+    """Templates whose cost can change when ``new`` comes (or replaces ``old``)."""
+    return {n for n in ev.cases_on(new.table)
+            if ev.relevant(ev.cases[n], new) or (old is not None and ev.relevant(ev.cases[n], old))}
+
+
 def _gain(ev: Evaluator, config: list[IndexDef], current: Mapping[str, float],
           new: IndexDef, old: IndexDef | None) -> tuple[float, set[str]]:
     """Weighted cost saved by putting ``new`` in place of ``old`` (or beside it)."""
-    affected = {n for n in ev.cases_on(new.table)
-                if ev.relevant(ev.cases[n], new) or (old is not None and ev.relevant(ev.cases[n], old))}
+    affected = _affected(ev, new, old)
     if not affected:
         return 0.0, affected
     trial = [i for i in config if old is None or i.shape != old.shape] + [new]
@@ -198,7 +205,8 @@ def _prune(ev: Evaluator, sel: Selection, min_gain: float, actionable: set[str])
         total = ev.total(sel.config, actionable)
         for idx in sorted(sel.added, key=lambda i: len(i.keys)):
             without = [i for i in sel.config if i.shape != idx.shape]
-            loss = ev.total(without, actionable) - total
+            names = _affected(ev, idx)  # only these templates can notice
+            loss = ev.total(without, names) - ev.total(sel.config, names)
             if loss < min_gain * total:
                 why = ("no template's plan uses it once the others exist" if loss <= 0 else
                        f"it saves only {loss:,.0f} weighted rows, under {min_gain:.1%} of the cost")

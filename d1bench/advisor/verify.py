@@ -4,8 +4,9 @@ Two copies of the corpus are made: one as it is, one with the migration
 applied (its drops, its creates and its ``PRAGMA optimize``).  The same
 workload, with the same seed (so the same units and parameter values), is
 replayed on each, one statement at a time, and the measured rows read and
-latency are compared template by template.  A template that got worse is
-flagged: a what-if prediction is only a prediction.
+latency are compared template by template: rows read by their means, latency
+by a Mann-Whitney U test on response times (``d1bench.analysis.compare``).  A
+template that got worse is flagged: a what-if prediction is only a prediction.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ __all__ = [
 
 VERIFY_COLUMNS = ["template", "executions_before", "executions_after", "rows_read_before",
                   "rows_read_after", "rows_read_predicted", "ms_before", "ms_after",
+                  "p50_before_ms", "p50_after_ms", "latency_change", "p_value",
                   "rows_written_before", "rows_written_after", "worse", "why"]
 
 #: Rows read per execution may grow by this fraction (plus one row) before a template is "worse".
 WORSE_READS = 0.05
-#: Mean latency may grow by this factor (plus 0.1 ms) before a template is "worse".
-WORSE_LATENCY = 1.5
+#: A latency change counts when the Mann-Whitney U test on response times says so at this level.
+WORSE_LATENCY = 0.05
 
 
 def copy_corpus(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
@@ -147,6 +149,11 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
         apply_sql(after_db, migration_sql)
         before = measure(before_db, workload, requests=requests, seed=seed, progress=progress)
         after = measure(after_db, workload, requests=requests, seed=seed, progress=progress)
+    from d1bench.analysis import compare
+
+    # the copies hold the same data: only the index set differs, which is the point
+    latency = compare(before.attrs["trace"], after.attrs["trace"], alpha=WORSE_LATENCY,
+                      force=True).set_index("template")
     rows = []
     pred = {} if predicted is None else dict(zip(predicted["template"], predicted["rows_read_after"]))
     for name in sorted(set(before.index) | set(after.index)):
@@ -156,11 +163,14 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
         ra = float(a["rows_read"]) if a is not None else float("nan")
         mb = float(b["ms"]) if b is not None else float("nan")
         ma = float(a["ms"]) if a is not None else float("nan")
+        lat = latency.loc[name] if name in latency.index else None
+        change = str(lat["change"]) if lat is not None else "no data"
         why = []
         if ra > rb * (1 + WORSE_READS) + 1:
             why.append(f"reads {rb:,.1f} -> {ra:,.1f} rows")
-        if ma > mb * WORSE_LATENCY + 0.1:
-            why.append(f"mean {mb:.3f} -> {ma:.3f} ms")
+        if change == "slower":
+            why.append(f"slower: p50 {lat['p50_before_ms']:.3f} -> {lat['p50_after_ms']:.3f} ms "
+                       f"(Mann-Whitney p = {lat['p_value']:.3g})")
         rows.append({
             "template": name,
             "executions_before": int(b["executions"]) if b is not None else 0,
@@ -168,6 +178,10 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
             "rows_read_before": rb, "rows_read_after": ra,
             "rows_read_predicted": pred.get(name, float("nan")),
             "ms_before": mb, "ms_after": ma,
+            "p50_before_ms": float(lat["p50_before_ms"]) if lat is not None else float("nan"),
+            "p50_after_ms": float(lat["p50_after_ms"]) if lat is not None else float("nan"),
+            "latency_change": change,
+            "p_value": float(lat["p_value"]) if lat is not None else float("nan"),
             "rows_written_before": float(b["rows_written"]) if b is not None else float("nan"),
             "rows_written_after": float(a["rows_written"]) if a is not None else float("nan"),
             "worse": bool(why), "why": "; ".join(why),

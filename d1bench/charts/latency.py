@@ -88,8 +88,8 @@ def latency_cdf(requests: pd.DataFrame, *, by: str = "template", column: str = "
     ax.set_ylim(0, 1.01)
     finish(ax, title or "Response time CDF per template",
            f"{column.replace('_ms', '').replace('_', ' ')} time (ms, log scale)",
-           "fraction of requests")
-    ax.legend(loc="lower right", fontsize=8)
+           "fraction of requests", legend=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     return fig
 
 
@@ -100,23 +100,23 @@ def latency_histogram(requests: pd.DataFrame, *, by: str = "template",
     """Histogram of response time per group on log-spaced bins (so each decade gets equal room)."""
     data = measured(requests, column)
     fig, ax = new_figure(figsize=(8.5, 5))
-    values = data[column].to_numpy(float)
-    values = values[values > 0]
-    if values.size == 0:
+    if data.empty or not (data[column] > 0).any():
         no_data(ax, "no successful measured requests")
         return finish(ax, title or "Response time histogram", "", "").figure
-    edges = np.logspace(np.log10(values.min()), np.log10(values.max() * 1.0001), bins + 1)
     names = _order(data, by, column, limit)
+    values = data.loc[data[by].astype(str).isin(names), column].to_numpy(float)
+    values = values[values > 0]
+    edges = np.logspace(np.log10(values.min()), np.log10(values.max() * 1.0001), bins + 1)
     colors = color_for(names)
     for name in names:
         v = data.loc[data[by].astype(str) == name, column].to_numpy(float)
         ax.hist(v[v > 0], bins=edges, histtype="step", linewidth=1.5, label=name,
                 color=colors[name])
     _ms_axis(ax, "x")
-    ax.set_yscale("log")
+    ax.yaxis.get_major_locator().set_params(integer=True)
     finish(ax, title or "Response time histogram per template",
-           "response time (ms, log-spaced bins)", "requests per bin (log scale)")
-    ax.legend(fontsize=8)
+           "response time (ms, log-spaced bins)", "requests per bin", legend=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     return fig
 
 
@@ -152,8 +152,9 @@ def percentile_chart(summary: pd.DataFrame, *, percentiles: Sequence[str] = _PER
     ax.set_yticks(y, [str(t) for t in frame.index])
     _ms_axis(ax, "x")
     ax.grid(axis="y", visible=False)
-    finish(ax, title or "Latency percentiles per template", "response time (ms, log scale)", "")
-    ax.legend(loc="lower right", fontsize=8, ncols=2)
+    finish(ax, title or "Latency percentiles per template", "response time (ms, log scale)", "",
+           legend=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     return fig
 
 
@@ -183,12 +184,12 @@ def rate_and_p99_over_time(intervals: pd.DataFrame, *, target_rate: float | None
                     label=f"p50{suffix}", alpha=1.0 if k == 0 else 0.6)
     if target_rate:
         top.axhline(target_rate, color=PALETTE[5], linestyle="--", linewidth=1,
-                    label=f"target {target_rate:g}/s")
+                    label=f"target: {target_rate:g} units/s (a session unit sends several)")
     top.set_ylim(bottom=0)
     finish(top, title or "Achieved rate and latency over time", "",
-           f"requests per second ({width:g} s intervals)")
+           f"statements per second\n({width:g} s intervals)")
     _ms_axis(bottom, "y")
-    finish(bottom, "", "time since start (s)", "response time (ms, log scale)")
+    finish(bottom, "", "time since start (s)", "response time\n(ms, log scale)")
     return fig
 
 
@@ -264,6 +265,6 @@ def claims_chart(table: pd.DataFrame, *, title: str | None = None) -> Figure:
     _ms_axis(ax, "x")
     ax.grid(axis="y", visible=False)
     finish(ax, title or "Seed 000's benchmark claims vs measured",
-           "latency (ms, log scale)", "query family")
-    ax.legend(fontsize=8, loc="lower right")
+           "latency (ms, log scale)", "query family", legend=False)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize=8)
     return fig

@@ -121,9 +121,10 @@ def run_advise(args: argparse.Namespace) -> int:
         v = advice.verification
         print("verified by replay (measured):")
         for row in v.itertuples(index=False):
-            flag = "  WORSE" if row.worse else ""
+            flag = f"  WORSE: {row.why}" if row.worse else ""
             print(f"  {row.template}: rows read {row.rows_read_before:,.1f} -> "
-                  f"{row.rows_read_after:,.1f}, mean ms {row.ms_before:.3f} -> {row.ms_after:.3f}{flag}")
+                  f"{row.rows_read_after:,.1f}, p50 ms {row.p50_before_ms:.3f} -> "
+                  f"{row.p50_after_ms:.3f} ({row.latency_change}){flag}")
     if advice.migration_path is not None:
         print(f"wrote {advice.migration_path}")
     elif not args.migrations:

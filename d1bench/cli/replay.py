@@ -1,4 +1,4 @@
-"""``d1bench replay``, ``d1bench analyze`` and ``d1bench compare``: record a run, read it, diff two."""
+"""``d1bench replay``, ``analyze`` and ``compare``: record a run, read it, diff two runs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from d1bench.errors import UsageError
 
 __all__ = ["format_summary", "register", "run_analyze", "run_compare", "run_replay"]
 
@@ -55,13 +57,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="seconds to run after warm-up (default 10 unless --requests)")
     rp.add_argument("--requests", type=_number(int), metavar="N",
                     help="units to run after warm-up (a session counts once)")
-    rp.add_argument("--warmup", type=_number(float), default=0.0, metavar="S",
-                    help="seconds at the start recorded as warm-up and left out of summaries")
+    warm = rp.add_mutually_exclusive_group()
+    warm.add_argument("--warmup", type=_number(float), default=0.0, metavar="S",
+                      help="seconds at the start recorded as warm-up and left out of summaries")
+    warm.add_argument("--warmup-requests", type=_number(int), default=0, metavar="N",
+                      help="or: the first N units are warm-up (on top of --requests)")
     rp.add_argument("--seed", type=_number(int), default=0, metavar="N",
                     help="seeds arrivals, the units drawn and parameter pools (default 0)")
     rp.add_argument("--corpus", metavar="PATH",
                     help="corpus file the target holds, described in the trace (found "
                     "automatically for sqlite:PATH)")
+    rp.add_argument("--allow-writes", action="store_true",
+                    help="d1/d1-local targets: send the workload's writes too (refused by "
+                    "default; a sqlite: file always takes them)")
     rp.add_argument("--force", action="store_true", help="overwrite an existing trace")
     rp.add_argument("--no-progress", action="store_true", help="no live progress line")
     rp.set_defaults(func=run_replay)
@@ -106,12 +114,19 @@ def run_replay(args: argparse.Namespace) -> int:
 
     check_output_path(args.trace, force=args.force)  # before anything slow
     workload = load_workload(args.workload)
-    with open_target(args.target) as target:
+    options = {}
+    if args.allow_writes:
+        if not args.target.startswith(("d1://", "d1-local")):
+            raise UsageError(f"--allow-writes: only for d1 and d1-local targets, not {args.target}")
+        options["allow_writes"] = True
+    with open_target(args.target, **options) as target:
         trace = replay(workload, target, rate=args.rate, arrival=args.arrival,
                        concurrency=args.concurrency, duration=args.duration,
-                       requests=args.requests, warmup=args.warmup, seed=args.seed,
+                       requests=args.requests, warmup=args.warmup,
+                       warmup_requests=args.warmup_requests, seed=args.seed,
                        trace_path=args.trace, progress=not args.no_progress,
-                       workers=args.workers, corpus=args.corpus, force=args.force)
+                       workers=args.workers, corpus=args.corpus, force=args.force,
+                       allow_writes=args.allow_writes or None)
     meta = trace.meta
     print(f"{meta['statements']:,} statements in {meta['elapsed_s']:.1f} s, "
           f"{meta['errors']:,} errors; trace written to {trace.path}")

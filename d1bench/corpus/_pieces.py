@@ -96,13 +96,22 @@ class PieceTable:
     def freeze(self) -> None:
         self._array = np.array(self._pieces, dtype=object)
 
+    @property
+    def fingerprint(self) -> str:
+        """A hash of every piece: with the ids rendered, it pins the text down exactly."""
+        return hashlib.sha256("\x00".join(self._pieces).encode("utf-8")).hexdigest()
+
     def render(self, ids: np.ndarray, digest: Digest | None = None) -> list[str]:
-        """The documents spelt by ``ids`` (see the class docstring), in order."""
+        """The documents spelt by ``ids`` (see the class docstring), in order.
+
+        ``digest`` is fed the ids, which together with :attr:`fingerprint` identify
+        the text (and hash in a third of the time the text would).
+        """
         if self._array is None:
             self.freeze()
         text = "".join(self._array[ids].tolist())
         if digest is not None:
-            digest.text(text)
+            digest.array(ids.astype(np.int32))
         docs = text.split("\n")
         docs.pop()  # the empty string after the last newline
         return docs
@@ -111,8 +120,8 @@ class PieceTable:
 class Digest:
     """A running fingerprint of everything generated, fed as it is produced.
 
-    Hashing the generated text and arrays costs far less than reading the rows back
-    from SQLite, and identifies the content just as well.
+    Hashing what the rows are made from (piece ids, numbers, category indexes) costs
+    far less than reading the rows back from SQLite, and identifies them as well.
     """
 
     def __init__(self, *header: object) -> None:

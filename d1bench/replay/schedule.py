@@ -48,8 +48,11 @@ def arrivals(rate: float, arrival: str, *, seed: int, until_s: float | None = No
         times = np.arange(n, dtype=np.float64) * gap_s
     else:
         rng = np.random.default_rng(seed)
-        n = count if count is not None else int(until_s * rate * 1.2 + 10 * np.sqrt(until_s * rate) + 10)
-        times = np.concatenate([[0.0], np.cumsum(rng.exponential(gap_s, n - 1))]) if n else np.empty(0)
+        # Enough gaps to pass until_s almost always; the loop below draws more if not.
+        expected = until_s * rate if until_s is not None else 0.0
+        n = count if count is not None else int(expected * 1.2 + 10 * np.sqrt(expected) + 10)
+        gaps = rng.exponential(gap_s, max(n - 1, 0))
+        times = np.concatenate([[0.0], np.cumsum(gaps)]) if n else np.empty(0)
         while until_s is not None and count is None and times[-1] < until_s:
             more = times[-1] + np.cumsum(rng.exponential(gap_s, n))
             times = np.concatenate([times, more])

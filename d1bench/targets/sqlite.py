@@ -19,6 +19,7 @@ parent rows they reference, which D1 bills).
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import time
@@ -51,6 +52,9 @@ _r_columns, _r_rows, _r_meta = (getattr(Result, name).__set__ for name in ("colu
 _EMPTY: Mapping[str, Any] = Meta().extra  # the protocol's shared empty mapping
 _VM, _FULLSCAN, _SORT, _AUTOINDEX = (TRACE_COUNTERS[k] for k in
                                      ("vm_steps", "fullscan_steps", "sort", "autoindex"))
+_AGREE = 8  # agreeing executions before a statement stops collecting counters
+_NESTED_LIMIT = 24  # nested statements per execution beyond which counting costs too much
+_RECHECK = 64  # count-free executions between two checks
 _DDL = re.compile(r"^\s*(CREATE|DROP|ALTER|ANALYZE|VACUUM|REINDEX)\b", re.I)
 
 #: APSW exception -> (error class, retryable)
@@ -96,8 +100,11 @@ class _Statement:
     readonly: bool
     ddl: bool
     estimator: RowEstimator | None
-    traced: bool
+    traced: bool  #: collect counters on the next execution
     constant: tuple[int, int] | None  #: (rows read, rows written) when they never vary
+    calibrate: bool = False  #: compare counted and count-free estimates, drop counters if equal
+    agree: int = 0  #: consecutive executions where both estimates agreed
+    countdown: int = 0  #: count-free executions left before checking again
 
 
 class SQLiteTarget(Target):
@@ -139,6 +146,7 @@ class SQLiteTarget(Target):
         # Plain dicts: concurrent readers and writers only ever add keys.
         self._fts_counts: dict[tuple[str, Any], int | None] = {}
         self._table_rows: dict[str, int] = {}
+        self._samples: dict[tuple[str, int], tuple[list, int, int] | None] = {}
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> SQLiteTarget:
@@ -206,14 +214,104 @@ class SQLiteTarget(Target):
             self._fts_counts[key] = count
         return self._fts_counts[key]
 
+    def rejected_rows(self, db: apsw.Connection, table: str, colno: int, opcode: str,
+                      col_is_p3: bool, p5: int, value: Any) -> float | None:
+        """How many rows of ``table`` a compare on column ``colno`` would jump on.
+
+        Estimated from a sorted sample of the column (at most
+        :data:`_SAMPLE_ROWS` values, read once per column and kept), so a WHERE
+        term's selectivity costs a binary search per execution.
+        """
+        sample = self._column_sample(db, table, colno)
+        rows = self.table_rows(db, table)
+        if sample is None or rows is None:
+            return None
+        keys, nulls, n = sample
+        if n == 0:
+            return 0.0
+        if opcode == "IsNull":
+            return rows * nulls / n
+        if opcode == "NotNull":
+            return rows * (n - nulls) / n
+        null_jumps = bool(p5 & 0x10)  # SQLITE_JUMPIFNULL
+        if value is None:
+            if p5 & 0x80:  # SQLITE_NULLEQ: IS / IS NOT
+                return rows * (nulls if opcode == "Eq" else n - nulls) / n
+            return float(rows) if null_jumps else 0.0
+        if not col_is_p3:  # the value is on the left: mirror the operator
+            opcode = {"Lt": "Gt", "Le": "Ge", "Gt": "Lt", "Ge": "Le"}.get(opcode, opcode)
+        key = _sort_key(_with_affinity(value, keys))
+        lo, hi = bisect.bisect_left(keys, key), bisect.bisect_right(keys, key)
+        below, equal, above = lo, hi - lo, len(keys) - hi
+        jumping = {"Lt": below, "Le": below + equal, "Gt": above, "Ge": above + equal,
+                   "Eq": equal, "Ne": below + above}[opcode]
+        if null_jumps:
+            jumping += nulls
+        return rows * jumping / n
+
+    def _column_sample(self, db: apsw.Connection, table: str, colno: int
+                       ) -> tuple[list, int, int] | None:
+        key = (table, colno)
+        if key in self._samples:
+            return self._samples[key]
+        sample = None
+        try:
+            cols = db.execute(f'PRAGMA table_info("{_quote(table)}")').fetchall()
+            name = next(c[1] for c in cols if c[0] == colno)
+            rows = self.table_rows(db, table) or 0
+            step = max(1, -(-rows // _SAMPLE_ROWS))
+            try:
+                values = [r[0] for r in db.execute(
+                    f'SELECT "{_quote(name)}" FROM "{_quote(table)}" WHERE rowid % ? = 0', (step,))]
+            except apsw.SQLError:  # WITHOUT ROWID
+                values = [r[0] for r in db.execute(
+                    f'SELECT "{_quote(name)}" FROM "{_quote(table)}" LIMIT ?', (_SAMPLE_ROWS,))]
+            nulls = sum(v is None for v in values)
+            keys = sorted(_sort_key(v) for v in values if v is not None)
+            sample = (keys, nulls, len(values))
+        except (apsw.Error, StopIteration):
+            sample = None
+        self._samples[key] = sample
+        return sample
+
     def forget_data_facts(self) -> None:
-        """Drop cached table sizes and FTS match counts (after bulk changes)."""
+        """Drop cached table sizes, column samples and FTS match counts (after bulk changes)."""
         self._table_rows.clear()
         self._fts_counts.clear()
+        self._samples.clear()
 
 
 def _quote(name: str) -> str:
     return name.replace('"', '""')
+
+
+_SAMPLE_ROWS = 20_000  #: values kept per sampled column
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    """SQLite's order across storage classes: NULL < numbers < text < blobs."""
+    if isinstance(value, (int, float)):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    if isinstance(value, bytes):
+        return (3, value)
+    return (0, 0)
+
+
+def _with_affinity(value: Any, keys: list) -> Any:
+    """Convert a bound value as SQLite would to compare it with the column's values."""
+    if not keys:
+        return value
+    column_is_text = keys[len(keys) // 2][0] == 2
+    if column_is_text and isinstance(value, (int, float)):
+        return str(value)
+    if not column_is_text and isinstance(value, str):
+        try:
+            return float(value) if "." in value else int(value)
+        except ValueError:
+            return value
+    return value
 
 
 class SQLiteConnection(Connection):
@@ -233,6 +331,7 @@ class SQLiteConnection(Connection):
         self._cursor = self._db.cursor()
         self._statements: dict[str, _Statement] = {}
         self._stats: Mapping[str, int] | None = None
+        self._events = 0
         self._schema: tuple[dict, dict] | None = None
 
     # --- the hot path ---------------------------------------------------------
@@ -244,6 +343,7 @@ class SQLiteConnection(Connection):
         db = self._db
         if st.traced:
             self._stats = None
+            self._events = 0
             db.trace_v2(_PROFILE, self._on_profile)
         t0 = _perf_ns()
         try:
@@ -261,6 +361,10 @@ class SQLiteConnection(Connection):
         if st.traced:
             db.trace_v2(0, None)
             status = self._stats
+            if self._events > _NESTED_LIMIT and st.calibrate:
+                # Counting cost a callback per nested statement (FTS5's bm25 runs
+                # one per row): too slow to keep up; check again later.
+                st.traced, st.countdown, st.agree = False, _RECHECK, 0
             extra = _EMPTY if status is None else {
                 "vm_steps": status[_VM], "fullscan_steps": status[_FULLSCAN],
                 "sort": status[_SORT], "autoindex": status[_AUTOINDEX]}
@@ -268,11 +372,14 @@ class SQLiteConnection(Connection):
             status, extra = None, _EMPTY
         if est is None:
             rows_read = rows_written = None
-        elif est.constant is not None:
+        elif st.constant is not None:
             rows_read, rows_written = st.constant
         else:
             try:
                 rows_read, rows_written, _ = est.rows(status, len(rows), changes or 0, params, rows)
+                if st.calibrate:
+                    self._calibrate(st, est, status, rows_read, rows_written, len(rows),
+                                    changes or 0, params, rows)
             except Exception as exc:  # noqa: BLE001 - an estimate must never fail a request
                 _warn_once(sql, exc)
                 rows_read = rows_written = None
@@ -292,9 +399,36 @@ class SQLiteConnection(Connection):
         _r_meta(result, meta)
         return result
 
+    @staticmethod
+    def _calibrate(st: _Statement, est: RowEstimator, status: Mapping[str, int] | None,
+                   rows_read: int, rows_written: int, nrows: int, changes: int, params: Params,
+                   rows: list) -> None:
+        """Stop collecting counters for a statement whose estimate does not need them.
+
+        Collecting them costs a few microseconds per execution (APSW's profile
+        callback), a lot for an indexed lookup.  After each counted execution
+        the count-free estimate is computed too; after _AGREE agreeing
+        executions in a row the statement runs without counters, with one
+        counted execution every _RECHECK to catch a change.
+        """
+        if status is None or not st.traced:
+            st.countdown -= 1
+            if st.countdown <= 0:
+                st.traced = True
+            return
+        blind_read, blind_written, _ = est.rows(None, nrows, changes, params, rows)
+        if abs(blind_read - rows_read) <= max(1, rows_read // 100) and \
+           abs(blind_written - rows_written) <= max(1, rows_written // 100):
+            st.agree += 1
+            if st.agree >= _AGREE:
+                st.traced, st.countdown = False, _RECHECK
+        else:
+            st.agree, st.traced = 0, True
+
     def _on_profile(self, event: dict) -> None:
         # Nested statements (FTS5's own) report first; the statement itself last.
         self._stats = event["stmt_status"]
+        self._events += 1
 
     # --- analysis, once per SQL text -------------------------------------------
 
@@ -316,18 +450,18 @@ class SQLiteConnection(Connection):
                 estimator = RowEstimator(
                     program, params, btrees=btrees, vtabs=vtabs,
                     table_rows=lambda table: target.table_rows(db, table),
-                    fts_count=lambda table, expr: target.fts_count(db, table, expr))
+                    fts_count=lambda table, expr: target.fts_count(db, table, expr),
+                    selectivity=lambda *args: target.rejected_rows(db, *args))
             except Exception as exc:  # noqa: BLE001 - no estimate rather than no request
                 _warn_once(sql, exc)
         counters = target.counters
         traced = estimator is not None and (
             counters == "always" or (counters == "auto" and estimator.traced))
-        if counters == "never" and estimator is not None and estimator.traced:
-            estimator = None  # it needs counters we were told not to collect
         constant = None
         if estimator is not None and estimator.constant is not None:
             constant = (estimator.constant.rows_read, estimator.constant.rows_written)
-        st = _Statement(columns, bool(info.is_readonly), ddl, estimator, traced, constant)
+        st = _Statement(columns, bool(info.is_readonly), ddl, estimator, traced, constant,
+                        calibrate=traced and counters == "auto")
         if len(self._statements) > 10_000:
             self._statements.clear()
         self._statements[sql] = st
@@ -339,9 +473,14 @@ class SQLiteConnection(Connection):
             db = self._db
             btrees = {}
             for root, name, table, kind, sql in db.execute(
-                    "SELECT rootpage, name, tbl_name, type, sql FROM sqlite_schema WHERE rootpage > 0"):
+                    "SELECT rootpage, name, tbl_name, type, sql FROM sqlite_schema WHERE rootpage > 0"
+                    ).fetchall():
                 partial = kind == "index" and bool(sql) and bool(re.search(r"\bWHERE\b", sql, re.I))
-                btrees[root] = (name, table, partial)
+                columns: tuple[int, ...] = ()
+                if kind == "index":
+                    columns = tuple(r[1] for r in db.execute(
+                        f'PRAGMA index_info("{_quote(name)}")'))
+                btrees[root] = (name, table, partial, columns)
             vtabs = {}
             names = [(r[0], True) for r in db.execute(
                 "SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")]

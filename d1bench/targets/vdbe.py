@@ -159,6 +159,8 @@ class FlowModel:
     equations: list[tuple[Form, float]] = field(default_factory=list)
     observables: dict[str, Form] = field(default_factory=dict)
     facts: list[tuple[Form, float, str | None]] = field(default_factory=list)
+    #: softer facts estimated from a sample of the data: (form, named input)
+    samples: list[tuple[Form, str]] = field(default_factory=list)
     priors: list[tuple[Form, float]] = field(default_factory=list)
     reads: Form = field(default_factory=dict)
     writes: Form = field(default_factory=dict)
@@ -169,6 +171,9 @@ class FlowModel:
     #: named per-execution values the facts need: name -> (kind, detail)
     inputs: dict[str, tuple[str, Any]] = field(default_factory=dict)
     fts_aux_calls: bool = False  #: an FTS5 auxiliary function (bm25...) runs per row
+    #: ``Clear`` empties a table (DELETE without WHERE): D1 bills each row it
+    #: removes, which only the statement's change count tells.
+    clears: bool = False
     #: parameters whose JSON length shaped a fact: callers key their caches on it
     shape_params: list[int] = field(default_factory=list)
     op_vars: list[int] = field(default_factory=list)  #: variable of each op's count
@@ -192,7 +197,8 @@ def build_flow_model(program: Program, *, btrees: Mapping[int, tuple[str, str, b
                      params: Sequence[Any] | Mapping[str, Any] = ()) -> FlowModel:
     """Build the flow system of ``program``.
 
-    ``btrees`` maps root pages of the main schema to (name, table, partial);
+    ``btrees`` maps root pages of the main schema to (name, table, partial,
+    index columns as table column numbers: empty for a table);
     ``table_rows`` gives row counts of tables (for full scans and ``Count``);
     ``vtabs`` maps a ``VOpen`` P4 (``vtab:...``) to (module-or-table name,
     FTS5 column count or 0).  ``params`` are one execution's bindings, used
@@ -346,11 +352,16 @@ def build_flow_model(program: Program, *, btrees: Mapping[int, tuple[str, str, b
             eqs.append(({i: 1.0}, 0.0))  # an error halt never runs in a successful statement
         elif op.opcode == "HaltIfNull":
             pass
-        elif op.opcode == "Once" and i in t:  # falls through once per run of its program
-            form = {i: 1.0, t[i]: -1.0}
+        elif op.opcode == "Once" and i in t:
+            # Falls through once per run of its program -- if control gets there
+            # at all (a subquery materialised on first use may never be): at
+            # most once, hard; exactly once, strongly preferred.
+            unused = new_var()
+            form = {i: 1.0, t[i]: -1.0, unused: 1.0}
             for var, coef in runs.get(op.prog, {}).items():
                 form[var] = form.get(var, 0.0) - coef
             eqs.append((form, 1.0 if op.prog == 0 else 0.0))
+            model.priors.append(({unused: 1.0}, 30.0))
     for key, calls in gosubs.items():  # every call returns
         form = {}
         for i in calls:
@@ -413,6 +424,38 @@ def build_flow_model(program: Program, *, btrees: Mapping[int, tuple[str, str, b
             model.facts.append(({t[opener.index]: 1.0}, 0.0, None))
         else:
             model.facts.append(({opener.index: 1.0, t[opener.index]: -1.0}, 0.0, None))
+        if not _inside(spans[op.prog], opener.addr):
+            # Entered once: its first WHERE term sees every row of the table, so
+            # a sample of the column tells how many it rejects.
+            first = _first_filter(program, op, key)
+            if first is not None and first[0].index in t:
+                cmp_op, colno, col_is_p3, value = first
+                name = f"sel{len(model.inputs)}"
+                model.inputs[name] = ("sel", (tree[1], (colno, cmp_op.opcode, col_is_p3,
+                                                        cmp_op.p5, value)))
+                model.samples.append(({t[cmp_op.index]: 1.0}, name))
+    # An equality range on the first column of an index, entered once: as many
+    # iterations as the table has rows with that value (from a sample).
+    for op in ops:
+        key = (op.prog, op.p1)
+        tree = btree_of.get(key)
+        if op.opcode not in ("Next", "Prev") or tree is None or len(tree) < 4 or not tree[3] \
+                or tree[2] or op.index not in t:
+            continue
+        seek = _loop_opener(program, op, tuple(SEEKS))
+        prog_ops = program.program(op.prog)
+        top = prog_ops[op.p2] if op.p2 < len(prog_ops) else None
+        if seek is None or top is None or top.opcode not in RANGE_END or top.p1 != op.p1 \
+                or top.p3 != seek.p3 or str(top.p4) != "1" or str(seek.p4) != "1" \
+                or _inside(spans[op.prog], seek.addr) or op.p2 + 1 >= len(prog_ops):
+            continue
+        value = register_source(prog_ops, seek.p3)
+        if value is None:
+            continue
+        name = f"sel{len(model.inputs)}"
+        model.inputs[name] = ("sel", (tree[1], (tree[3][0], "Eq", True, 0, value)))
+        model.samples.append(({prog_ops[op.p2 + 1].index: 1.0}, name))
+
     # A temporary b-tree or sorter filled once and read once yields every row put in it.
     put: dict[tuple[int, int], Form] = defaultdict(dict)
     for op in ops:
@@ -511,6 +554,8 @@ def build_flow_model(program: Program, *, btrees: Mapping[int, tuple[str, str, b
             add(writes, i)
         elif name == "VUpdate":
             add(writes, i)
+        elif name == "Clear" and op.p3 and op.prog == 0:
+            model.clears = True
         elif name == "Function" and isinstance(op.p4, str) and _FTS_AUX.match(op.p4):
             model.fts_aux_calls = True
         elif name == "VColumn" and key in vtab_of and vtab_of[key][1] and op.p2 > vtab_of[key][1]:
@@ -535,6 +580,35 @@ def _value(src: tuple[str, Any] | None, params: Sequence[Any] | Mapping[str, Any
     if isinstance(params, Mapping) or not 0 <= where < len(params):
         return None
     return params[where]
+
+
+def _first_filter(program: Program, step: Op, key: tuple[int, int]
+                  ) -> tuple[Op, int, bool, tuple[str, Any] | None] | None:
+    """The loop's first jump, if it compares a column of the scanned table with a value.
+
+    Returns (the compare op, column number, whether the column is the
+    compare's P3 operand, where the value comes from); ``IsNull``/``NotNull``
+    on a column come back with no value.
+    """
+    prog = program.program(step.prog)
+    loaded: dict[int, int] = {}  # register -> column of the scanned cursor
+    for op in prog[step.p2:step.addr]:
+        if op.opcode == "Column" and (op.prog, op.p1) == key:
+            loaded[op.p3] = op.p2
+            continue
+        if op.opcode in ("Affinity", "RealAffinity", "Once", "Noop"):
+            continue
+        if op.opcode in ("IsNull", "NotNull") and op.p1 in loaded and op.p2 == step.addr:
+            return op, loaded[op.p1], True, None
+        if op.opcode in ("Eq", "Ne", "Lt", "Le", "Gt", "Ge") and op.p2 == step.addr:
+            if op.p3 in loaded:
+                value = register_source(prog, op.p1)
+                return (op, loaded[op.p3], True, value) if value is not None else None
+            if op.p1 in loaded:
+                value = register_source(prog, op.p3)
+                return (op, loaded[op.p1], False, value) if value is not None else None
+        return None  # any other op first: not a plain column test
+    return None
 
 
 def _inside(spans: list[tuple[int, int]], addr: int) -> bool:
@@ -656,6 +730,7 @@ def _merge_blocks(model: FlowModel, inflow: list[list[Form]], jumps: Mapping[int
     model.equations = eqs
     model.observables = {k: rf(f) for k, f in model.observables.items()}
     model.facts = [(rf(f), c, name) for f, c, name in model.facts]
+    model.samples = [(rf(f), name) for f, name in model.samples]
     model.priors = [(rf(f), w) for f, w in model.priors]
     model.reads = rf(model.reads)
     model.writes = rf(model.writes)

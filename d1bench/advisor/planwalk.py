@@ -1,0 +1,415 @@
+"""Walking a plan: EXPLAIN QUERY PLAN rows in, rows read per execution out.
+
+A plan is a tree of blocks (the main query, each subquery, CTE and compound
+part); within a block the SCAN/SEARCH rows are the loops of a nested-loop join,
+outermost first.  Each loop reads, per execution of the loops outside it, one
+row per positioning plus one per entry it steps through, and passes on the rows
+that satisfy the predicates on its table; :class:`~d1bench.advisor.cost.CostModel`
+says how many.  Sorts add the rows they sort, automatic indexes their build
+once, correlated subqueries their cost once per outer row, and a block that
+needs no sort stops at its LIMIT.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from d1bench.advisor.catalog import IndexDef
+from d1bench.advisor.query import ROWID, Pred, QueryInfo, Ref
+from d1bench.advisor.whatif import PlanRow
+
+if TYPE_CHECKING:
+    from d1bench.advisor.cost import CostModel
+
+__all__ = ["JSON_EACH_ROWS", "RECURSION_FANOUT_LEVELS", "Loop", "Walker", "parse_loop"]
+
+#: Elements a json_each() call is assumed to step through when the data cannot say.
+JSON_EACH_ROWS = 16
+#: Levels a recursive CTE is assumed to expand beyond its first (its depth is a parameter).
+RECURSION_FANOUT_LEVELS = 1
+_EQ_OPS = ("eq", "in", "isnull")
+#: Distinct values assumed for a GROUP BY term that is not a plain column (date(x)...).
+_UNKNOWN_GROUPS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Loop:
+    """One SCAN/SEARCH line of a plan, taken apart."""
+
+    kind: str           # scan, search
+    alias: str
+    access: str         # table, index, covering, rowid, automatic, virtual, subquery
+    index: str | None
+    constraints: tuple[tuple[str, str], ...]  # (column text, operator)
+    virtual_idx: str | None = None
+
+
+_LOOP = re.compile(
+    r"^(?P<kind>SCAN|SEARCH) (?P<alias>\S+)(?: AS \S+)?"
+    r"(?: USING (?:"
+    r"(?P<cov>COVERING |AUTOMATIC COVERING |AUTOMATIC PARTIAL COVERING |AUTOMATIC PARTIAL |AUTOMATIC )?"
+    r"INDEX(?: (?P<index>[^\s(]+))?"
+    r"|(?P<pk>INTEGER PRIMARY KEY|PRIMARY KEY)"
+    r"))?"
+    r"(?: \((?P<cons>.*)\))?")
+
+
+def parse_loop(detail: str) -> Loop | None:
+    """Take an EXPLAIN QUERY PLAN loop line apart (``None`` for other lines).
+
+    >>> parse_loop("SEARCH t USING INDEX t_ab (a=? AND b>?)").constraints
+    (('a', '='), ('b', '>'))
+    >>> parse_loop("SEARCH u USING COVERING INDEX ix (<expr>=? AND b<?)").constraints
+    (('<expr>', '='), ('b', '<'))
+    >>> parse_loop("SCAN p USING COVERING INDEX i").access
+    'covering'
+    >>> parse_loop("SEARCH p USING INTEGER PRIMARY KEY (rowid=?)").access
+    'rowid'
+    """
+    detail = detail.replace(" LEFT-JOIN", "").replace(" RIGHT-JOIN", "")
+    if detail.startswith("SCAN ") and " VIRTUAL TABLE INDEX " in detail:
+        alias = detail.split(" ")[1]
+        return Loop("scan", alias, "virtual", None, (), detail.split(" VIRTUAL TABLE INDEX ", 1)[1])
+    m = _LOOP.match(detail)
+    if m is None:
+        return None
+    cov = (m.group("cov") or "").strip()
+    if m.group("pk"):
+        access = "rowid" if m.group("pk").startswith("INTEGER") else "index"
+    elif "AUTOMATIC" in cov:
+        access = "automatic"
+    elif m.group("index") or cov:
+        access = "covering" if cov == "COVERING" else "index"
+    else:
+        access = "table"
+    constraints = []
+    for part in (m.group("cons") or "").split(" AND "):
+        part = part.strip()
+        if not part or part.startswith("ANY("):
+            continue
+        expr = part.startswith("<expr>")
+        mm = re.match(r"^(.*?)(=|>=|<=|>|<)\?$", part[len("<expr>"):] if expr else part)
+        if mm:
+            constraints.append(("<expr>" if expr else mm.group(1), mm.group(2)))
+    return Loop(m.group("kind").lower(), m.group("alias"), access, m.group("index"),
+                tuple(constraints))
+
+
+@dataclass
+class _Block:
+    read: float = 0.0
+    out: float = 1.0
+    blocked: bool = False
+    sorted_rows: float = 0.0
+    once: float = 0.0  # part of `read` paid once per statement (automatic indexes)
+    full_scans: list[str] = field(default_factory=list)
+
+
+class Walker:
+    """Walks one plan tree, block by block, accumulating rows read."""
+
+    def __init__(self, model: CostModel, info: QueryInfo, params: Mapping[str, Any],
+                 indexes: Mapping[str, IndexDef]) -> None:
+        self.m = model
+        self.info = info
+        self.params = params
+        self.indexes = indexes
+        self.derived: dict[str, float] = {}
+        self.used: set[int] = set()
+
+    def run(self, plan: Sequence[PlanRow]) -> _Block:
+        self.children: dict[int, list[PlanRow]] = {}
+        for row in plan:
+            self.children.setdefault(row.parent, []).append(row)
+        main = self._main_scope()
+        return self.block(self.children.get(0, []), set(), main)
+
+    def _main_scope(self) -> int | None:
+        mains = [s.index for s in self.info.scopes if s.role == "main"]
+        return mains[-1] if mains else None
+
+    def _scope_named(self, name: str) -> int | None:
+        for s in self.info.scopes:
+            if s.name == name.lower():
+                return s.index
+        return None
+
+    def _ref(self, alias: str) -> Ref | None:
+        alias = alias.lower()
+        hits = [r for r in self.info.refs if r.alias == alias]
+        if not hits:
+            return None
+        for r in hits:
+            if r.index not in self.used:
+                self.used.add(r.index)
+                return r
+        return hits[-1]
+
+    def block(self, rows: list[PlanRow], outer: set[int], scope: int | None) -> _Block:
+        b = _Block()
+        cur = 1.0
+        grouped = False
+        done = set(outer)
+        loop_read = 0.0
+        late_read = 0.0
+        for row in rows:
+            d = row.detail
+            kids = self.children.get(row.id, [])
+            loop = parse_loop(d)
+            if loop is not None:
+                self.build = 0.0
+                visited, out, full = self.loop(loop, done)
+                loop_read += cur * visited
+                b.read += self.build  # an automatic index is built once per statement
+                b.once += self.build
+                cur *= out
+                if full:
+                    b.full_scans.append(full)
+                continue
+            if d.startswith("USE TEMP B-TREE FOR GROUP BY"):
+                b.blocked = True
+                b.sorted_rows += cur
+                cur = self._groups(scope, cur)
+                grouped = True
+                continue
+            if d.startswith(("USE TEMP B-TREE FOR ORDER BY", "USE TEMP B-TREE FOR DISTINCT",
+                             "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY",
+                             "USE TEMP B-TREE FOR LAST TERM OF ORDER BY",
+                             "USE TEMP B-TREE FOR LAST")):
+                b.blocked = True
+                b.sorted_rows += cur
+                continue
+            if d.startswith("USE TEMP B-TREE"):
+                continue  # count(DISTINCT) and the like: inserts, not reads
+            if d.startswith(("MATERIALIZE ", "CO-ROUTINE ")):
+                name = d.split(" ", 1)[1].strip()
+                sub = self.cte(kids, name, done)
+                b.read += sub.read
+                b.once += sub.read
+                self.derived[name.lower()] = sub.out
+                continue
+            if d.startswith(("CORRELATED SCALAR SUBQUERY", "CORRELATED LIST SUBQUERY")):
+                sub = self.block(kids, done, None)
+                late_read += cur * (sub.read - sub.once)
+                b.read += sub.once
+                b.once += sub.once
+                continue
+            if d.startswith(("SCALAR SUBQUERY", "LIST SUBQUERY", "EXISTS SUBQUERY")):
+                sub = self.block(kids, done, None)
+                b.read += sub.read + sub.out  # the IN list's own b-tree is read too
+                b.once += sub.read + sub.out
+                continue
+            if d.startswith("MULTI-INDEX OR"):
+                total_v, total_o = 0.0, 0.0
+                for part in kids:
+                    sub = self.block(self.children.get(part.id, []), done, None)
+                    total_v += sub.read
+                    total_o += sub.out
+                loop_read += cur * total_v
+                cur *= total_o
+                continue
+            if d.startswith(("COMPOUND QUERY", "UNION ALL", "UNION USING", "LEFT-MOST SUBQUERY",
+                             "EXCEPT", "INTERSECT")):
+                sub = self.block(kids, done, None)
+                b.read += sub.read
+                cur = sub.out if d.startswith("COMPOUND") else cur
+                continue
+            if kids:  # SETUP, RECURSIVE STEP outside a CTE, anything new: count what is inside
+                sub = self.block(kids, done, None)
+                b.read += sub.read
+        # aggregates without GROUP BY return one row; an unsorted plan stops at its LIMIT
+        s = self.info.scopes[scope] if scope is not None and scope < len(self.info.scopes) else None
+        fraction = 1.0
+        if s is not None:
+            if s.aggregate or s.group_by:
+                b.blocked = True
+            if s.group_by and not grouped:
+                cur = self._groups(scope, cur)
+            limit = self._value(s.limit)
+            offset = self._value(s.offset) or 0
+            if limit is not None and not b.blocked and cur > 0:
+                fraction = min(1.0, (limit + offset) / cur)
+            if s.aggregate:
+                cur = 1.0
+            elif limit is not None:
+                cur = min(cur, float(limit))
+        b.read += (loop_read + late_read) * fraction + b.sorted_rows
+        b.out = cur
+        return b
+
+    def _groups(self, scope: int | None, rows: float) -> float:
+        """Groups a GROUP BY makes of ``rows`` rows: at most the product of its keys' distinct counts."""
+        if scope is None or scope >= len(self.info.scopes):
+            return rows
+        product = 1.0
+        for ref_i, key in self.info.scopes[scope].group_by:
+            ref = self.info.refs[ref_i] if 0 <= ref_i < len(self.info.refs) else None
+            if ref is not None and ref.kind == "table":
+                product *= max(self.m.stats.distinct(ref.name, [key]), 1)
+            else:
+                product *= _UNKNOWN_GROUPS
+        return max(min(rows, product), 1.0) if rows >= 1 else rows
+
+    def _value(self, v: Any) -> float | None:
+        if v is None:
+            return None
+        if isinstance(v, str):
+            v = self.params.get(v)
+        try:
+            return float(v) if v is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    def cte(self, kids: list[PlanRow], name: str, outer: set[int]) -> _Block:
+        setup = next((k for k in kids if k.detail == "SETUP"), None)
+        step = next((k for k in kids if k.detail == "RECURSIVE STEP"), None)
+        scope = self._scope_named(name)
+        if setup is None or step is None:
+            return self.block(kids, outer, scope)
+        first = self.block(self.children.get(setup.id, []), outer, None)
+        self.derived[name.lower()] = 1.0  # the step reads the queue one row at a time
+        again = self.block(self.children.get(step.id, []), outer, None)
+        queue = first.out
+        level = first.out
+        for _ in range(RECURSION_FANOUT_LEVELS):
+            level *= again.out
+            queue += level
+        queue = min(queue, 1e7)
+        per_row = again.read - again.once
+        return _Block(read=first.read + again.once + queue * per_row + queue, out=queue,
+                      once=first.read + again.once + queue * per_row + queue)
+
+    # --- one loop ---------------------------------------------------------------------
+    def loop(self, loop: Loop, done: set[int]) -> tuple[float, float, str | None]:
+        """(rows read per execution, rows out per execution, table scanned whole)."""
+        ref = self._ref(loop.alias)
+        if loop.access == "virtual":
+            return self.virtual(loop, ref, done)
+        if ref is None or ref.kind in ("cte", "subquery", "view", "unknown"):
+            rows = self.derived.get(loop.alias.lower())
+            if rows is None and ref is not None and ref.kind == "view":
+                rows = 1000.0
+            rows = 1.0 if rows is None else rows
+            if ref is not None:
+                done.add(ref.index)
+            if loop.kind == "search":
+                if loop.access == "automatic":
+                    self.build = rows
+                return 1.0 + 1.0, 1.0, None
+            if ref is not None:
+                done.add(ref.index)
+            return rows, rows, None
+        table = ref.name
+        n = float(self.m.stats.row_count(table))
+        local, joins = self._preds(ref, done)
+        out_frac = self.m.fraction(ref, local, self.params)
+        join_factor = 1.0
+        for p, key in joins:
+            join_factor *= self.m.rows_per_key(table, key) / n if n else 0.0
+        out = n * out_frac * join_factor
+        done.add(ref.index)
+        if loop.access == "rowid":
+            eq = [c for c in loop.constraints if c[1] == "="]
+            if eq:
+                visited = 1.0
+                out = min(out, 1.0 * self._in_count(ref, ROWID))
+                return visited * self._in_count(ref, ROWID), out, None
+            used = [p for p in local if p.key == ROWID and p.op == "range"]
+            matches = n * self.m.fraction(ref, used, self.params)
+            return 1.0 + matches, min(out, matches), None
+        if loop.kind == "scan":
+            if loop.access in ("index", "covering") and loop.index:
+                index = self.indexes.get(loop.index)
+                entries = float(self.m.stats.entries(table, index.where)) if index else n
+                return entries, out, None if index and index.where else table
+            return n, out, table
+        # SEARCH through an index (or an automatic one)
+        index = self.indexes.get(loop.index) if loop.index else None
+        keys = [k.expr for k in index.keys] if index is not None else [c for c, _ in loop.constraints]
+        used_local: list[Pred] = []
+        factor = 1.0
+        seeks = 1.0
+        for pos, (_col, op) in enumerate(loop.constraints):
+            if pos >= len(keys):
+                break
+            key = keys[pos]
+            if op == "=":
+                p = next((p for p in local if p.key == key and p.op in _EQ_OPS), None)
+                if p is not None:
+                    used_local.append(p)
+                    if p.op == "in":
+                        seeks *= max(len(p.params), 1)
+                    continue
+                jp = next((jk for jp, jk in joins if jk == key), None)
+                if jp is not None:
+                    factor *= self.m.rows_per_key(table, key) / n if n else 0.0
+                    continue
+                p = next((p for p in self.info.preds_of(ref.index) if p.key == key and p.value == "outer"), None)
+                if p is not None:
+                    factor *= self.m.rows_per_key(table, key) / n if n else 0.0
+                    continue
+                factor *= self.m.rows_per_key(table, key) / n if n else 0.0
+            else:
+                rng = [p for p in local if p.key == key and p.op in ("range", "like")]
+                used_local += [p for p in rng if p not in used_local]
+        if index is not None and index.where:
+            used_local += [p for p in local if p not in used_local and
+                           _stripped(p.sql) in _conjuncts(index.where)]
+        matches = n * self.m.fraction(ref, used_local, self.params) * factor
+        if loop.access == "automatic":
+            self.build = n  # built from a scan of the table, once per statement
+        out = min(out, matches)
+        # an equality on every key of a UNIQUE index finds its row without stepping on
+        unique_hit = index is not None and index.unique and len(loop.constraints) == len(keys) \
+            and all(op == "=" for _c, op in loop.constraints)
+        visited = seeks if unique_hit else seeks + matches
+        return visited, out, table if loop.access == "automatic" else None
+
+    def _in_count(self, ref: Ref, key: str) -> float:
+        p = next((p for p in self.info.preds_of(ref.index) if p.key == key and p.op == "in"), None)
+        return float(max(len(p.params), 1)) if p is not None and p.value == "param" else 1.0
+
+    def _preds(self, ref: Ref, done: set[int]) -> tuple[list[Pred], list[tuple[Pred, str]]]:
+        local: list[Pred] = []
+        joins: list[tuple[Pred, str]] = []
+        for p in self.info.preds:
+            if p.op == "join":
+                if p.ref == ref.index and p.other_ref in done:
+                    joins.append((p, p.key))
+                elif p.other_ref == ref.index and p.ref in done and p.other_key is not None:
+                    joins.append((p, p.other_key))
+                continue
+            if p.ref != ref.index or p.refs - {ref.index}:
+                continue
+            if p.op == "match" or p.value in ("column", "outer"):
+                continue
+            local.append(p)
+        return local, joins
+
+    def virtual(self, loop: Loop, ref: Ref | None, done: set[int]) -> tuple[float, float, str | None]:
+        if ref is not None:
+            done.add(ref.index)
+        if ref is not None and ref.kind == "fts":
+            match = next((p for p in self.info.preds if p.op == "match" and ref.index in p.refs), None)
+            query = self.params.get(match.params[0]) if match is not None and match.params else None
+            if query is None:
+                rows = max(self.m.stats.row_count(ref.name) / 100.0, 1.0)
+            else:
+                rows = float(self.m.stats.fts_matches(ref.name, query))
+            # a MATCH returns its rows; a lookup by rowid alone reads one
+            if match is None:
+                return 1.0, 1.0, None
+            return rows + 1.0, rows, None
+        return float(JSON_EACH_ROWS), float(JSON_EACH_ROWS), None
+
+
+def _stripped(sql: str) -> str:
+    return re.sub(r"\b\w+\.", "", sql).strip().lower()
+
+
+def _conjuncts(where: str) -> set[str]:
+    return {part.strip().lower() for part in re.split(r"(?i)\s+AND\s+", where)}
+
