@@ -10,6 +10,8 @@ first one's result:
 - corpora: ``data/corpus-N.sqlite`` (seed 0, the name ``make report`` builds)
   or ``data/corpus-N-seedS.sqlite``;
 - index-set copies: ``data/generated/<corpus stem>+<index set>.sqlite``;
+- index sets written by notebooks (the advised set, ``.expert``'s):
+  ``data/generated/index-sets/<name>-<digest of the SQL>.sql``;
 - local D1 databases (Miniflare persist folders) holding a corpus under an
   index set: ``data/generated/d1-local/<corpus stem>+<index set>/``;
 - traces: ``data/generated/traces/<name>-<digest>.parquet``, the digest
@@ -37,12 +39,14 @@ from d1bench import __version__
 from d1bench._paths import data_dir
 
 __all__ = [
+    "advised_index_set",
     "cached_trace",
     "capacity",
     "corpus_path",
     "default_rate",
     "ensure_corpus",
     "generated_dir",
+    "index_set_file",
     "indexed_copy",
     "local_d1_copy",
     "replay_local_d1",
@@ -280,10 +284,11 @@ def replay_local_d1(corpus: str | os.PathLike[str], *, workload: Any = "medical"
             with open_target(f"sqlite:{indexed_copy(corpus, index_set)}",
                              readonly=True) as binder, binder.connect() as bind_conn, \
                     LocalD1(work) as d1:
-                replay(loaded, d1.target(), rate=rate, concurrency=concurrency,
+                # Writes are safe here: they land in the throw-away copy.
+                replay(loaded, d1.target(allow_writes=True), rate=rate, concurrency=concurrency,
                        duration=duration, warmup=warmup, seed=seed, trace_path=path,
                        progress=False, corpus=corpus, force=True, bind_conn=bind_conn,
-                       **options)
+                       allow_writes=True, **options)
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -311,9 +316,13 @@ def capacity(trace: Any) -> float:
 
 
 def default_rate(corpus: str | os.PathLike[str], *, workload: Any = "medical",
-                 fraction: float = 0.5, workers: int = 2, duration: float = 4.0,
+                 fraction: float = 0.3, workers: int = 2, duration: float = 4.0,
                  warmup: float = 1.0, seed: int = 0) -> float:
     """An open-loop rate this machine sustains: ``fraction`` of the closed-loop capacity.
+
+    The margin is wide because capacity is measured once and the machine may
+    be busier when the open loop runs; heavy-tailed queries (one takes
+    seconds at 100,000 papers) need the spare workers.
 
     Capacity is measured (once, cached) with ``workers`` workers sending back
     to back on the corpus without secondary indexes, the slowest index set,
@@ -328,3 +337,45 @@ def default_rate(corpus: str | os.PathLike[str], *, workload: Any = "medical",
     if rate <= 0:
         raise RuntimeError("the closed-loop replay completed nothing: cannot choose a rate")
     return float(f"{rate:.2g}")
+
+
+def index_set_file(name: str, sql: str) -> Path:
+    """Write an index set's SQL under a name carrying its digest, and return the path.
+
+    The same SQL always gets the same path, so copies and traces made under it
+    are found again by every notebook that writes it.
+    """
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    path = generated_dir() / "index-sets" / f"{safe}-{hashlib.sha256(sql.encode()).hexdigest()[:12]}.sql"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(sql)
+        os.replace(tmp, path)
+    return path
+
+
+def advised_index_set(corpus: str | os.PathLike[str], *, workload: Any = "medical",
+                      seed: int = 0) -> Path:
+    """The index set :func:`d1bench.advise` proposes for ``workload`` on ``corpus``, as a file.
+
+    Advice is computed once per corpus, workload and seed (without the
+    verifying replays; notebook 04 runs those) and kept as SQL, which is
+    what :func:`indexed_copy` and the replays need.
+    """
+    from d1bench import advise, load_workload
+
+    corpus = Path(corpus)
+    loaded = load_workload(workload) if isinstance(workload, (str, os.PathLike)) else workload
+    key = {"corpus": _stamp(corpus), "workload": getattr(loaded, "digest", str(workload)),
+           "seed": seed, "d1bench": __version__}
+    pointer = generated_dir() / "index-sets" / f"advised-for-{_digest(key)}.txt"
+    with _locked(pointer):
+        if pointer.is_file():
+            found = pointer.parent / pointer.read_text().strip()
+            if found.is_file():
+                return found
+        path = index_set_file("advised", advise(corpus, loaded, seed=seed).migration_sql)
+        pointer.write_text(path.name)
+    return path

@@ -70,7 +70,7 @@ def test_predicted_plans_are_the_real_plans(case: str, tmp_path: Path) -> None:
 
     workload = load_workload(FIXTURES / case / "workload.toml")
     for row in advice.templates.itertuples():
-        if row.reason.startswith("SQL does not parse"):
+        if row.reason.startswith(("SQL does not parse", "SQLite cannot plan it")):
             continue
         sql = workload.templates[row.template].sql
         n = sql.count("?")

@@ -133,7 +133,7 @@ def test_empty_frames_draw_a_note_not_a_crash():
 
 def test_time_split_and_parity():
     local, d1 = _requests(3), _requests(4)
-    d1 = d1.assign(response_ms=d1["response_ms"] + 3.0)  # network on top
+    d1 = d1.assign(response_ms=d1["response_ms"] + 3.0, service_ms=d1["service_ms"] + 3.0)
     split = charts.d1.time_split({"SQLite": local, "local D1": d1})
     row = split.set_index(["target", "template"]).loc[("local D1", "paper_by_doi")]
     assert row["other_ms"] > row["database_ms"]

@@ -97,9 +97,15 @@ params = [{ sampler = "int", min = 0, max = 3 }]
 [templates.star]
 sql = "SELECT * FROM kinds"
 params = []
+
+[templates.ghost]
+sql = "SELECT id FROM ghosts WHERE id = ?"
+params = [{ sampler = "int", min = 0, max = 3 }]
 ''', encoding="utf-8")
     frame = lint(workload, lint_db)
     assert set(frame.loc[frame["template"] == "broken", "rule"]) == {"unparsed"}
+    ghost = frame[frame["template"] == "ghost"]
+    assert list(ghost["rule"]) == ["unplannable"] and "no such table: ghosts" in ghost["evidence"].iloc[0]
     assert "select_star" in set(frame.loc[frame["template"] == "star", "rule"])
 
 

@@ -160,7 +160,7 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
     from d1bench.advisor.catalog import read_catalog
     from d1bench.advisor.cost import CostModel
     from d1bench.advisor.evaluate import Case, Evaluator
-    from d1bench.advisor.migration import migration_sql, write_migration
+    from d1bench.advisor.migration import migration_sql, next_migration_path, write_migration
     from d1bench.advisor.naming import Namer
     from d1bench.advisor.query import analyze
     from d1bench.advisor.report import build_frames
@@ -174,6 +174,8 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
     if budget_bytes is not None and not budget_bytes >= 0:
         raise UsageError(f"budget must be a number of bytes >= 0, got {budget_bytes!r}")
     min_gain = MIN_GAIN if min_gain is None else float(min_gain)
+    if migrations_dir is not None:
+        next_migration_path(migrations_dir, force=force)  # refuse now, not after the work
     path = Path(db_path)
     conn = open_corpus(path)
     wl = _load(workload)
@@ -197,7 +199,7 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
     ev = Evaluator(cases, whatif, model, catalog, write_weight)
     base = [i for i in catalog.indexes if i.origin == "c"]
     selection = extend(ev, candidates, base, stats.index_bytes, budget=budget_bytes,
-                       min_gain=min_gain)
+                       min_gain=min_gain, progress=progress)
     frames = build_frames(ev, selection, candidates, base, stats, budget_bytes, min_gain)
     header = [(f"workload {wl.name}: {len(selection.added)} index(es) to create, "
                f"{len(selection.dropped)} to drop"),

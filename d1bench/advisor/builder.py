@@ -30,7 +30,7 @@ __all__ = ["Builder", "Unsupported"]
 
 
 class Unsupported(Exception):
-    pass
+    """A statement shape the walk cannot follow; the template keeps the message as its error."""
 
 
 @dataclass
@@ -61,12 +61,9 @@ class _ScopeB:
     name: str | None = None
 
 
-_FUNCTION_WRAPS = ("json_extract", "lower", "upper", "substr", "substring", "date", "datetime",
-                   "strftime", "julianday", "trim", "ltrim", "rtrim", "length", "coalesce",
-                   "ifnull", "cast", "abs", "round", "replace", "instr", "unixepoch")
-
-
 class Builder(PredicateMixin):
+    """Collects scopes, references and conjuncts while walking one statement."""
+
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.refs: list[_RefB] = []

@@ -20,16 +20,13 @@ from d1bench.advisor.parsing import (
     render_predicate,
 )
 
-__all__ = ["ALL_COLUMNS", "ROWID", "SARGABLE", "Pred", "PredicateMixin"]
+__all__ = ["ALL_COLUMNS", "ROWID", "Pred", "PredicateMixin"]
 
 #: In :attr:`Ref.columns`, the query needs every column of the reference (``*``).
 ALL_COLUMNS = "*"
 #: The key of a rowid (or INTEGER PRIMARY KEY) constraint.
 ROWID = "rowid"
 
-#: Operators an index can seek on.  ``eq`` and ``in`` and ``isnull`` pin a key;
-#: ``range`` bounds it.
-SARGABLE = frozenset({"eq", "in", "isnull", "range", "join"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +123,8 @@ class PredicateMixin:
                 key = k
         elif indexable_expression(node):
             key = canonical_key(node)
-        wraps = tuple(sorted({(f.sql_name() if not isinstance(f, exp.Anonymous) else f.name).lower()
-                              for f in node.find_all(exp.Func)
-                              if f.find(exp.Column) is not None}))
+        wraps = tuple(sorted({_sqlite_name(f) for f in node.find_all(exp.Func)
+                              if f.find(exp.Column) is not None} - {""}))
         return refs, outer, key, wraps
 
     def _classify(self, scope: int, c: Any) -> Pred:
@@ -303,3 +299,22 @@ def _flip(node: Any) -> Any:
     swap = {exp.GT: exp.LT, exp.LT: exp.GT, exp.GTE: exp.LTE, exp.LTE: exp.GTE}
     cls = swap.get(type(node), type(node))
     return cls(this=node.expression, expression=node.this)
+
+
+#: sqlglot's names for functions whose SQLite name differs ("" for its own wrappers).
+_SQLITE_NAMES = {"substring": "substr", "timetostr": "strftime", "strtotime": "strftime",
+                 "tsordstotimestamp": "", "tsordstodate": "", "pow": "pow", "power": "pow"}
+
+
+def _sqlite_name(func: Any) -> str:
+    """The name SQLite knows a function by (``json_extract``, ``substr``, ``date``...)."""
+    from sqlglot import exp
+
+    if isinstance(func, exp.Anonymous):
+        return func.name.lower()
+    if isinstance(func, exp.JSONExtractScalar):
+        return "json_extract" if func.args.get("json_subtype") else "->>"
+    if isinstance(func, exp.JSONExtract):
+        return "->"
+    name = func.sql_name().lower()
+    return _SQLITE_NAMES.get(name, name)

@@ -82,7 +82,7 @@ def build_frames(ev: Evaluator, sel: Selection, candidates: Mapping[tuple, Candi
             "where": idx.where, "sql": idx.create_sql() + ";", "templates": served,
             "rows_read_before": rb, "rows_read_after": ra, "bytes": stats.index_bytes(idx),
             "rows_written_per_insert": share,
-            "reason": _index_reason(idx, served, rb, ra, share, stats, candidates),
+            "reason": _index_reason(idx, served, rb, ra, share, stats, before, after),
         })
     template_rows = []
     remaining = None if budget is None else budget - sum(stats.index_bytes(i) for i in added)
@@ -122,23 +122,26 @@ def build_frames(ev: Evaluator, sel: Selection, candidates: Mapping[tuple, Candi
 
 
 def _index_reason(idx: IndexDef, served: list[str], rb: float, ra: float, share: float,
-                  stats: Stats, candidates: Mapping[tuple, Candidate]) -> str:
-    kinds: set[str] = set()
-    for cand in candidates.values():
-        c = cand.index
-        if c.table == idx.table and c.where == idx.where and c.keys[: len(idx.keys)] == idx.keys:
-            kinds |= cand.kinds
-    words = {"equality": "equality", "range": "equality then range", "order": "ORDER BY without a sort",
-             "group": "GROUP BY in index order", "covering": "covering", "partial": "partial",
-             "single": "one key"}
-    what = ", ".join(words[k] for k in sorted(kinds) if k in words) or "candidate"
-    text = (f"{what}; serves {', '.join(served) or 'no template'}: weighted rows read "
-            f"{rb:,.0f} -> {ra:,.0f}; +{share:.2f} row written per insert into {idx.table}")
+                  stats: Stats, before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """How the index serves its templates, in the planner's words, and what it costs."""
+    uses = []
+    for name in served:
+        old = [r.detail for r in before[name].plan]
+        new = [r.detail for r in after[name].plan]
+        step = next((d for d in new if _uses([d], idx.name)), "")
+        sorts = sum(d.startswith("USE TEMP B-TREE") for d in old) - \
+            sum(d.startswith("USE TEMP B-TREE") for d in new)
+        how = step.split(" USING ", 1)[-1] if step else "used"
+        if sorts > 0:
+            how += ", no sort"
+        uses.append(f"{name} ({how})")
+    text = (f"serves {'; '.join(uses) or 'no template'}: weighted rows read "
+            f"{_num(rb)} -> {_num(ra)}; +{share:.2f} row written per insert into {idx.table}")
     if idx.where:
         n = stats.row_count(idx.table)
-        text += f"; holds {stats.entries(idx.table, idx.where):,} of {n:,} rows"
+        text += f"; partial, holds {stats.entries(idx.table, idx.where):,} of {n:,} rows"
     if any(not k.is_column for k in idx.keys):
-        text += "; expression index (the query's expression must match it exactly)"
+        text += "; expression index (the query must spell the expression the same way)"
     return text
 
 

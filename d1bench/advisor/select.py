@@ -69,8 +69,18 @@ class Selection:
 
 def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[IndexDef],
            size: Callable[[IndexDef], float], *, budget: float | None = None,
-           min_gain: float = MIN_GAIN, max_steps: int = 500) -> Selection:
-    """Run Extend from ``base`` (the existing indexes) over ``candidates``."""
+           min_gain: float = MIN_GAIN, max_steps: int = 500, progress: bool = False) -> Selection:
+    """Run Extend from ``base`` (the existing indexes) over ``candidates``.
+
+    ``progress`` shows the steps taken and the cost left on stderr.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    # None: tqdm shows the bar only when stderr is a terminal
+    bar = tqdm(desc="advise: Extend", unit=" step", disable=None if progress else True,
+               file=sys.stderr, leave=False)
     prefixes = _prefixes(candidates, base)
     config = list(base)
     added: dict[tuple, IndexDef] = {}
@@ -132,10 +142,13 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
             current[n] = ev.weighted(ev.cases[n], config)
         total = sum(current.values())
         steps.append(Step(action, new, old, gain, extra, total))
+        bar.update(1)
+        bar.set_postfix_str(f"{new.name}, cost {total:,.0f}")
         # gains of moves touching the same templates are stale now
         gains = {k: v for k, v in gains.items() if not (v[1] & affected)}
     else:
         stopped = f"stopped after {max_steps} steps"
+    bar.close()
     sel = Selection(config=config, added=list(added.values()), dropped=[], steps=steps,
                     cost_before=cost_before, cost_after=total, stopped=stopped)
     _prune(ev, sel, min_gain, actionable)

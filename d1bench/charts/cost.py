@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import math
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -75,7 +77,8 @@ def cost_curve_chart(curves: Mapping[str, pd.DataFrame], *, title: str | None = 
     if not curves:
         no_data(ax, "no scenarios")
         return fig
-    floor = min(nonzero) / 3 if nonzero else 0.01
+    # Zero cannot sit on a log axis: draw it one decade below the smallest bill.
+    floor = 10.0 ** (math.floor(math.log10(min(nonzero))) - 1) if nonzero else 0.01
     for i, (name, curve) in enumerate(curves.items()):
         total = curve["total_usd"].astype(float).clip(lower=floor)
         ax.plot(curve["requests_per_second"], total, marker="o", markersize=3,
@@ -85,6 +88,7 @@ def cost_curve_chart(curves: Mapping[str, pd.DataFrame], *, title: str | None = 
                    label=f"{mark_rate:g} requests/s")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     ax.yaxis.set_major_formatter(FuncFormatter(_usd))
     finish(ax, title or "Monthly D1 bill by request rate",
            "sustained requests per second (log scale)",

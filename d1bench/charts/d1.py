@@ -22,33 +22,38 @@ __all__ = ["rows_read_parity", "rows_read_parity_chart", "time_split", "time_spl
 
 
 def time_split(runs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Median response time per target and template, split into database and the rest.
+    """Median response time per target and template, split into where it went.
 
-    ``database_ms`` is the target's own report of time inside the database
-    (D1's ``meta.duration``; SQLite's statement time); ``other_ms`` is the
-    median of response minus database time per request: network, HTTP, the
-    Worker and queueing.  Columns: ``target``, ``template``, ``count``,
-    ``response_ms``, ``database_ms``, ``other_ms``, ``database_share``.
+    Per request: ``queue_ms`` is the schedule lag (intended to sent: waiting
+    for a free worker), ``database_ms`` the target's own report of time inside
+    the database (D1's ``meta.duration``; SQLite's statement time), and
+    ``other_ms`` the rest of the service time (sent to done minus database):
+    network, HTTP and the Worker on D1, the driver on SQLite.  Each column is
+    the median of that component over the template's requests.  Columns:
+    ``target``, ``template``, ``count``, ``response_ms``, ``queue_ms``,
+    ``database_ms``, ``other_ms``, ``database_share`` (of service time).
 
-    >>> frame = pd.DataFrame({"template": ["q", "q"], "response_ms": [4.0, 6.0],
+    >>> frame = pd.DataFrame({"template": ["q", "q"], "response_ms": [5.0, 7.0],
+    ...                       "service_ms": [4.0, 6.0], "lag_ms": [1.0, 1.0],
     ...                       "db_duration_ms": [1.0, 1.0], "warmup": [False, False],
     ...                       "error_class": [None, None]})
-    >>> time_split({"D1": frame})[["response_ms", "database_ms", "other_ms"]].values.tolist()
-    [[5.0, 1.0, 4.0]]
+    >>> time_split({"D1": frame})[["response_ms", "queue_ms", "database_ms", "other_ms"]].values.tolist()
+    [[6.0, 1.0, 1.0, 4.0]]
     """
     rows = []
     for target, requests in runs.items():
         data = measured(requests)
         for template, g in data.groupby("template", sort=True):
             db = g["db_duration_ms"].astype(float)
-            rest = (g["response_ms"] - db).clip(lower=0)
+            rest = (g["service_ms"] - db).clip(lower=0)
             rows.append({
                 "target": target, "template": str(template), "count": len(g),
                 "response_ms": float(g["response_ms"].median()),
+                "queue_ms": float(g["lag_ms"].clip(lower=0).median()),
                 "database_ms": float(db.median()) if db.notna().any() else np.nan,
                 "other_ms": float(rest.median()) if rest.notna().any() else np.nan,
             })
-    out = pd.DataFrame(rows, columns=["target", "template", "count", "response_ms",
+    out = pd.DataFrame(rows, columns=["target", "template", "count", "response_ms", "queue_ms",
                                       "database_ms", "other_ms"])
     out["database_share"] = out["database_ms"] / (out["database_ms"] + out["other_ms"])
     return out
@@ -56,36 +61,40 @@ def time_split(runs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 @styled
 def time_split_chart(split: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """Stacked bars per template and target: database time and everything else, log-free ms.
+    """Stacked bars per template, one panel per target: database, the rest, and waiting, in ms.
 
-    ``split`` is :func:`time_split`'s frame.  Templates are sorted by their
-    slowest target's response time, slowest at the top.
+    ``split`` is :func:`time_split`'s frame.  Each target gets its own time
+    axis (a saturated target would otherwise flatten the other's bars);
+    templates are in the same order in every panel, slowest first.
     """
     targets = list(dict.fromkeys(split["target"]))
     order = (split.groupby("template")["response_ms"].max().sort_values(ascending=False).index
              .tolist())
-    fig, ax = new_figure(figsize=(9, max(3.0, 0.32 * len(order) * max(1, len(targets)) + 1.6)))
+    n = max(1, len(targets))
+    fig, axes = new_figure(1, n, figsize=(5.5 * n, max(3.0, 0.3 * len(order) + 2.0)), sharey=True)
+    axes = np.atleast_1d(axes)
     if split.empty:
-        no_data(ax, "no measured requests")
+        no_data(axes[0], "no measured requests")
         return fig
-    height = 0.8 / len(targets)
-    y0 = np.arange(len(order))
-    hatches = ("", "//", "xx", "..")
-    for k, target in enumerate(targets):
+    y = np.arange(len(order))
+    parts = (("database_ms", "database (as the target reports it)", PALETTE[0]),
+             ("other_ms", "rest of the service time: network, HTTP, Worker / driver", PALETTE[1]),
+             ("queue_ms", "waiting for a free worker", "#BBBBBB"))
+    for ax, target in zip(axes, targets):
         part = split[split["target"] == target].set_index("template").reindex(order)
-        y = y0 + (k - (len(targets) - 1) / 2) * height
-        db = part["database_ms"].fillna(0).to_numpy()
-        other = part["other_ms"].fillna(0).to_numpy()
-        ax.barh(y, db, height=height * 0.95, color=PALETTE[0], hatch=hatches[k % 4],
-                edgecolor="white", label=f"database ({target})")
-        ax.barh(y, other, left=db, height=height * 0.95, color=PALETTE[1], hatch=hatches[k % 4],
-                edgecolor="white", label=f"network, Worker, queue ({target})")
-    ax.set_yticks(y0, order)
-    ax.invert_yaxis()
-    ax.grid(axis="y", visible=False)
-    finish(ax, title or "Where the time goes: database vs the rest (median per request)",
-           "median response time (ms)", "", legend=False)
-    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=8)
+        left = np.zeros(len(order))
+        for col, label, color in parts:
+            vals = part[col].fillna(0).to_numpy()
+            ax.barh(y, vals, left=left, height=0.7, color=color, label=label)
+            left += vals
+        ax.set_yticks(y, order)
+        ax.invert_yaxis() if ax is axes[0] else None
+        ax.grid(axis="y", visible=False)
+        finish(ax, target, "milliseconds (median of each component)", "", legend=False)
+    fig.suptitle(title or "Where the time goes, per request", fontweight="bold", x=0.01,
+                 ha="left", fontsize=12)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3,
+               fontsize=8)
     return fig
 
 

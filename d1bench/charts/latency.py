@@ -44,11 +44,14 @@ def measured(requests: pd.DataFrame, column: str = "response_ms") -> pd.DataFram
 
 
 def _ms_axis(ax, axis: str = "x") -> None:
-    """Log scale in milliseconds with plain-number labels at 1, 2 and 5 of each decade."""
+    """Log scale in milliseconds with plain-number labels: 1, 2 and 5 of each decade on a
+    short range, one label per decade on a long one (so labels never collide)."""
     target = ax.xaxis if axis == "x" else ax.yaxis
     (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    lo, hi = (ax.get_xlim() if axis == "x" else ax.get_ylim())
+    decades = np.log10(hi / lo) if lo > 0 and hi > lo else 0
     # The scale resets locators and formatters, so these come after it.
-    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 4 else (1.0,)))
     target.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:g}"))
     target.set_minor_formatter(NullFormatter())
 

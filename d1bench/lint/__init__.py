@@ -43,7 +43,8 @@ def lint(workload: Any, db_path: str | os.PathLike[str], trace: Any = None) -> p
     Returns a frame with columns ``template``, ``rule``, ``severity`` (high,
     medium, low), ``evidence``, ``fix`` and ``fix_sql`` (``None`` where no SQL
     says it), sorted by severity then template.  A template that does not parse
-    yields one ``unparsed`` finding and the others are still checked.
+    yields one ``unparsed`` finding, one SQLite cannot plan (a missing table,
+    say) an ``unplannable`` one, and the others are still checked.
     """
     from d1bench.lint.rules import RULES
 
@@ -53,6 +54,10 @@ def lint(workload: Any, db_path: str | os.PathLike[str], trace: Any = None) -> p
         if info.error is not None:
             rows.append(Finding(name, "unparsed", "low", f"sqlglot: {info.error}",
                                 "the rules could not read this template; check its SQL", None))
+        elif name in ctx.plan_errors:
+            rows.append(Finding(name, "unplannable", "high", f"SQLite: {ctx.plan_errors[name]}",
+                                "SQLite refuses this statement on this database: it would fail "
+                                "on D1 too", None))
     for rule in RULES:
         rows.extend(rule.check(ctx))
     frame = pd.DataFrame([{c: getattr(f, c) for c in LINT_COLUMNS} for f in rows],

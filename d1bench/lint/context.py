@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ class LintContext:
         catalog / stats: the corpus's shape and data statistics.
         infos: each template read by :func:`~d1bench.advisor.query.analyze`.
         plans: each template's plan on the corpus as it is.
+        plan_errors: SQLite's refusal, for templates it cannot plan.
         params: drawn parameter tuples per template.
         measured: mean rows read per execution per template, from the trace.
         executions: executions per template in the trace (per session for sessions).
@@ -66,6 +66,7 @@ class LintContext:
     measured: dict[str, float] = field(default_factory=dict)
     trace: Any = None
     model: CostModel | None = None
+    plan_errors: dict[str, str] = field(default_factory=dict)
     _estimates: dict[str, float] = field(default_factory=dict)
 
     def rows_read(self, template: str) -> tuple[float | None, str]:
@@ -135,12 +136,14 @@ def build_context(workload: Any, db_path: str | os.PathLike[str], trace: Any = N
     params, _note = _bind_params(wl, path, seed, samples)
     infos = {name: analyze(t.sql, catalog) for name, t in wl.templates.items()}
     plans: dict[str, tuple[PlanRow, ...]] = {}
+    plan_errors: dict[str, str] = {}
     for name, t in wl.templates.items():
         values = (params.get(name) or [tuple([None] * infos[name].n_params)])[0]
-        # a template SQLite cannot plan keeps no plan; its evidence says so
-        with contextlib.suppress(apsw.Error):
+        try:
             plans[name] = tuple(PlanRow(int(r[0]), int(r[1]), str(r[3])) for r in
                                 conn.execute("EXPLAIN QUERY PLAN " + t.sql, tuple(values)))
+        except apsw.Error as exc:  # reported as its own finding
+            plan_errors[name] = str(exc)
     measured: dict[str, float] = {}
     frame = None
     if trace is not None:
@@ -155,7 +158,7 @@ def build_context(workload: Any, db_path: str | os.PathLike[str], trace: Any = N
             measured = {str(k): float(v) for k, v in means.items()}
     return LintContext(workload=wl, catalog=catalog, stats=stats, infos=infos, plans=plans,
                        params=params, measured=measured, trace=frame,
-                       model=CostModel(catalog, stats))
+                       model=CostModel(catalog, stats), plan_errors=plan_errors)
 
 
 def param_values(ctx: LintContext, template: str, names: tuple[str, ...]) -> list[Any]:

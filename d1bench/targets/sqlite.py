@@ -10,8 +10,11 @@ The hot path is kept short because replay measures it: the analysis of a SQL
 text (``EXPLAIN``, the flow model) happens once, on its first execution and
 outside the timed region; statements whose estimate does not depend on the
 data (a primary-key lookup, a one-row insert) then cost a dictionary lookup,
-and the others a ``sqlite3_trace_v2`` profile callback plus a few small
-matrix-vector products, also outside the timed region.
+and the others a few small matrix-vector products after the timed region.
+While a statement's estimate needs SQLite's counters, APSW's profile callback
+collects them (about 2 µs, and it runs as the statement finishes, so inside
+its ``duration_ms``); statements stop collecting once their estimate is shown
+not to need them (see :mod:`d1bench.targets.rowcount`).
 
 Connections enforce foreign keys, as D1 does (it also makes inserts read the
 parent rows they reference, which D1 bills).
@@ -19,7 +22,6 @@ parent rows they reference, which D1 bills).
 
 from __future__ import annotations
 
-import bisect
 import os
 import re
 import time
@@ -34,8 +36,7 @@ import apsw.ext
 
 from d1bench.errors import TargetError, UsageError
 from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result, Target
-from d1bench.targets.rowcount import TRACE_COUNTERS, RowEstimator
-from d1bench.targets.vdbe import read_program
+from d1bench.targets.rowcount import TRACE_COUNTERS, DataFacts, RowEstimator, read_program
 
 __all__ = ["SQLiteTarget", "SQLiteConnection", "classify_error"]
 
@@ -53,7 +54,8 @@ _EMPTY: Mapping[str, Any] = Meta().extra  # the protocol's shared empty mapping
 _VM, _FULLSCAN, _SORT, _AUTOINDEX = (TRACE_COUNTERS[k] for k in
                                      ("vm_steps", "fullscan_steps", "sort", "autoindex"))
 _AGREE = 8  # agreeing executions before a statement stops collecting counters
-_NESTED_LIMIT = 24  # nested statements per execution beyond which counting costs too much
+_NESTED_LIMIT = 64  # nested statements per execution beyond which counting costs too much
+_NESTED_PAUSE = 8  # executions left uncounted after one that ran too many
 _RECHECK = 64  # count-free executions between two checks
 _DDL = re.compile(r"^\s*(CREATE|DROP|ALTER|ANALYZE|VACUUM|REINDEX)\b", re.I)
 
@@ -142,11 +144,8 @@ class SQLiteTarget(Target):
         self.foreign_keys = foreign_keys
         self.busy_timeout_ms = busy_timeout_ms
         self.statement_cache = statement_cache
-        # Shared by all connections: facts about the data the estimator uses.
-        # Plain dicts: concurrent readers and writers only ever add keys.
-        self._fts_counts: dict[tuple[str, Any], int | None] = {}
-        self._table_rows: dict[str, int] = {}
-        self._samples: dict[tuple[str, int], tuple[list, int, int] | None] = {}
+        #: Facts about the data the estimator uses, shared by all connections.
+        self.facts = DataFacts()
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> SQLiteTarget:
@@ -189,129 +188,13 @@ class SQLiteTarget(Target):
         })
         return info
 
-    # --- facts the estimator asks for, cached across connections -------------
-
-    def table_rows(self, db: apsw.Connection, table: str) -> int | None:
-        rows = self._table_rows.get(table)
-        if rows is None:
-            try:
-                rows = db.execute(f'SELECT count(*) FROM "{_quote(table)}"').fetchall()[0][0]
-            except apsw.Error:
-                return None
-            self._table_rows[table] = rows
-        return rows
-
-    def fts_count(self, db: apsw.Connection, table: str, expr: Any) -> int | None:
-        key = (table, expr)
-        if key not in self._fts_counts:
-            try:
-                count = db.execute(f'SELECT count(*) FROM "{_quote(table)}" WHERE "{_quote(table)}" '
-                                   "MATCH ?", (expr,)).fetchall()[0][0]
-            except apsw.Error:
-                count = None
-            if len(self._fts_counts) > 100_000:
-                self._fts_counts.clear()
-            self._fts_counts[key] = count
-        return self._fts_counts[key]
-
-    def rejected_rows(self, db: apsw.Connection, table: str, colno: int, opcode: str,
-                      col_is_p3: bool, p5: int, value: Any) -> float | None:
-        """How many rows of ``table`` a compare on column ``colno`` would jump on.
-
-        Estimated from a sorted sample of the column (at most
-        :data:`_SAMPLE_ROWS` values, read once per column and kept), so a WHERE
-        term's selectivity costs a binary search per execution.
-        """
-        sample = self._column_sample(db, table, colno)
-        rows = self.table_rows(db, table)
-        if sample is None or rows is None:
-            return None
-        keys, nulls, n = sample
-        if n == 0:
-            return 0.0
-        if opcode == "IsNull":
-            return rows * nulls / n
-        if opcode == "NotNull":
-            return rows * (n - nulls) / n
-        null_jumps = bool(p5 & 0x10)  # SQLITE_JUMPIFNULL
-        if value is None:
-            if p5 & 0x80:  # SQLITE_NULLEQ: IS / IS NOT
-                return rows * (nulls if opcode == "Eq" else n - nulls) / n
-            return float(rows) if null_jumps else 0.0
-        if not col_is_p3:  # the value is on the left: mirror the operator
-            opcode = {"Lt": "Gt", "Le": "Ge", "Gt": "Lt", "Ge": "Le"}.get(opcode, opcode)
-        key = _sort_key(_with_affinity(value, keys))
-        lo, hi = bisect.bisect_left(keys, key), bisect.bisect_right(keys, key)
-        below, equal, above = lo, hi - lo, len(keys) - hi
-        jumping = {"Lt": below, "Le": below + equal, "Gt": above, "Ge": above + equal,
-                   "Eq": equal, "Ne": below + above}[opcode]
-        if null_jumps:
-            jumping += nulls
-        return rows * jumping / n
-
-    def _column_sample(self, db: apsw.Connection, table: str, colno: int
-                       ) -> tuple[list, int, int] | None:
-        key = (table, colno)
-        if key in self._samples:
-            return self._samples[key]
-        sample = None
-        try:
-            cols = db.execute(f'PRAGMA table_info("{_quote(table)}")').fetchall()
-            name = next(c[1] for c in cols if c[0] == colno)
-            rows = self.table_rows(db, table) or 0
-            step = max(1, -(-rows // _SAMPLE_ROWS))
-            try:
-                values = [r[0] for r in db.execute(
-                    f'SELECT "{_quote(name)}" FROM "{_quote(table)}" WHERE rowid % ? = 0', (step,))]
-            except apsw.SQLError:  # WITHOUT ROWID
-                values = [r[0] for r in db.execute(
-                    f'SELECT "{_quote(name)}" FROM "{_quote(table)}" LIMIT ?', (_SAMPLE_ROWS,))]
-            nulls = sum(v is None for v in values)
-            keys = sorted(_sort_key(v) for v in values if v is not None)
-            sample = (keys, nulls, len(values))
-        except (apsw.Error, StopIteration):
-            sample = None
-        self._samples[key] = sample
-        return sample
-
     def forget_data_facts(self) -> None:
         """Drop cached table sizes, column samples and FTS match counts (after bulk changes)."""
-        self._table_rows.clear()
-        self._fts_counts.clear()
-        self._samples.clear()
+        self.facts.forget()
 
 
 def _quote(name: str) -> str:
     return name.replace('"', '""')
-
-
-_SAMPLE_ROWS = 20_000  #: values kept per sampled column
-
-
-def _sort_key(value: Any) -> tuple[int, Any]:
-    """SQLite's order across storage classes: NULL < numbers < text < blobs."""
-    if isinstance(value, (int, float)):
-        return (1, value)
-    if isinstance(value, str):
-        return (2, value)
-    if isinstance(value, bytes):
-        return (3, value)
-    return (0, 0)
-
-
-def _with_affinity(value: Any, keys: list) -> Any:
-    """Convert a bound value as SQLite would to compare it with the column's values."""
-    if not keys:
-        return value
-    column_is_text = keys[len(keys) // 2][0] == 2
-    if column_is_text and isinstance(value, (int, float)):
-        return str(value)
-    if not column_is_text and isinstance(value, str):
-        try:
-            return float(value) if "." in value else int(value)
-        except ValueError:
-            return value
-    return value
 
 
 class SQLiteConnection(Connection):
@@ -364,7 +247,7 @@ class SQLiteConnection(Connection):
             if self._events > _NESTED_LIMIT and st.calibrate:
                 # Counting cost a callback per nested statement (FTS5's bm25 runs
                 # one per row): too slow to keep up; check again later.
-                st.traced, st.countdown, st.agree = False, _RECHECK, 0
+                st.traced, st.countdown, st.agree = False, _NESTED_PAUSE, 0
             extra = _EMPTY if status is None else {
                 "vm_steps": status[_VM], "fullscan_steps": status[_FULLSCAN],
                 "sort": status[_SORT], "autoindex": status[_AUTOINDEX]}
@@ -442,6 +325,7 @@ class SQLiteConnection(Connection):
         ddl = bool(_DDL.match(sql))
         estimator = None
         target = self.target
+        facts = target.facts
         single = not (info.query_remaining or "").strip() and not info.is_explain
         if target.estimate_rows and single:
             try:
@@ -449,9 +333,9 @@ class SQLiteConnection(Connection):
                 btrees, vtabs = self._schema_maps()
                 estimator = RowEstimator(
                     program, params, btrees=btrees, vtabs=vtabs,
-                    table_rows=lambda table: target.table_rows(db, table),
-                    fts_count=lambda table, expr: target.fts_count(db, table, expr),
-                    selectivity=lambda *args: target.rejected_rows(db, *args))
+                    table_rows=lambda table: facts.table_rows(db, table),
+                    fts_count=lambda table, expr: facts.fts_count(db, table, expr),
+                    selectivity=lambda *args: facts.rejected_rows(db, *args))
             except Exception as exc:  # noqa: BLE001 - no estimate rather than no request
                 _warn_once(sql, exc)
         counters = target.counters

@@ -49,6 +49,10 @@ __all__ = ["D1Connection", "D1Target", "Statement"]
 
 
 
+#: One encoder for every request body (``json.dumps`` rebuilds one per call with options).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 class D1Target(Target):
     """A D1 database reached over Cloudflare's REST API (or a local look-alike).
 
@@ -110,6 +114,7 @@ class D1Target(Target):
         self._paths = {"raw": f"{base}/raw", "query": f"{base}/query"}
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HTTPPool] = (
             weakref.WeakKeyDictionary())
+        self._last: tuple[asyncio.AbstractEventLoop, HTTPPool] | None = None
         self._thread: LoopThread | None = None
         self._lock = threading.Lock()
 
@@ -209,6 +214,7 @@ class D1Target(Target):
             else:
                 pool.close()
         self._pools.clear()
+        self._last = None
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
@@ -217,6 +223,7 @@ class D1Target(Target):
     async def aclose(self) -> None:
         """Close the calling loop's pool (call before ``asyncio.run`` returns)."""
         pool = self._pools.pop(asyncio.get_running_loop(), None)
+        self._last = None
         if pool is not None:
             pool.close()
             await asyncio.sleep(0)
@@ -282,6 +289,9 @@ class D1Target(Target):
 
     async def _pool(self) -> HTTPPool:
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:  # skips the weak dictionary on the hot path
+            return last[1]
         pool = self._pools.get(loop)
         if pool is None:
             pool = HTTPPool(self.base_url, max_connections=self.concurrency,
@@ -293,6 +303,7 @@ class D1Target(Target):
             guardian = _close_with_loop(pool)
             await guardian.asend(None)
             pool.guardian = guardian  # type: ignore[attr-defined]  # the loop holds it weakly
+        self._last = (loop, pool)
         return pool
 
     def _encode(self, statements: list[tuple[str, Params]], batch: bool) -> bytes:
@@ -302,8 +313,7 @@ class D1Target(Target):
             else:
                 sql, params = statements[0]
                 doc = {"sql": sql, "params": list(params)}
-            return json.dumps(doc, separators=(",", ":"), ensure_ascii=False,
-                              allow_nan=False).encode("utf-8")
+            return _ENCODER.encode(doc).encode("utf-8")
         except (TypeError, ValueError) as exc:
             raise TargetError(f"a parameter cannot travel as JSON over D1's REST API: {exc}",
                               error_class="other", attempts=0) from None
