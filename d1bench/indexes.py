@@ -25,7 +25,7 @@ import pandas as pd
 from d1bench.errors import UsageError
 from d1bench.schema import _statements_with_lines, index_set_sql
 
-__all__ = ["apply_index_set", "current_indexes", "APPLY_COLUMNS", "INDEX_COLUMNS"]
+__all__ = ["APPLY_COLUMNS", "INDEX_COLUMNS", "apply_index_set", "current_indexes"]
 
 #: Columns of what :func:`apply_index_set` returns.
 APPLY_COLUMNS = ["action", "index", "table", "sql", "line"]
@@ -34,9 +34,9 @@ INDEX_COLUMNS = ["name", "table", "columns", "unique", "partial", "origin", "byt
 
 _CREATE = re.compile(
     r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|[\w.$]+)"
-    r"\s+ON\s+(?P<table>\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|[\w$]+)", re.I | re.S)
+    r"\s+ON\s+(?P<table>\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|[\w$]+)", re.IGNORECASE | re.DOTALL)
 _DROP = re.compile(r"^\s*DROP\s+INDEX\s+(?:IF\s+EXISTS\s+)?(?P<name>\"[^\"]+\"|`[^`]+`|\[[^\]]+\]|[\w.$]+)",
-                   re.I | re.S)
+                   re.IGNORECASE | re.DOTALL)
 
 
 def _unquote(name: str) -> str:

@@ -29,6 +29,7 @@ Classes, from ``EXPLAIN QUERY PLAN`` details (SQLite and D1 print the same):
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,8 +40,17 @@ import pandas as pd
 
 from d1bench.targets.base import PlanStep
 
-__all__ = ["EXPENSE", "INDEXED", "TableAccess", "PlanInfo", "classify", "classify_detail",
-           "plan_text", "plan_report", "index_hit_rates"]
+__all__ = [
+    "EXPENSE",
+    "INDEXED",
+    "PlanInfo",
+    "TableAccess",
+    "classify",
+    "classify_detail",
+    "index_hit_rates",
+    "plan_report",
+    "plan_text",
+]
 
 #: Classes from most to least expensive; a plan's headline is the first it has.
 EXPENSE = ("full_scan", "automatic_index", "temp_btree_group", "temp_btree_order",
@@ -116,7 +126,7 @@ def classify_detail(detail: str, subqueries: Iterable[str] = (),
     'subquery'
     """
     d = detail.strip()
-    if d.startswith("USE TEMP B-TREE FOR") or d.startswith("USING TEMP B-TREE"):
+    if d.startswith(("USE TEMP B-TREE FOR", "USING TEMP B-TREE")):
         return ("temp_btree_order" if "ORDER BY" in d else "temp_btree_group"), None
     if d.startswith("UNION USING TEMP B-TREE") or d.endswith("USING TEMP B-TREE"):
         return "temp_btree_group", None
@@ -130,7 +140,7 @@ def classify_detail(detail: str, subqueries: Iterable[str] = (),
     if m is None:
         return None, None  # BLOOM FILTER, MULTI-INDEX OR, UNION ALL, ...: no class of their own
     table, rest = m.group("table"), m.group("rest")
-    if table in set(subqueries) or table.startswith("(subquery-") or table.startswith("(join-"):
+    if table in set(subqueries) or table.startswith(("(subquery-", "(join-")):
         # Not a stored table; an automatic index over it still costs a build.
         return ("automatic_index" if "AUTOMATIC" in rest else "subquery"), None
     index = None
@@ -270,10 +280,8 @@ def plan_report(workload: Any, db_path: str | Path, *, params: str = "draw",
         for template in workload.templates.values():
             values: Any = (None,) * len(template.params)
             if drawn is not None:
-                try:
+                with contextlib.suppress(Exception):  # no draw: NULLs for this template
                     values = drawn(template.name)
-                except Exception:  # noqa: BLE001 - fall back to NULLs for this template
-                    pass
             try:
                 steps = conn.explain(template.sql, values)
             except TargetError as exc:

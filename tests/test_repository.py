@@ -38,8 +38,9 @@ def test_environment_yml_matches_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
     env = (ROOT / "environment.yml").read_text(encoding="utf-8")
-    listed = {m.group(1).strip() for m in re.finditer(r"^\s+- ([^#\n]+?)\s*(?:#.*)?$", env, re.M)}
-    pip_deps = {d for d in listed if not d.startswith(("python", "pip", "-e"))}
+    pip_section = env.split("- pip:", 1)[1]
+    listed = {m.group(1).strip() for m in re.finditer(r"^\s+- ([^#\n]+?)\s*(?:#.*)?$", pip_section, re.M)}
+    pip_deps = {d for d in listed if not d.startswith("-e")}
     assert pip_deps == wanted, (
         f"environment.yml is out of step with pyproject.toml: "
         f"missing {sorted(wanted - pip_deps)}, extra {sorted(pip_deps - wanted)}"

@@ -103,6 +103,15 @@ def test_merge_adds_requests_and_histograms(recorded: Trace) -> None:
     assert merged.merge(recorded).requests["run"].max() == 2
 
 
+def test_a_merged_trace_round_trips(recorded: Trace, tmp_path) -> None:
+    merged = recorded.merge(recorded)
+    loaded = load_trace(merged.save(tmp_path / "merged.parquet"))
+    assert len(loaded.runs) == 2 and loaded.meta["merged"] is True
+    assert [r["run_id"] for r in loaded.runs] == [recorded.meta["run_id"]] * 2
+    pd.testing.assert_frame_equal(loaded.requests, merged.requests)
+    assert loaded.histogram().get_total_count() == merged.histogram().get_total_count()
+
+
 def test_merge_refuses_other_machines_corpora_workloads_and_says_why() -> None:
     a = synthetic_trace({"q": np.ones(5)})
     cases = {

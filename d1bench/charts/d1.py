@@ -88,9 +88,9 @@ def time_split_chart(split: pd.DataFrame, *, title: str | None = None) -> Figure
             ax.barh(y, vals, left=left, height=0.7, color=color, label=label)
             left += vals
         ax.set_yticks(y, order)
-        ax.invert_yaxis() if ax is axes[0] else None
         ax.grid(axis="y", visible=False)
         finish(ax, target, "milliseconds (median of each component)", "", legend=False)
+    axes[0].invert_yaxis()  # shared: slowest at the top of every panel
     fig.suptitle(title or "Where the time goes, per request", fontweight="bold", x=0.01,
                  ha="left", fontsize=12)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=3,

@@ -74,8 +74,7 @@ def _resolve_workload(workload: Any, bind_conn: Any, seed: int) -> tuple[Any, An
 def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: str = "poisson",
            concurrency: int | None = None, duration: float | None = None,
            requests: int | None = None, warmup: float = 0.0, warmup_requests: int = 0,
-           seed: int = 0,
-           trace_path: str | os.PathLike[str] | None = None, progress: bool = True,
+           seed: int = 0, trace_path: str | os.PathLike[str] | None = None, progress: bool = True,
            bind_conn: Any = None, workers: int | None = None,
            corpus: str | os.PathLike[str] | None = None, force: bool = False,
            overrun: float | None = None, allow_writes: bool | None = None) -> Trace:
@@ -125,9 +124,12 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
             the target was opened with).  A workload that writes is refused
             before anything is sent otherwise; a SQLite file always takes them.
 
+    Returns the :class:`~d1bench.trace.Trace`: one row per statement sent
+    (session steps each have theirs), with the run's metadata and histograms.
+
     Ctrl-C stops the run: nothing more is sent, requests in flight get
-    ``DRAIN_S`` seconds to finish, and the trace of what completed is written
-    with ``meta["interrupted"] = True``.
+    ``DRAIN_S`` seconds to finish, and the trace of what completed is returned
+    (and written) with ``meta["interrupted"] = True``.
     """
     if rate is not None and concurrency is not None:
         raise UsageError("give either rate (open loop) or concurrency (closed loop), not both")

@@ -21,7 +21,7 @@ from typing import Any
 from d1bench.errors import UsageError
 from d1bench.targets.base import Connection, Meta, PlanStep, Result, Target
 
-__all__ = ["open_target", "TARGETS", "Target", "Connection", "Result", "Meta", "PlanStep"]
+__all__ = ["TARGETS", "Connection", "Meta", "PlanStep", "Result", "Target", "open_target"]
 
 #: scheme -> "module:Class"; each class has a ``from_spec(spec, **options)`` classmethod.
 TARGETS = {
@@ -37,7 +37,7 @@ def _scheme(spec: str) -> str | None:
     if spec.startswith("d1://"):
         return "d1"
     for scheme in sorted(TARGETS, key=len, reverse=True):  # "d1-local" before "d1"
-        if spec == scheme or spec.startswith(scheme + ":") or spec.startswith(scheme + "?"):
+        if spec == scheme or spec.startswith((scheme + ":", scheme + "?")):
             return scheme
     if spec.lower().endswith(_SQLITE_SUFFIXES) and Path(spec).is_file():
         return "sqlite"

@@ -26,7 +26,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,7 +38,7 @@ from d1bench.errors import TargetError, UsageError
 from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result, Target
 from d1bench.targets.rowcount import TRACE_COUNTERS, DataFacts, RowEstimator, read_program
 
-__all__ = ["SQLiteTarget", "SQLiteConnection", "classify_error"]
+__all__ = ["SQLiteConnection", "SQLiteTarget", "classify_error"]
 
 _PROFILE = apsw.SQLITE_TRACE_PROFILE
 _perf_ns = time.perf_counter_ns
@@ -57,7 +57,7 @@ _AGREE = 8  # agreeing executions before a statement stops collecting counters
 _NESTED_LIMIT = 64  # nested statements per execution beyond which counting costs too much
 _NESTED_PAUSE = 8  # executions left uncounted after one that ran too many
 _RECHECK = 64  # count-free executions between two checks
-_DDL = re.compile(r"^\s*(CREATE|DROP|ALTER|ANALYZE|VACUUM|REINDEX)\b", re.I)
+_DDL = re.compile(r"^\s*(CREATE|DROP|ALTER|ANALYZE|VACUUM|REINDEX)\b", re.IGNORECASE)
 
 #: APSW exception -> (error class, retryable)
 _ERROR_CLASSES: dict[type, tuple[str, bool]] = {
@@ -150,9 +150,8 @@ class SQLiteTarget(Target):
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> SQLiteTarget:
         """``sqlite:PATH`` (or a bare path to a ``.sqlite``/``.db`` file)."""
-        path = spec[len("sqlite:"):] if spec.startswith("sqlite:") else spec
-        if path.startswith("//"):
-            path = path[2:]
+        path = spec.removeprefix("sqlite:")
+        path = path.removeprefix("//")
         if not path:
             raise UsageError(f"target {spec!r}: expected sqlite:PATH")
         return cls(path, **options)
@@ -359,7 +358,7 @@ class SQLiteConnection(Connection):
             for root, name, table, kind, sql in db.execute(
                     "SELECT rootpage, name, tbl_name, type, sql FROM sqlite_schema WHERE rootpage > 0"
                     ).fetchall():
-                partial = kind == "index" and bool(sql) and bool(re.search(r"\bWHERE\b", sql, re.I))
+                partial = kind == "index" and bool(sql) and bool(re.search(r"\bWHERE\b", sql, re.IGNORECASE))
                 columns: tuple[int, ...] = ()
                 if kind == "index":
                     columns = tuple(r[1] for r in db.execute(
@@ -384,7 +383,7 @@ class SQLiteConnection(Connection):
 
     def _is_fts5(self, name: str) -> bool:
         rows = self._db.execute("SELECT sql FROM sqlite_schema WHERE name = ?", (name,)).fetchall()
-        return bool(rows) and bool(re.search(r"USING\s+fts5", rows[0][0] or "", re.I))
+        return bool(rows) and bool(re.search(r"USING\s+fts5", rows[0][0] or "", re.IGNORECASE))
 
     def _schema_changed(self) -> None:
         self._statements.clear()

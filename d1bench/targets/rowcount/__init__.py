@@ -31,7 +31,7 @@ automatic-index ``Next`` steps, of sorts, and of Bloom-filter outcomes.
 
 The method
 ----------
-1. :mod:`d1bench.targets.vdbe` turns the statement's bytecode (``EXPLAIN``,
+1. :mod:`~.flow` turns the statement's bytecode (``EXPLAIN``, parsed by :mod:`~.program`,
    triggers' sub-programs included) into a flow network: one unknown per
    basic block (how often it ran) and per conditional jump (how often it
    jumped), with the flow equations and structural facts as exact
@@ -43,12 +43,13 @@ The method
    ``json_each(?)`` yields one row per element of the bound array; an FTS5
    MATCH yields ``count(*)`` of the same MATCH (run once per distinct
    expression, cached); a temporary b-tree read once yields what was put in
-   it.  A sorted sample of a column (at most 20,000 values, read once)
+   it (:mod:`~.facts`, with :mod:`~.data` caching what it asks the
+   database).  A sorted sample of a column (at most 20,000 values, read once)
    estimates how many rows the first WHERE term of a full scan rejects and
    how long an equality range on an index's first column is.  What remains
    open is settled by weak priors (a range filter passes half its rows, an
    equality one a tenth, seeks usually hit, loops are rarely empty).
-3. The problem -- least squares on the soft rows, subject to the structure
+3. The problem (:mod:`~.solve`) -- least squares on the soft rows, subject to the structure
    and to every count being >= 0 -- is solved once per active set (which
    unknowns sit at zero), found by NNLS and refined by a few active-set
    steps.  Within an active set the solution is linear in the observations,
@@ -56,7 +57,8 @@ The method
    matrix-vector product and a sign check proving the set still optimal
    (5-10 µs in Python), and D1's counts are dot products of the solution.
 4. A statement whose counts follow from its structure alone (a primary-key
-   lookup, a one-row insert) gets a constant and costs nothing per call.
+   lookup, a one-row insert) gets a constant and costs nothing per call
+   (:class:`~.estimator.RowEstimator` holds a statement's systems).
 5. Collecting counters costs APSW's profile callback (~2 µs, inside the
    statement's timing).  So a statement's counters are collected only while
    they change the answer: once the count-free estimate agreed with the

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-__all__ = ["DataFacts", "SAMPLE_ROWS"]
+__all__ = ["SAMPLE_ROWS", "DataFacts"]
 
 SAMPLE_ROWS = 20_000  #: values kept per sampled column
 

@@ -31,7 +31,7 @@ from d1bench.targets.rowcount.program import (
     value_of,
 )
 
-__all__ = ["add_data_facts", "add_priors", "PRIORS"]
+__all__ = ["PRIORS", "add_data_facts", "add_priors"]
 
 #: kind of jump -> (share of its executions that jump, weight)
 PRIORS = {

@@ -41,11 +41,11 @@ from d1bench.targets.rowcount.program import (
     register_source,
 )
 
-__all__ = ["Form", "FlowModel", "Builder", "build_flow_model"]
+__all__ = ["Builder", "FlowModel", "Form", "build_flow_model"]
 
 Form = dict[int, float]  #: a linear form over the unknowns: {variable: coefficient}
 
-_FTS_AUX = re.compile(r"^(bm25|highlight|snippet)\(", re.I)
+_FTS_AUX = re.compile(r"^(bm25|highlight|snippet)\(", re.IGNORECASE)
 
 
 @dataclass
@@ -359,11 +359,7 @@ def _billing(b: Builder) -> None:
         elif name == "Count" and not op.p3:
             tree = b.btree_of.get(key)
             model.counts.append(({i: 1.0}, tree[1] if tree and not tree[2] else None, op.p2))
-        elif name in ("Insert", "IdxInsert") and key not in b.ephemeral:
-            add(writes, i)
-        elif name == "Delete" and op.p2 & OPFLAG_NCHANGE and key not in b.ephemeral:
-            add(writes, i)
-        elif name == "VUpdate":
+        elif name in ("Insert", "IdxInsert") and key not in b.ephemeral or name == "Delete" and op.p2 & OPFLAG_NCHANGE and key not in b.ephemeral or name == "VUpdate":
             add(writes, i)
         elif name == "Clear" and op.p3 and op.prog == 0:
             model.clears = True

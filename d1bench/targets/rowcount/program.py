@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Op", "Program", "read_program", "register_source", "json_length", "value_of"]
+__all__ = ["Op", "Program", "json_length", "read_program", "register_source", "value_of"]
 
 # OPFLAG bits that SQLite leaves in P2/P5 (sqliteInt.h).
 OPFLAG_NCHANGE = 0x01
@@ -24,11 +24,7 @@ STMTSTATUS_AUTOINDEX = 3
 
 #: Opcodes that jump to P2 on some executions and fall through on others.
 CONDITIONAL_P2 = frozenset(
-    """If IfNot IsNull NotNull IsType IfNullRow Eq Ne Lt Le Gt Ge ElseEq Once IfPos
-    IfNotZero DecrJumpZero SeekLT SeekLE SeekGE SeekGT IfNotOpen IfNoHope
-    NoConflict NotFound Found SeekRowid NotExists Last IfSizeBetween SorterSort Sort
-    Rewind IfEmpty Next Prev SorterNext IdxLE IdxGT IdxLT IdxGE RowSetRead RowSetTest
-    FkIfZero Filter VFilter VNext IncrVacuum SequenceTest SorterCompare Yield MustBeInt""".split()
+    ["If", "IfNot", "IsNull", "NotNull", "IsType", "IfNullRow", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "ElseEq", "Once", "IfPos", "IfNotZero", "DecrJumpZero", "SeekLT", "SeekLE", "SeekGE", "SeekGT", "IfNotOpen", "IfNoHope", "NoConflict", "NotFound", "Found", "SeekRowid", "NotExists", "Last", "IfSizeBetween", "SorterSort", "Sort", "Rewind", "IfEmpty", "Next", "Prev", "SorterNext", "IdxLE", "IdxGT", "IdxLT", "IdxGE", "RowSetRead", "RowSetTest", "FkIfZero", "Filter", "VFilter", "VNext", "IncrVacuum", "SequenceTest", "SorterCompare", "Yield", "MustBeInt"]
 )
 ALWAYS_P2 = frozenset({"Goto", "Init", "Trace"})  #: always jump to P2
 TERMINAL = frozenset({"Halt", "EndCoroutine"})  #: control never falls through

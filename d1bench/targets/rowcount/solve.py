@@ -19,7 +19,7 @@ from scipy.optimize import nnls
 
 from d1bench.targets.rowcount.flow import FlowModel
 
-__all__ = ["System", "W_OBSERVED", "W_FACT", "W_SAMPLE", "W_RIDGE"]
+__all__ = ["W_FACT", "W_OBSERVED", "W_RIDGE", "W_SAMPLE", "System"]
 
 # Weights of the soft rows: counters beat data facts beat samples beat priors;
 # the ridge only makes the solution unique.  (The structure is exact.)
