@@ -247,3 +247,18 @@ def test_repository_notebooks_pass_nbstripout_verify():
     done = subprocess.run([sys.executable, "-m", "nbstripout", "--verify", *paths],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("path", _repo_notebooks(), ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter(path):
+    """A parameter papermill cannot parse is silently never injected: catch it here."""
+    import ast
+
+    import papermill as pm
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assigned = [t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                for t in node.targets]
+    assert assigned, "the parameters cell assigns nothing"
+    assert list(pm.inspect_notebook(str(path))) == assigned
