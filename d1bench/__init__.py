@@ -19,7 +19,7 @@ _EXPORTS = {
     "open_target": "d1bench.targets",
     "apply_index_set": "d1bench.indexes",
     "plan_report": "d1bench.plans",
-    "replay": "d1bench.replay",
+    "replay": "d1bench.runner",
     "load_trace": "d1bench.trace",
     "summarize": "d1bench.analysis",
     "compare": "d1bench.analysis",

@@ -27,6 +27,7 @@ __all__ = [
     "Plan",
     "compare_costs",
     "cost_curve",
+    "mix_usage",
     "monthly_cost",
     "per_request_usage",
 ]
@@ -280,6 +281,43 @@ def per_request_usage(requests: pd.DataFrame) -> dict[str, float]:
         "rows_written_per_request": float(keep["rows_written"].mean()),
         "requests": len(keep),
     }
+
+
+def mix_usage(requests: pd.DataFrame, frequencies: Mapping[str, float]) -> dict[str, float]:
+    """Rows per request as the workload's mix implies, from a trace's per-template means.
+
+    A short replay draws a few units, so a rare but heavy template (one in a
+    hundred units, reading millions of rows) is in the sample or not by
+    chance, and :func:`per_request_usage` swings with it.  Here each
+    template's mean rows read and written come from the trace, and are
+    weighted by ``frequencies`` (template -> executions per unit of
+    workload, ``Workload.template_frequencies()``).  Templates the trace never
+    ran are left out and the weights renormalised; ``coverage`` is the share
+    of the workload's executions that were measured.
+
+    >>> frame = pd.DataFrame({"template": ["a", "a", "b"], "rows_read": [10, 30, 5000],
+    ...                       "rows_written": [0, 0, 1], "warmup": False, "error_class": None})
+    >>> usage = mix_usage(frame, {"a": 0.9, "b": 0.1, "c": 0.0})
+    >>> usage["rows_read_per_request"], usage["rows_written_per_request"], usage["coverage"]
+    (518.0, 0.1, 1.0)
+    """
+    keep = requests
+    if "warmup" in keep:
+        keep = keep[~keep["warmup"].fillna(False).astype(bool)]
+    if "error_class" in keep:
+        keep = keep[keep["error_class"].isna() | (keep["error_class"] == "")]
+    means = keep.groupby("template")[["rows_read", "rows_written"]].mean()
+    weights = {t: float(f) for t, f in frequencies.items() if f > 0}
+    seen = {t: f for t, f in weights.items() if t in means.index
+            and not pd.isna(means.loc[t, "rows_read"])}
+    if not seen:
+        raise ValueError("the trace ran none of the workload's templates")
+    total = sum(seen.values())
+    read = sum(f * float(means.loc[t, "rows_read"]) for t, f in seen.items()) / total
+    written = sum(f * float(0 if pd.isna(means.loc[t, "rows_written"]) else means.loc[t, "rows_written"])
+                  for t, f in seen.items()) / total
+    return {"rows_read_per_request": read, "rows_written_per_request": written,
+            "requests": len(keep), "coverage": total / sum(weights.values())}
 
 
 def compare_costs(

@@ -139,3 +139,21 @@ def test_compare_costs_orders_scenarios_and_uses_per_scenario_storage():
     assert table.loc["none", "storage_usd"] == 0
     assert table.loc["advised", "total_usd"] < table.loc["none", "total_usd"]
     assert math.isclose(table.attrs["requests_per_second"], 50)
+
+
+def test_mix_usage_weights_templates_by_the_workload_not_the_sample():
+    from d1bench.cost import mix_usage
+
+    # The sample drew the heavy template as often as the light one; the workload runs it 1 in 100.
+    requests = pd.DataFrame({"template": ["light", "heavy"] * 5, "rows_read": [10, 1_000_000] * 5,
+                             "rows_written": [1, 0] * 5, "warmup": False, "error_class": None})
+    naive = per_request_usage(requests)["rows_read_per_request"]
+    mixed = mix_usage(requests, {"light": 0.99, "heavy": 0.01, "never": 0.0})
+    assert naive == pytest.approx(500_005)
+    assert mixed["rows_read_per_request"] == pytest.approx(0.99 * 10 + 0.01 * 1_000_000)
+    assert mixed["rows_written_per_request"] == pytest.approx(0.99)
+    assert mixed["coverage"] == 1.0
+    partial = mix_usage(requests[requests["template"] == "light"], {"light": 0.75, "heavy": 0.25})
+    assert partial["coverage"] == 0.75 and partial["rows_read_per_request"] == 10
+    with pytest.raises(ValueError, match="none of the workload"):
+        mix_usage(requests, {"other": 1.0})

@@ -247,7 +247,7 @@ params = [{ sampler = "int", min = 1, max = 1000000000 }]
 def test_replay_through_faults_in_front_of_local_d1_loses_nothing():
     import json
 
-    from d1bench.replay import replay
+    from d1bench.runner import replay
     from d1bench.targets.d1_local import LocalD1
     from d1bench.workload import parse_workload
 

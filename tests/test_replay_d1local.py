@@ -65,6 +65,5 @@ def test_a_writing_workload_is_refused_on_d1_without_allow_writes(local_d1_corpu
     from d1bench.targets import open_target
 
     with open_target(f"sqlite:{small_corpus}") as local, local.connect() as bind_conn, \
-            local_d1_corpus.target() as target:
-        with pytest.raises(UsageError, match="record_reading"):
-            replay("medical", target, requests=5, bind_conn=bind_conn, progress=False)
+            local_d1_corpus.target() as target, pytest.raises(UsageError, match="record_reading"):
+        replay("medical", target, requests=5, bind_conn=bind_conn, progress=False)

@@ -114,7 +114,7 @@ def measure(db_path: str | os.PathLike[str], workload: Any, *, requests: int, se
     ``rows_written`` (means per execution, as the SQLite target estimates D1's
     counts), ``ms`` (mean service time), ``units`` (units replayed).
     """
-    from d1bench.replay import replay
+    from d1bench.runner import replay
 
     trace = replay(workload, f"sqlite:{db_path}", concurrency=1, requests=requests, seed=seed,
                    progress=progress)

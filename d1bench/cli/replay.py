@@ -107,7 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    from d1bench.replay import replay
+    from d1bench.runner import replay
     from d1bench.targets import open_target
     from d1bench.trace import check_output_path
     from d1bench.workload import load_workload

@@ -2,7 +2,7 @@
 
 Every worker appends one tuple per executed statement to lists of its own (no
 lock, no dict, no DataFrame on the timed path);
-:func:`d1bench.replay.recorder.full_rows` turns them into full rows after the
+:func:`d1bench.runner.recorder.full_rows` turns them into full rows after the
 run.  A single-query unit, by far the most common, is recorded as a short row
 and everything else is derived later from the plan::
 
@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from d1bench.replay.schedule import Plan, sleep_until
+from d1bench.runner.schedule import Plan, sleep_until
 
 __all__ = ["DROPPED", "Control", "Row", "WorkerRows", "async_main", "thread_worker"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from d1bench.errors import UsageError
-from d1bench.replay.engine import (
+from d1bench.runner.engine import (
     DROPPED,
     Control,
     Row,
@@ -22,9 +22,9 @@ from d1bench.replay.engine import (
     async_main,
     thread_worker,
 )
-from d1bench.replay.metadata import describe_plans, run_metadata
-from d1bench.replay.recorder import Progress, full_rows, rows_to_table
-from d1bench.replay.schedule import Plan, arrivals
+from d1bench.runner.metadata import describe_plans, run_metadata
+from d1bench.runner.recorder import Progress, full_rows, rows_to_table
+from d1bench.runner.schedule import Plan, arrivals
 from d1bench.trace import Trace, check_output_path, write_trace
 
 __all__ = [

@@ -10,8 +10,8 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 
-from d1bench.replay.engine import Row, WorkerRows
-from d1bench.replay.schedule import Plan
+from d1bench.runner.engine import Row, WorkerRows
+from d1bench.runner.schedule import Plan
 from d1bench.trace import COLUMNS, new_histogram
 
 __all__ = ["Progress", "full_rows", "rows_to_table"]
@@ -32,7 +32,7 @@ def _expand(short: Sequence[Row], worker: int, plan: Plan, t0: int | None) -> li
 
 def full_rows(recorded: Sequence[WorkerRows], plan: Plan, t0: int, open_loop: bool
               ) -> list[Row]:
-    """Every statement the workers recorded, as full rows (see :mod:`d1bench.replay.engine`)."""
+    """Every statement the workers recorded, as full rows (see :mod:`d1bench.runner.engine`)."""
     rows: list[Row] = []
     for w in recorded:
         rows.extend(_expand(list(w.short), w.worker, plan, t0 if open_loop else None))
