@@ -8,36 +8,17 @@ before anything is sent unless writes are allowed.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 
 from d1bench import load_workload, replay
 from d1bench.errors import UsageError
-from d1bench.workload import Workload
 
 pytestmark = pytest.mark.d1local
 
 UNITS = 300
-
-
-def reads_only(workload: Workload) -> Workload:
-    """``workload`` without its write templates (and without sessions that step into one).
-
-    ``with_write_weight(0)`` stops writes from being drawn but keeps the write
-    templates, and the read-only guard judges every template a workload holds.
-    """
-    templates = {n: t for n, t in workload.templates.items() if not t.is_write}
-    sessions = {n: s for n, s in workload.sessions.items()
-                if all(step.template in templates for step in s.steps)}
-    digest = hashlib.sha256(f"{workload.digest}|reads-only".encode()).hexdigest()
-    return dataclasses.replace(workload, templates=MappingProxyType(templates),
-                               sessions=MappingProxyType(sessions), write_weight=0.0,
-                               digest=digest)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +26,7 @@ def read_trace(local_d1_corpus, small_corpus: Path, tmp_path_factory: pytest.Tem
     """One closed-loop replay of the medical reads through local D1 (shared by the checks)."""
     from d1bench.targets import open_target
 
-    workload = reads_only(load_workload("medical"))
+    workload = load_workload("medical").reads_only()
     out = tmp_path_factory.mktemp("d1-replay") / "medical-reads.parquet"
     # Values are drawn from the local copy of the corpus D1 holds: binding sends nothing to D1.
     with open_target(f"sqlite:{small_corpus}", readonly=True) as local, \
@@ -122,7 +103,7 @@ def test_plan_classes_are_recorded_for_every_template(read_trace) -> None:
 def test_with_write_weight_zero_still_counts_as_a_writing_workload(local_d1_corpus,
                                                                   small_corpus: Path) -> None:
     """The guard judges templates, not weights: a weight-0 write template still needs
-    ``allow_writes`` (a session could step into it), hence :func:`reads_only`."""
+    ``allow_writes`` (a session could step into it), hence :meth:`Workload.reads_only`."""
     from d1bench.targets import open_target
 
     workload = load_workload("medical").with_write_weight(0)
@@ -164,3 +145,26 @@ def test_the_full_medical_workload_is_refused_up_front_without_allow_writes(
 def _reading_history_rows(target) -> int:
     with target.connect() as conn:
         return int(conn.execute("SELECT count(*) FROM reading_history").rows[0][0])
+
+
+def test_reads_only_keeps_every_read_and_nothing_that_writes() -> None:
+    medical = load_workload("medical")
+    reads = medical.reads_only()
+    assert set(reads.templates) == {n for n, t in medical.templates.items() if not t.is_write}
+    assert not any(t.is_write for t in reads.templates.values())
+    assert reads.digest != medical.digest and set(reads.sessions) <= set(medical.sessions)
+
+
+def test_a_bad_token_is_caught_by_the_health_check_before_anything_is_drawn(
+        local_d1_corpus, small_corpus: Path, tmp_path: Path) -> None:
+    """Every run starts with the target's health check; its message says what to fix."""
+    from d1bench.targets.d1 import D1Target
+
+    d1 = local_d1_corpus
+    out = tmp_path / "never.parquet"
+    with D1Target(d1.base_url, d1.account_id, d1.database_id, "not-the-token") as target, \
+            pytest.raises(UsageError, match="CLOUDFLARE_API_TOKEN") as exc:
+        replay(load_workload("medical").reads_only(), target, concurrency=1, requests=3,
+               progress=False, trace_path=out)
+    assert "not-the-token" not in str(exc.value)
+    assert not out.exists()

@@ -55,7 +55,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                  "from d1bench.report import record\n"
                  "from d1bench.charts._style import new_figure, finish\n"
                  "record('widgets', scale * 1000, label='Widgets that fit', unit='widgets',"
-                 " note='because scale')\n"
+                 " note='because scale', top=True)\n"
                  "record('table', pd.DataFrame({'template': ['a', 'b'], 'p99_ms': [1.5, 20.25]}),"
                  " label='Slowest templates')\n"
                  "fig, ax = new_figure()\n"
@@ -134,6 +134,9 @@ def test_index_links_pages_under_their_headlines(built):
     assert "<td>20.2</td>" in index or "<td>20.25</td>" in index
     assert 'src="01_good--line.png"' in index
     assert network_references(index) == []
+    glance = index[index.index("At a glance"):index.index('<section id="01_good"')]
+    assert "7,000 widgets" in glance and 'href="#01_good"' in glance
+    assert "Slowest templates" not in glance  # only headlines marked top
 
 
 def test_rerun_replaces_own_files_but_not_foreign_ones(built, tmp_path):

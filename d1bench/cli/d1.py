@@ -52,6 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--no-resume", action="store_true",
                     help="refuse to add to tables that already hold rows")
     up.add_argument("--no-progress", action="store_true", help="no progress bar")
+    up.add_argument("--base-url", metavar="URL",
+                    help="d1:// targets: D1 REST API root (default Cloudflare's)")
+    up.add_argument("--wrangler-config", metavar="PATH",
+                    help="d1:// targets: read the database from this wrangler.toml / .jsonc")
+    up.add_argument("--binding", metavar="NAME", help="the d1_databases binding to use")
     up.set_defaults(func=run_upload)
 
 
@@ -89,13 +94,20 @@ def run_local(args: argparse.Namespace) -> int:
 
 
 def run_upload(args: argparse.Namespace) -> int:
+    from d1bench.targets import open_target
     from d1bench.upload import UploadError, upload
 
     if not Path(args.db).is_file():
         raise UsageError(f"{args.db}: no such corpus file")
+    remote = {name: value for name in ("base_url", "wrangler_config", "binding")
+              if (value := getattr(args, name))}
+    if remote and not args.target.startswith("d1://"):
+        raise UsageError(f"--{next(iter(remote)).replace('_', '-')} is for d1:// targets, "
+                         f"not {args.target}")
     try:
-        frame = upload(args.db, args.target, batch_rows=args.batch_rows,
-                       progress=not args.no_progress, resume=not args.no_resume)
+        with open_target(args.target, **remote) as target:
+            frame = upload(args.db, target, batch_rows=args.batch_rows,
+                           progress=not args.no_progress, resume=not args.no_resume)
     except UploadError as exc:
         print(exc.frame.to_string())
         raise UsageError(str(exc)) from None

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from d1bench.errors import UsageError
+from d1bench.targets.d1.config import add_d1_arguments, d1_options
 
 __all__ = ["format_summary", "register", "run_analyze", "run_compare", "run_replay"]
 
@@ -43,6 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--workload", default="medical", metavar="NAME|FILE",
                     help="a shipped workload (default: medical) or a workload file")
     rp.add_argument("--trace", required=True, metavar="PATH", help="Parquet trace to write")
+    rp.add_argument("--reads-only", action="store_true",
+                    help="leave out the workload's write templates (and sessions that write)")
     mode = rp.add_mutually_exclusive_group()
     mode.add_argument("--rate", type=_number(float), metavar="R",
                       help="open loop: units per second (default 100)")
@@ -67,11 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--corpus", metavar="PATH",
                     help="corpus file the target holds, described in the trace (found "
                     "automatically for sqlite:PATH)")
-    rp.add_argument("--allow-writes", action="store_true",
-                    help="d1/d1-local targets: send the workload's writes too (refused by "
-                    "default; a sqlite: file always takes them)")
     rp.add_argument("--force", action="store_true", help="overwrite an existing trace")
     rp.add_argument("--no-progress", action="store_true", help="no live progress line")
+    add_d1_arguments(rp)
     rp.set_defaults(func=run_replay)
 
     an = sub.add_parser(
@@ -114,11 +115,16 @@ def run_replay(args: argparse.Namespace) -> int:
 
     check_output_path(args.trace, force=args.force)  # before anything slow
     workload = load_workload(args.workload)
-    options = {}
-    if args.allow_writes:
-        if not args.target.startswith(("d1://", "d1-local")):
-            raise UsageError(f"--allow-writes: only for d1 and d1-local targets, not {args.target}")
-        options["allow_writes"] = True
+    if args.reads_only:
+        workload = workload.reads_only()
+    is_d1 = args.target.startswith(("d1://", "d1-local"))
+    if not is_d1 and (args.allow_writes or args.base_url or args.wrangler_config):
+        raise UsageError(f"--allow-writes, --base-url and --wrangler-config are for d1 and "
+                         f"d1-local targets, not {args.target}")
+    if args.target.startswith("d1-local") and (args.base_url or args.wrangler_config):
+        raise UsageError("--base-url and --wrangler-config name a remote D1; "
+                         "d1-local runs its own on 127.0.0.1")
+    options = d1_options(args) if is_d1 else {}
     with open_target(args.target, **options) as target:
         trace = replay(workload, target, rate=args.rate, arrival=args.arrival,
                        concurrency=args.concurrency, duration=args.duration,

@@ -15,7 +15,7 @@ import html
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 __all__ = [
@@ -49,6 +49,7 @@ class Headline:
         text: the figure as the index prints it.
         columns, rows: a table's header and cells (JSON-safe).
         png: a figure's PNG, base64 (kept in the notebook output, written as a file by the report).
+        top: also show it in the index's "at a glance" strip, above every section.
     """
 
     key: str
@@ -61,11 +62,12 @@ class Headline:
     columns: list[str] = field(default_factory=list)
     rows: list[list[Any]] = field(default_factory=list)
     png: str | None = None
+    top: bool = False
 
     def payload(self) -> dict[str, Any]:
         """The JSON stored in the notebook output (without the PNG, stored as ``image/png``)."""
         out = {"key": self.key, "label": self.label, "kind": self.kind, "value": self.value,
-               "unit": self.unit, "note": self.note, "text": self.text}
+               "unit": self.unit, "note": self.note, "text": self.text, "top": self.top}
         if self.kind == "table":
             out.update(columns=self.columns, rows=self.rows)
         return out
@@ -124,8 +126,13 @@ def json_safe(value: Any) -> Any:
 
 
 def make_headline(key: str, value: Any, *, label: str | None = None, unit: str = "",
-                  note: str = "") -> Headline:
+                  note: str = "", top: bool = False) -> Headline:
     """Build the :class:`Headline` for ``value`` (number, text, DataFrame or Figure)."""
+    headline = _make(key, value, label=label, unit=unit, note=note)
+    return replace(headline, top=bool(top)) if top else headline
+
+
+def _make(key: str, value: Any, *, label: str | None, unit: str, note: str) -> Headline:
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", key):
         raise ValueError(f"headline key {key!r}: use letters, digits, '_', '.', '-'")
     label = label or key.replace("_", " ")
@@ -183,15 +190,16 @@ def _cell(value: Any) -> str:
 
 
 def record(key: str, value: Any, *, label: str | None = None, unit: str = "",
-           note: str = "") -> None:
+           note: str = "", top: bool = False) -> None:
     """Show a headline figure in the notebook and mark it for the report's index page.
 
     ``value`` is a number, a short text, a DataFrame (the index shows its first
     rows) or a matplotlib Figure (shown here and on the index).  Outside
     IPython nothing is shown.  Returns nothing, so a cell ending in ``record``
-    shows the headline once.
+    shows the headline once.  ``top`` puts a number or text in the index's
+    "at a glance" strip too: the few answers a reader wants first.
     """
-    headline = make_headline(key, value, label=label, unit=unit, note=note)
+    headline = make_headline(key, value, label=label, unit=unit, note=note, top=top)
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -220,7 +228,7 @@ def headlines_from_notebook(nb: Any) -> list[Headline]:
                 payload = json.loads(payload)
             png = data.get("image/png") if payload.get("kind") == "figure" else None
             known = {k: payload.get(k) for k in
-                     ("key", "label", "kind", "value", "unit", "note", "text")}
+                     ("key", "label", "kind", "value", "unit", "note", "text", "top")}
             found.pop(known["key"], None)
             found[known["key"]] = Headline(
                 **{k: v for k, v in known.items() if v is not None},

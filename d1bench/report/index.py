@@ -30,6 +30,8 @@ h2 a:hover { text-decoration: underline; }
 .card .label { font-size: 0.85em; color: #444; }
 .card .value { font-size: 1.45em; font-weight: bold; margin: 0.1em 0; color: #111; }
 .card .note { font-size: 0.8em; color: #666; }
+.card .from { font-size: 0.75em; margin-top: 0.3em; }
+#at-a-glance .card { border-left-color: #E69F00; background: #fffaf0; border-color: #f0e0c0; }
 .tables { margin: 0.5em 0 1em; }
 .tables h3, .figures h3 { font-size: 0.95em; margin: 0.8em 0 0.3em; color: #333; }
 table { border-collapse: collapse; font-size: 0.85em; }
@@ -112,6 +114,22 @@ def _figures(items: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _at_a_glance(sidecars: Sequence[dict[str, Any]]) -> str:
+    """The headlines notebooks marked ``top``, each linking to its notebook's section."""
+    cards = []
+    for sc in sidecars:
+        for h in sc.get("headlines", []):
+            if h.get("top") and h.get("kind") in ("number", "text"):
+                note = f'<div class="note">{_e(h.get("note"))}</div>' if h.get("note") else ""
+                cards.append(f'<div class="card"><div class="label">{_e(h.get("label"))}</div>'
+                             f'<div class="value">{_e(h.get("text"))}</div>{note}'
+                             f'<div class="from"><a href="#{_e(sc.get("notebook"))}">'
+                             f'{_e(sc.get("title"))}</a></div></div>')
+    if not cards:
+        return ""
+    return f'<section id="at-a-glance"><h2>At a glance</h2><div class="cards">{"".join(cards)}</div></section>'
+
+
 def _section(sc: dict[str, Any]) -> str:
     stem = sc.get("notebook", "")
     number, _, _ = stem.partition("_")
@@ -179,5 +197,5 @@ def index_page(sidecars: Sequence[dict[str, Any]], *, generator: str) -> str:
         "<p class=\"meta\">How fast each query of the medical-literature workload is on SQLite and "
         "on D1, how many rows it reads (what D1 bills), which indexes fix the slow ones and what "
         f"they save. {_e(' · '.join(meta))}</p>"
-        f"{warning}<nav><ol>{toc}</ol></nav>{body}</main></body></html>\n"
+        f"{warning}<nav><ol>{toc}</ol></nav>{_at_a_glance(sidecars)}{body}</main></body></html>\n"
     )

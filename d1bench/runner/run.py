@@ -212,6 +212,7 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
         raise UsageError(f"target {target.url} runs one statement at a time: concurrency must be 1")
     conns: list[Any] = []
     try:
+        target.health()  # auth, database, schema: fail before drawing anything
         conns.append(target.connect())
         wl, bound = _resolve_workload(workload, bind_conn or conns[0], seed)
         if getattr(target, "kind", None) in ("d1", "d1-local"):

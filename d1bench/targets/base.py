@@ -118,6 +118,14 @@ class Target(ABC):
     async def execute_async(self, sql: str, params: Params = ()) -> Result:
         raise NotImplementedError(f"{self.kind} target has no asyncio interface")
 
+    def health(self) -> dict[str, Any]:
+        """Check, before a run, that the target answers and holds a schema.
+
+        Returns what was found; raises :class:`d1bench.errors.UsageError` saying
+        what to fix.  A local file needs no check beyond opening it.
+        """
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """Metadata recorded with every trace taken against this target."""
         return {"target": self.url, "target_kind": self.kind}

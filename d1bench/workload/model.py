@@ -193,6 +193,25 @@ class Workload:
         _unit_table(variant)  # raises if there is nothing to give that share to
         return variant
 
+    def reads_only(self) -> Workload:
+        """The workload without its write templates, nor the sessions that step into one.
+
+        Unlike ``with_write_weight(0)``, which keeps the write templates (so the
+        D1 read-only guard, judging every template a workload holds, still
+        refuses it), this variant cannot write at all: what a replay against a
+        production database wants.
+        """
+        templates = {n: t for n, t in self.templates.items() if not t.is_write}
+        sessions = {n: s for n, s in self.sessions.items()
+                    if all(step.template in templates for step in s.steps)}
+        if not templates:
+            raise UsageError(f"workload {self.name!r}: every template writes")
+        variant = replace(self, templates=MappingProxyType(templates),
+                          sessions=MappingProxyType(sessions), write_weight=0.0,
+                          digest=hashlib.sha256(f"{self.digest}|reads-only".encode()).hexdigest())
+        _unit_table(variant)
+        return variant
+
     def template_frequencies(self, rows_per_loop: float = 20.0) -> dict[str, float]:
         """Expected executions of each template per drawn unit.
 
