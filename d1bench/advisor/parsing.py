@@ -15,11 +15,11 @@ unfit to hand straight back to SQLite, and this module deals with both:
 
 from __future__ import annotations
 
-import logging
 import re
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
+
+from d1bench.workload.sqltext import quiet_sqlglot
 
 __all__ = [
     "ParseFailure",
@@ -79,17 +79,6 @@ def number_placeholders(sql: str) -> tuple[str, int]:
     return "".join(out), largest
 
 
-@contextmanager
-def _quiet_sqlglot():
-    logger = logging.getLogger("sqlglot")
-    old = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(old)
-
-
 @lru_cache(maxsize=8192)
 def parse_statement(sql: str) -> Any:
     """Parse one statement whose placeholders are already ``:pN`` (or none).
@@ -101,7 +90,7 @@ def parse_statement(sql: str) -> Any:
     from sqlglot.errors import SqlglotError
 
     try:
-        with _quiet_sqlglot():
+        with quiet_sqlglot():
             trees = [t for t in sqlglot.parse(sql, read="sqlite") if t is not None]
     except SqlglotError as exc:
         text = str(exc).strip().splitlines()
@@ -126,7 +115,8 @@ def _column_name(node: Any) -> str | None:
 def indexable_expression(node: Any) -> bool:
     """An expression an expression index can hold: json_extract/lower/upper of one column.
 
-    >>> from d1bench.advisor.parsing import parse_statement as p
+    >>> from d1bench.workload.sqltext import quiet_sqlglot  # one place that quiets sqlglot
+from d1bench.advisor.parsing import parse_statement as p
     >>> indexable_expression(p("SELECT lower(a) FROM t").expressions[0])
     True
     >>> indexable_expression(p("SELECT lower(a || b) FROM t").expressions[0])

@@ -17,6 +17,7 @@ from functools import lru_cache
 from typing import Any
 
 __all__ = [
+    "quiet_sqlglot",
     "MAX_PARAMS",
     "MAX_SQL_BYTES",
     "Placeholders",
@@ -114,7 +115,7 @@ def _strip_comments(text: str) -> str:
 
 
 @contextmanager
-def _quiet_sqlglot():
+def quiet_sqlglot():
     # sqlglot logs a warning when it falls back to an opaque Command (REPLACE INTO,
     # ALTER TABLE); the classification below handles that case itself.
     logger = logging.getLogger("sqlglot")
@@ -140,7 +141,7 @@ def parse_sql(sql: str) -> Any:
     import sqlglot
 
     text = _NUMBERED_FOR_SQLGLOT.sub("?", sql)
-    with _quiet_sqlglot():
+    with quiet_sqlglot():
         expressions = sqlglot.parse(text, read="sqlite")
     expressions = [e for e in expressions if e is not None]
     if len(expressions) != 1:
