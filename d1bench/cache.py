@@ -317,27 +317,42 @@ def capacity(trace: Any) -> float:
 
 def default_rate(corpus: str | os.PathLike[str], *, workload: Any = "medical",
                  fraction: float = 0.3, workers: int = 2, duration: float = 4.0,
-                 warmup: float = 1.0, seed: int = 0) -> float:
-    """An open-loop rate this machine sustains: ``fraction`` of the closed-loop capacity.
+                 warmup: float = 1.0, seed: int = 0, probe_s: float = 3.0) -> float:
+    """An open-loop rate this machine sustains for ``workload`` on ``corpus``.
 
-    The margin is wide because capacity is measured once and the machine may
-    be busier when the open loop runs; heavy-tailed queries (one takes
-    seconds at 100,000 papers) need the spare workers.
-
-    Capacity is measured (once, cached) with ``workers`` workers sending back
-    to back on the corpus without secondary indexes, the slowest index set,
-    so the same rate suits every set compared.  A fixed rate cannot fit every
-    scale: a rate 5,000 papers sustain queues without end at 100,000.  The
-    result keeps two significant digits, so notebooks asking for it share
-    traces.
+    A fixed rate cannot fit every scale: what 5,000 papers sustain queues
+    without end at 100,000.  So: start from ``fraction`` of the closed-loop
+    capacity (``workers`` workers back to back, on the corpus without
+    secondary indexes, the slowest index set, so one rate suits every set
+    compared), then probe it with a short open-loop run and halve it until
+    nothing is dropped and the median request waits under a millisecond for
+    a worker.  The probe matters because the open loop does not reach what
+    the closed loop does (more threads than cores, its own scheduling), and
+    the machine may be busier than when capacity was measured.  Every run is
+    cached, and the result keeps two significant digits, so notebooks asking
+    the same question share traces.
     """
     closed = replay_sqlite(corpus, workload=workload, index_set="none", concurrency=workers,
                            duration=duration, warmup=warmup, seed=seed, name="closed")
-    rate = fraction * capacity(closed)
+    rate = float(f"{fraction * capacity(closed):.2g}")
     if rate <= 0:
         raise RuntimeError("the closed-loop replay completed nothing: cannot choose a rate")
-    return float(f"{rate:.2g}")
+    for _ in range(8):
+        probe = replay_sqlite(corpus, workload=workload, index_set="none", rate=rate,
+                              duration=probe_s, warmup=0.5, seed=seed, name="probe")
+        if _sustained(probe.requests):
+            break
+        rate = float(f"{rate / 2:.2g}")
+    return rate
 
+
+def _sustained(requests: Any) -> bool:
+    """No unit dropped, and the median statement did not wait for a worker."""
+    measured = requests[~requests["warmup"].astype(bool)]
+    if measured.empty:
+        return True
+    dropped = (measured["error_class"] == "dropped").any()
+    return not dropped and float(measured["lag_ms"].median()) < 1.0
 
 def index_set_file(name: str, sql: str) -> Path:
     """Write an index set's SQL under a name carrying its digest, and return the path.

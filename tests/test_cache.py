@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import math
 import os
 import shutil
 from pathlib import Path
@@ -87,7 +88,7 @@ def test_index_set_file_is_named_by_its_content(data: Path):
 
 def test_replay_is_cached_and_leaves_the_corpus_alone(corpus: Path):
     stamp = corpus.stat().st_mtime_ns
-    kwargs = dict(rate=30.0, duration=1.0, warmup=0.2, seed=3, name="t")
+    kwargs = {"rate": 30.0, "duration": 1.0, "warmup": 0.2, "seed": 3, "name": "t"}
     first = cache.replay_sqlite(corpus, **kwargs)
     assert len(first.requests) > 0
     again = cache.replay_sqlite(corpus, **kwargs)
@@ -103,8 +104,21 @@ def test_capacity_and_default_rate(corpus: Path):
                                  name="closed")
     units_per_s = cache.capacity(closed)
     assert units_per_s > 0
-    rate = cache.default_rate(corpus, workers=2, duration=1.0, warmup=0.2, seed=0)
-    assert rate == pytest.approx(0.3 * units_per_s, rel=0.06)  # two significant digits
+    rate = cache.default_rate(corpus, workers=2, duration=1.0, warmup=0.2, seed=0, probe_s=1.0)
+    start = float(f"{0.3 * units_per_s:.2g}")
+    # The start, or halved until the probe kept up: each step a power of two below.
+    assert 0 < rate <= start
+    halvings = round(math.log2(start / rate))
+    assert rate == pytest.approx(start / 2**halvings, rel=0.1)
+    probe = cache.replay_sqlite(corpus, rate=rate, duration=1.0, warmup=0.5, seed=0, name="probe")
+    assert cache._sustained(probe.requests)
+
+
+def test_sustained_means_nothing_dropped_and_no_waiting():
+    ok = pd.DataFrame({"warmup": [False] * 3, "error_class": [None] * 3, "lag_ms": [0.1, 0.2, 9.0]})
+    assert cache._sustained(ok)
+    assert not cache._sustained(ok.assign(lag_ms=[5.0, 6.0, 0.1]))
+    assert not cache._sustained(ok.assign(error_class=[None, "dropped", None]))
 
 
 def test_seed_claims_verdicts():

@@ -45,7 +45,7 @@ def screenshot(page: Path, png: Path, profile: Path) -> Image.Image:
         f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}",
         f"--screenshot={png}", page.resolve().as_uri(),
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert png.is_file(), f"chromium wrote no screenshot: {done.stderr[-2000:]}"
     return Image.open(png).convert("L")
 

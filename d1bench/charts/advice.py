@@ -12,7 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from d1bench.charts._style import PALETTE, finish, new_figure, no_data, styled
+from d1bench.charts._style import PALETTE, finish, new_figure, no_data, styled, thousands
 
 __all__ = ["before_after_chart", "index_cost_chart"]
 
@@ -25,7 +25,7 @@ def _log_axis(axis, values) -> None:
     v = v[np.isfinite(v) & (v > 0)]
     decades = np.log10(v.max() / v.min()) if v.size else 0
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if decades <= 3 else (1.0,)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    axis.set_major_formatter(FuncFormatter(lambda v, _p: thousands(v) if v >= 1 else f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
 

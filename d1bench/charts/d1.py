@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from d1bench.charts._style import PALETTE, finish, new_figure, no_data, styled
+from d1bench.charts._style import PALETTE, finish, new_figure, no_data, styled, thousands
 from d1bench.charts.latency import measured
 
 __all__ = ["rows_read_parity", "rows_read_parity_chart", "time_split", "time_split_chart"]
@@ -153,7 +153,7 @@ def rows_read_parity_chart(parity: pd.DataFrame, x: str, y: str, *,
     ax.set_yscale("log")
     # Scales reset formatters, so these come after them.
     for axis in (ax.xaxis, ax.yaxis):
-        axis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+        axis.set_major_formatter(FuncFormatter(lambda v, _p: thousands(v) if v >= 1 else f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 
-from d1bench.charts._style import PALETTE, finish, new_figure, no_data, styled
+from d1bench.charts._style import PALETTE, finish, new_figure, no_data, styled, thousands
 
 __all__ = ["CLASS_COLORS", "hit_rate_chart", "plan_class_chart", "rows_read_chart"]
 
@@ -151,7 +151,7 @@ def rows_read_chart(summaries: Mapping[str, pd.DataFrame], *, title: str | None 
             if plan_classes.get(label.get_text()) == "full_scan":
                 label.set_color(CLASS_COLORS["full_scan"])
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: thousands(v) if v >= 1 else f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(axis="y", visible=False)
     finish(ax, title or "Rows read per execution, by index set", "rows read per execution "

@@ -88,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
     from d1bench.report import ReportError, build_report
 
     params = parameters_from_args(args)
+    if "papers" in params and not (args.corpus and Path(args.corpus).is_file()):
+        # Build the corpus here, with a progress bar, rather than silently inside a notebook.
+        from d1bench import cache
+
+        corpus = cache.ensure_corpus(int(params["papers"]), int(params.get("seed", 0)),
+                                     args.corpus, progress=True)
+        params["corpus_path"] = str(Path(corpus).resolve())
     try:
         pages = build_report(args.notebooks, args.out, params, force=args.force,
                              timeout=args.timeout)

@@ -21,10 +21,17 @@ Sidecar format (``format`` 1)::
      "executed_at": "2026-11-22T10:00:00+00:00", "d1bench_version": "0.1.0",
      "headlines": [{"key": "slowest_p99", "label": "...", "kind": "number",
                     "value": 120.5, "unit": "ms", "note": "...", "text": "...",
-                    "columns": [...], "rows": [[...]], "image": "02_latency--key.png"}]}
+                    "top": false, "columns": [...], "rows": [[...]],
+                    "image": "02_latency--key.png"}]}
 
 ``kind`` is ``number``, ``text``, ``table`` (``columns`` and ``rows``) or
-``figure`` (``image``, a PNG file beside the sidecar).
+``figure`` (``image``, a PNG file beside the sidecar); ``top`` puts the
+headline in the index's "at a glance" strip as well.
+
+The pages are static and offline: the nbconvert template leaves out every
+script it would fetch (require.js, MathJax, mermaid, widgets), charts are
+embedded PNGs, and :func:`network_references` fails the build should a
+fetch ever reappear.
 """
 
 from __future__ import annotations
@@ -222,8 +229,6 @@ def _literal_or_text(source: Any) -> Any:
     except (ValueError, SyntaxError, TypeError):
         return source
 
-
-# --------------------------------------------------------------------------- render
 
 # --------------------------------------------------------------------------- build
 

@@ -40,7 +40,7 @@ th { background: #f0f0f0; }
 th:first-child, td:first-child { text-align: left; }
 .tnote { font-size: 0.8em; color: #666; margin: 0.2em 0 0; }
 .figures { display: flex; flex-wrap: wrap; gap: 1em; }
-.figures figure { margin: 0; flex: 1 1 460px; max-width: 100%; }
+.figures figure { margin: 0; flex: 1 1 100%; max-width: 960px; }
 .figures img { max-width: 100%; height: auto; border: 1px solid #eee; }
 .figures figcaption { font-size: 0.8em; color: #555; }
 .more { font-size: 0.9em; }
