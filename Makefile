@@ -52,8 +52,11 @@ test: venv node system-deps
 $(CORPUS): | venv
 	$(BIN)/d1bench generate --papers $(SCALE) --seed $(SEED) --out $@
 
+# Replays long enough to say something at 100,000 papers, short enough for 15 minutes.
+REPORT_PARAMS ?= -p duration=30 -p verify_requests=150
+
 report: venv node $(CORPUS)
-	$(BIN)/d1bench report --corpus $(CORPUS) --out reports
+	$(BIN)/d1bench report --corpus $(CORPUS) --out reports $(REPORT_PARAMS)
 
 bench: venv node system-deps
 	@for script in benchmarks/*.py; do \

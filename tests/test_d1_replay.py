@@ -168,3 +168,16 @@ def test_a_bad_token_is_caught_by_the_health_check_before_anything_is_drawn(
                progress=False, trace_path=out)
     assert "not-the-token" not in str(exc.value)
     assert not out.exists()
+
+
+def test_allowing_writes_on_a_read_only_target_is_refused_with_the_fix(
+        local_d1_corpus, small_corpus: Path) -> None:
+    """``replay(allow_writes=True)`` on a target opened read-only would turn every write
+    into an error; it is refused up front, saying how to open the target."""
+    from d1bench.targets import open_target
+
+    with open_target(f"sqlite:{small_corpus}", readonly=True) as local, \
+            local.connect() as bind_conn, local_d1_corpus.target() as target, \
+            pytest.raises(UsageError, match="allow_writes=True"):
+        replay(load_workload("medical"), target, concurrency=1, requests=3,
+               bind_conn=bind_conn, allow_writes=True, progress=False)

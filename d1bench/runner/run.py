@@ -219,6 +219,11 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
             from d1bench.targets.d1 import guard_read_only
 
             own = getattr(target, "allow_writes", False)
+            if allow_writes and not own:
+                # The target's connections enforce its own setting on every statement, so
+                # allowing writes here alone would only turn each write into an error.
+                raise UsageError(f"{target.url}: open the target with allow_writes=True to "
+                                 "replay writes (CLI: --allow-writes)")
             guard_read_only(wl, own if allow_writes is None else allow_writes, target=target)
         plan = Plan(bound.draw, random.Random(seed))
         warmup_s = _schedule(plan, open_loop, rate=rate, arrival=arrival, duration=duration,
