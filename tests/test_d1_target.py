@@ -13,6 +13,7 @@ import pickle
 import threading
 
 import pytest
+from loopback import serve_in_thread
 
 from d1bench.errors import TargetError, UsageError
 from d1bench.targets.d1 import (
@@ -126,10 +127,6 @@ def test_sync_connections_from_threads_share_one_pool(double):
 
 def _raw_server(responses: list[bytes]):
     """A loopback server answering each request with the next canned response bytes."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    port: list[int] = []
-
     async def client(reader, writer):
         while responses:
             try:
@@ -146,15 +143,7 @@ def _raw_server(responses: list[bytes]):
                 break
         writer.close()
 
-    def run():
-        server = loop.run_until_complete(asyncio.start_server(client, "127.0.0.1", 0))
-        port.append(server.sockets[0].getsockname()[1])
-        ready.set()
-        loop.run_forever()
-
-    threading.Thread(target=run, daemon=True).start()
-    ready.wait()
-    return loop, port[0]
+    return serve_in_thread(client)
 
 
 def test_http_pool_reads_chunked_until_close_and_informational_responses():

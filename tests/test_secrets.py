@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import traceback
 
 import pytest
+from loopback import serve_in_thread
 
 from d1bench.errors import TargetError, UsageError
 from d1bench.targets.d1 import D1Target
@@ -148,10 +148,6 @@ def test_a_refused_token_is_not_in_any_error(tmp_path):
 
 def _echo_server():
     """A broken gateway that quotes the whole request, headers included, in its error."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    port: list[int] = []
-
     async def client(reader, writer):
         head = await reader.readuntil(b"\r\n\r\n")
         body = json.dumps({"success": False, "errors": [
@@ -161,15 +157,7 @@ def _echo_server():
         await writer.drain()
         writer.close()
 
-    def run():
-        server = loop.run_until_complete(asyncio.start_server(client, "127.0.0.1", 0))
-        port.append(server.sockets[0].getsockname()[1])
-        ready.set()
-        loop.run_forever()
-
-    threading.Thread(target=run, daemon=True).start()
-    ready.wait()
-    return loop, port[0]
+    return serve_in_thread(client)
 
 
 def test_a_server_echoing_the_header_is_redacted():
