@@ -96,7 +96,8 @@ class PlanInfo:
             such as ``json_each`` and temporary b-trees do not count either
             way).  A plan without table accesses is all indexed.
         tables_scanned: tables read in full (``full_scan``) or to build an
-            automatic index.
+            automatic index, by their names in the schema when the
+            statement's ``sql`` was given (else as the plan names them).
     """
 
     classes: frozenset[str]
@@ -186,7 +187,8 @@ def classify(steps: Sequence[PlanStep], *, fts_tables: Iterable[str] = (),
     'constant'
     """
     fts = set(fts_tables)
-    subqueries: set[str] = set(_cte_aliases(sql)) if sql else set()
+    ctes, tables = _sql_names(sql) if sql else (set(), {})
+    subqueries: set[str] = set(ctes)
     for step in steps:
         m = _DECLARES.match(step.detail.strip())
         if m:
@@ -209,27 +211,40 @@ def classify(steps: Sequence[PlanStep], *, fts_tables: Iterable[str] = (),
         classes.add("constant")
     stored = [a for a in accesses if a.kind != "other_virtual"]
     all_indexed = all(a.kind in INDEXED for a in stored)
-    scanned = tuple(dict.fromkeys(a.table for a in accesses
+    scanned = tuple(dict.fromkeys(tables.get(a.table, a.table) for a in accesses
                                   if a.kind in ("full_scan", "automatic_index")))
     headline = next(c for c in EXPENSE if c in classes)
     return PlanInfo(frozenset(classes), headline, tuple(accesses), all_indexed, scanned)
 
 
-def _cte_aliases(sql: str) -> set[str]:
-    """Names under which ``sql`` reads its CTEs (the CTE names and their aliases)."""
+def _sql_names(sql: str) -> tuple[set[str], dict[str, str]]:
+    """Names under which ``sql`` reads its CTEs (the CTE names and their aliases),
+    and the stored table each other alias stands for.
+
+    >>> ctes, tables = _sql_names("WITH c AS (SELECT 1) SELECT * FROM papers p JOIN c x ON 1")
+    >>> sorted(ctes), tables
+    (['c', 'x'], {'p': 'papers'})
+    """
     try:
         import sqlglot
         from sqlglot import exp
 
-        tree = sqlglot.parse_one(sql, read="sqlite")
+        from d1bench.workload.sqltext import quiet_sqlglot
+
+        with quiet_sqlglot():
+            tree = sqlglot.parse_one(sql, read="sqlite")
     except Exception:  # noqa: BLE001 - unparsable: fall back to the plan alone
-        return set()
+        return set(), {}
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     names = set(ctes)
+    tables: dict[str, str] = {}
     for table in tree.find_all(exp.Table):
-        if table.name in ctes and table.alias:
-            names.add(table.alias)
-    return names
+        if table.name in ctes:
+            if table.alias:
+                names.add(table.alias)
+        elif table.alias and table.alias != table.name:
+            tables[table.alias] = table.name
+    return names, tables
 
 
 def plan_text(steps: Sequence[PlanStep]) -> str:
