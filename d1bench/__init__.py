@@ -30,7 +30,7 @@ _EXPORTS = {
     "monthly_cost": "d1bench.cost",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", *_EXPORTS.keys()]  # noqa: PLE0604 - the names are strings
 
 
 def __getattr__(name: str) -> Any:

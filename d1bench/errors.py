@@ -8,7 +8,7 @@ bug or an environment failure and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["D1benchError", "UsageError", "TargetError", "ERROR_CLASSES"]
+__all__ = ["ERROR_CLASSES", "D1benchError", "TargetError", "UsageError"]
 
 
 class D1benchError(Exception):

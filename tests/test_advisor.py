@@ -145,6 +145,7 @@ def test_medical_workload_on_small_corpus(small_corpus: Path) -> None:
     assert t.loc["paper_by_id", "reason"] == "already uses the primary key"
     assert t.loc["search_papers_plain", "reason"] == "FTS serves it"
     assert t.loc["semantic_search", "reason"].startswith("no sargable predicate")
+    assert "json_each over papers.embedding_vector" in t.loc["semantic_search", "reason"]
     # every template that gets nothing says why; every proposed index serves someone
     for row in t.itertuples():
         assert row.indexes or row.reason, row.Index

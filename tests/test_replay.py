@@ -264,7 +264,7 @@ def test_d1bench_replay_stays_the_function_after_submodule_imports(items_db, toy
     """The engine lives in ``d1bench.runner`` so that importing its submodules can never
     rebind the public name ``d1bench.replay`` to a package."""
     import d1bench
-    import d1bench.runner.schedule  # noqa: F401
+    import d1bench.runner.schedule
 
     assert callable(d1bench.replay) and d1bench.replay.__name__ == "replay"
     trace = d1bench.replay(toy, sqlite_target(items_db), concurrency=1, requests=3, progress=False)

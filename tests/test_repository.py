@@ -21,7 +21,7 @@ def _readme() -> str:
 
 def _make_targets() -> set[str]:
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
-    return set(re.findall(r"^([A-Za-z][\w.-]*):", text, flags=re.M))
+    return set(re.findall(r"^([A-Za-z][\w.-]*):", text, flags=re.MULTILINE))
 
 
 def test_readme_ci_and_makefile_agree() -> None:
@@ -39,7 +39,7 @@ def test_environment_yml_matches_pyproject() -> None:
     wanted = set(project["dependencies"]) | set(project["optional-dependencies"]["dev"])
     env = (ROOT / "environment.yml").read_text(encoding="utf-8")
     pip_section = env.split("- pip:", 1)[1]
-    listed = {m.group(1).strip() for m in re.finditer(r"^\s+- ([^#\n]+?)\s*(?:#.*)?$", pip_section, re.M)}
+    listed = {m.group(1).strip() for m in re.finditer(r"^\s+- ([^#\n]+?)\s*(?:#.*)?$", pip_section, re.MULTILINE)}
     pip_deps = {d for d in listed if not d.startswith("-e")}
     assert pip_deps == wanted, (
         f"environment.yml is out of step with pyproject.toml: "

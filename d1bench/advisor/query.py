@@ -115,6 +115,28 @@ class QueryInfo:
             names.add(self.write_table)
         return frozenset(names)
 
+    def json_loops(self) -> list[tuple[str, str]]:
+        """(table, column) for each ``json_each``/``json_tree`` over a stored table's column.
+
+        Such a loop steps through every element of the column's JSON for every
+        row it is given, and D1 counts each step: no index can make it shorter.
+        """
+        from sqlglot import exp
+
+        out: list[tuple[str, str]] = []
+        if self.tree is None:
+            return out
+        for table in self.tree.find_all(exp.Table):
+            fn = table.this
+            if not isinstance(fn, exp.Anonymous) or fn.name.lower() not in ("json_each", "json_tree"):
+                continue
+            for col in fn.find_all(exp.Column):
+                owner = next((r for r in self.refs if r.alias == (col.table or "").lower()
+                              and r.kind == "table"), None)
+                if owner is not None:
+                    out.append((owner.name, col.name))
+        return list(dict.fromkeys(out))
+
     def preds_of(self, ref: int) -> list[Pred]:
         return [p for p in self.preds if p.ref == ref]
 

@@ -221,7 +221,8 @@ def _is_table_scan(case: Case, detail: str) -> bool:
 
 
 def _why_not_sargable(info: Any) -> str:
-    notes = []
+    notes = [f"json_each over {t}.{c} steps every element of every row, which no index shortens"
+             for t, c in info.json_loops()]
     for p in info.preds:
         if p.op == "like" and not p.sargable:
             notes.append("LIKE with a wildcard or case-insensitive match")

@@ -16,7 +16,7 @@ from importlib import import_module
 from d1bench import __version__
 from d1bench.errors import UsageError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 #: Modules of this package that register verbs, in the order ``--help`` lists them.
 COMMAND_MODULES = ("corpus", "workload", "replay", "indexes", "d1", "advice", "report")

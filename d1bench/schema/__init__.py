@@ -16,11 +16,11 @@ from d1bench.errors import UsageError
 
 __all__ = [
     "TABLES",
-    "ddl",
     "create_schema",
+    "d1_problems",
+    "ddl",
     "index_set_names",
     "index_set_sql",
-    "d1_problems",
     "split_statements",
 ]
 
@@ -104,7 +104,7 @@ _REFUSED = [
     (re.compile(r"(?i)^\s*CREATE\s+(TEMP|TEMPORARY)\b"), "TEMP objects are refused by D1"),
     (re.compile(r"(?i)\bload_extension\s*\("), "load_extension is refused by D1"),
     (re.compile(r"(?i)\bUSING\s+fts[34]\b"), "only FTS5 is available on D1"),
-    (re.compile(r"(?i)^\s*CREATE\s+VIRTUAL\s+TABLE\b(?!.*\bUSING\s+fts5\b)", re.S),
+    (re.compile(r"(?i)^\s*CREATE\s+VIRTUAL\s+TABLE\b(?!.*\bUSING\s+fts5\b)", re.DOTALL),
      "D1 offers no virtual table module but fts5"),
 ]
 

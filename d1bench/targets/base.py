@@ -19,9 +19,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-__all__ = ["Meta", "Result", "PlanStep", "Connection", "Target", "Params"]
+__all__ = ["Connection", "Meta", "Params", "PlanStep", "Result", "Target"]
 
 Params = Sequence[Any]
 
@@ -84,10 +84,10 @@ class Connection(ABC):
     def explain(self, sql: str, params: Params = ()) -> list[PlanStep]:
         """Return the statement's query plan without running it."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release the session's resources."""
 
-    def __enter__(self) -> Connection:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -130,10 +130,10 @@ class Target(ABC):
         """Metadata recorded with every trace taken against this target."""
         return {"target": self.url, "target_kind": self.kind}
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def close(self) -> None:
         """Release shared resources (HTTP pools, child processes)."""
 
-    def __enter__(self) -> Target:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -17,12 +17,12 @@ from functools import lru_cache
 from typing import Any
 
 __all__ = [
-    "quiet_sqlglot",
     "MAX_PARAMS",
     "MAX_SQL_BYTES",
     "Placeholders",
     "classify_write",
     "parse_sql",
+    "quiet_sqlglot",
     "scan_placeholders",
 ]
 

@@ -19,19 +19,9 @@ def check(ctx: LintContext) -> Iterator[Finding]:
     for name, info in ctx.infos.items():
         if info.tree is None:
             continue
-        hits = []
-        for table in info.tree.find_all(exp.Table):
-            fn = table.this
-            if not isinstance(fn, exp.Anonymous) or fn.name.lower() not in ("json_each", "json_tree"):
-                continue
-            for col in fn.find_all(exp.Column):
-                owner = next((r for r in info.refs if r.alias == (col.table or "").lower()
-                              and r.kind == "table"), None)
-                if owner is None:
-                    continue
-                looks = any(w in col.name.lower() for w in ("embedding", "vector", "emb"))
-                if looks or is_json_column(ctx, owner.name, col.name):
-                    hits.append(f"{owner.name}.{col.name}")
+        hits = [f"{table}.{column}" for table, column in info.json_loops()
+                if any(w in column.lower() for w in ("embedding", "vector", "emb"))
+                or is_json_column(ctx, table, column)]
         arithmetic = info.tree.find(exp.Pow) is not None or info.tree.find(exp.Sum) is not None
         if not hits or not arithmetic:
             continue
