@@ -22,6 +22,20 @@ cut and read ratio are given over the templates some index set changes at all
 (``*_indexable``): the brute-force vector search over JSON reads every element
 of every embedding whatever the indexes, and outweighs everything else.
 
+Two figures say how far any index set could go on this workload:
+
+- ``bounds``: the rows read that no index can remove.  ``semantic_search``
+  steps ``json_each`` over every embedding once per element of the query
+  vector, and D1 counts every step; counted exactly from the corpus, this
+  floor caps the cut against no index (``reduction_vs_none_max``) and puts a
+  floor under the read ratio (``read_ratio_min``), whatever the advisor does.
+- ``write_tradeoff``: the most written table (``reading_history``) with one
+  index, for each index either set has on it, beside every index either set
+  has on the other tables; the write ratio and read savings kept of each, and
+  the least write ratio of any set with two full indexes there (each adds one
+  written row per insert into the table).  ``write_heavy_billed_per_unit`` is what D1 bills per unit (rows
+  read plus 1,000 per row written), the quantity the advisor minimises.
+
 Each index set is built on its own copy of the corpus (its CREATE INDEX
 statements, then ``PRAGMA optimize``), and the workload is replayed on every
 copy with the same seed, one statement at a time, so every copy sees the same
@@ -32,7 +46,7 @@ skips the templates that need them; it runs with ``--sample 100``, its most
 favourable setting.
 
 Run: ``python benchmarks/advisor_vs_expert.py [--papers 20000] [--db CORPUS]
-[--requests 400] [--write-share 0.5] [--seed 0]``.  Prints one JSON line.
+[--requests 400] [--write-share 0.5] [--seed 0] [--no-tradeoff]``.  Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -45,6 +59,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+#: D1's price of a written row, in rows read.
+WRITE_WEIGHT = 1000.0
 
 GOALS = {"read_ratio": 0.75, "bytes_ratio": 1.0, "write_ratio": 0.7, "read_savings_kept": 0.95,
          "plan_match": 0.95, "advice_seconds": 60.0, "reduction_vs_none": 0.90}
@@ -69,6 +86,7 @@ def _measure(db: Path, workload: Any, requests: int, seed: int) -> dict[str, Any
         "rows_written_per_unit": float((m["executions"] * m["rows_written"]).sum()) / units,
         "ms_per_unit": float((m["executions"] * m["ms"]).sum()) / units,
         "per_template": {k: round(float(v), 2) for k, v in m["rows_read"].items()},
+        "executions_per_unit": {k: float(v) / units for k, v in m["executions"].items()},
         "per_unit": {k: float(e * r) / units for k, e, r in
                      zip(m.index, m["executions"], m["rows_read"])},
     }
@@ -80,6 +98,124 @@ def _indexable(read: dict[str, dict[str, Any]]) -> set[str]:
     return {n for n in names
             if any(abs(v["per_template"].get(n, 0.0) - read["none"]["per_template"][n])
                    > 0.01 * read["none"]["per_template"][n] + 1 for v in read.values())}
+
+
+def _json_each_floor(corpus: Path, workload: Any, seed: int) -> dict[str, float]:
+    """Rows read per execution that no index can remove, for the vector search template.
+
+    ``semantic_search`` joins ``json_each`` over each paper's embedding with
+    ``json_each`` over the bound query vector.  D1 counts every ``VNext``, and
+    whichever loop SQLite puts inside, it steps through ``len(paper vector) *
+    len(query vector)`` rows per paper with an embedding: a lower bound on the
+    template's rows read under every index set, since no index (real tables
+    only) changes a virtual table's loops or which papers have a vector.
+    """
+    import apsw
+
+    from d1bench.advisor.advise import _bind_params
+
+    name = "semantic_search"
+    if name not in workload.templates:
+        return {}
+    params, _ = _bind_params(workload, corpus, seed, 5)
+    dims = {len(json.loads(p[0])) for p in params.get(name) or []}
+    if len(dims) != 1:
+        raise SystemExit(f"{name}: query vectors of lengths {sorted(dims)}; expected one length")
+    conn = apsw.Connection(str(corpus), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        (elements,) = next(iter(conn.execute(
+            "SELECT coalesce(sum(json_array_length(embedding_vector)), 0) FROM papers "
+            "WHERE embedding_vector IS NOT NULL")))
+    finally:
+        conn.close()
+    return {name: float(elements) * dims.pop()}
+
+
+def _creates(sql: str) -> list[tuple[str, str]]:
+    """(table, statement) for each CREATE INDEX of a migration."""
+    import re
+
+    return [(m.group(1), m.group(0)) for m in re.finditer(
+        r"(?is)CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?\S+\s+ON\s+(\w+)[^;]*",
+        sql)]
+
+
+def _written_tables(workload: Any) -> dict[str, float]:
+    """Tables the write templates insert into or update, with their total weight."""
+    import re
+
+    out: dict[str, float] = {}
+    for t in workload.templates.values():
+        if t.is_write:
+            m = re.search(r"(?is)\b(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE)\s+(\w+)", t.sql)
+            if m:
+                out[m.group(1)] = out.get(m.group(1), 0.0) + t.weight
+    return out
+
+
+def _shape(table: str, stmt: str) -> str:
+    """An index's table, keys and WHERE, spelt the same whoever named it."""
+    import re
+
+    body = re.split(r"(?i)\bON\s+\w+", stmt, maxsplit=1)[1]
+    return table + re.sub(r"\s+", "", body).lower()
+
+
+def _write_tradeoff(corpus: Path, folder: Path, heavy: Any, heavy_sql: str, read_sql: str,
+                    union: list[Any],
+                    write: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """What the write ratio costs in read savings on the most written table.
+
+    On the write-heavy variant, every index either set has on the other tables
+    is built with one index on that table, for each index either set has on
+    it, and replayed.  Each extra full
+    index on the table then adds exactly one written row per insert into it, so
+    these replays and the insert rate give the write ratio of every index
+    count: the floor under which keeping ``read_savings_kept`` is impossible.
+    """
+    written = _written_tables(heavy)
+    if not written:
+        return {}
+    hot = max(written, key=lambda t: written[t])
+    # Every index either set has on the other tables stays: the most read
+    # savings a set with one index on `hot` can keep.
+    others: dict[str, str] = {}
+    singles: dict[str, str] = {}
+    for table, stmt in [*_creates(heavy_sql), *_creates(read_sql),
+                        *((i.table, i.create_sql()) for i in union)]:
+        (singles if table == hot else others).setdefault(_shape(table, stmt), stmt)
+    none, expert = write["none"], write["expert"]
+    savings = none["rows_read_per_unit"] - expert["rows_read_per_unit"]
+    inserting = _inserting(heavy, hot)
+    inserts = sum(rate for name, rate in none["executions_per_unit"].items() if name in inserting)
+    one: dict[str, Any] = {}
+    for n, (shape, stmt) in enumerate(sorted(singles.items())):
+        db = _build(corpus, folder, f"one_{n}",
+                    ";\n".join([*others.values(), stmt]) + ";\nPRAGMA optimize;\n")
+        m = _measure(db, heavy, args.requests, args.seed)
+        db.unlink()
+        one[shape] = {
+            "write_ratio": round(m["rows_written_per_unit"] / expert["rows_written_per_unit"], 4),
+            "read_savings_kept": round((none["rows_read_per_unit"] - m["rows_read_per_unit"])
+                                       / savings, 4) if savings else None}
+    return {
+        "table": hot, "inserts_per_unit": round(inserts, 4), "one_index": one,
+        "one_index_meets_both": sorted(k for k, v in one.items()
+                                       if v["write_ratio"] <= GOALS["write_ratio"]
+                                       and (v["read_savings_kept"] or 0) >= GOALS["read_savings_kept"]),
+        # the least any set with two full indexes on the table can write: no index
+        # anywhere else, and one more row per insert into the table for each of the two
+        "write_ratio_min_two_indexes": round(
+            (none["rows_written_per_unit"] + 2 * inserts) / expert["rows_written_per_unit"], 4),
+    }
+
+
+def _inserting(workload: Any, table: str) -> set[str]:
+    """Write templates that insert rows into ``table``."""
+    import re
+
+    return {n for n, t in workload.templates.items() if t.is_write and re.search(
+        rf"(?is)\bINSERT\s+(?:OR\s+\w+\s+)?INTO\s+{re.escape(table)}\b", t.sql)}
 
 
 def _set_sql(indexes: list[Any]) -> str:
@@ -162,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--templates", type=int, default=1000)
     parser.add_argument("--tables", type=int, default=50)
+    parser.add_argument("--no-tradeoff", action="store_true",
+                        help="skip the replays that cut the most written table to one index")
     args = parser.parse_args(argv)
 
     from d1bench import generate_corpus
@@ -211,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
                                 heavy, args.requests, args.seed)
                  for name in ("none", "expert", "advised")}
 
+        floor = _json_each_floor(corpus, workload, args.seed)
+        tradeoff = None if args.no_tradeoff else _write_tradeoff(
+            corpus, folder, heavy, heavy_advice.migration_sql, advice.migration_sql, union, write, args)
+
         params, _ = _bind_params(workload, corpus, args.seed, 3)
         plans_db = _build(corpus, folder, "plans", advice.migration_sql)
         real = real_plans(plans_db, {n: t.sql for n, t in workload.templates.items()},
@@ -231,6 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     ri = {k: sum(v["per_unit"].get(n, 0.0) for n in movable) for k, v in read.items()}
     savings_expert = write["none"]["rows_read_per_unit"] - write["expert"]["rows_read_per_unit"]
     savings_advised = write["none"]["rows_read_per_unit"] - write["advised"]["rows_read_per_unit"]
+    # The bound no index set can pass: the vector search's json_each rows.
+    floor_pu = sum(read["none"]["executions_per_unit"].get(n, 0.0) * v for n, v in floor.items())
+    billed = {k: round(v["rows_read_per_unit"] + WRITE_WEIGHT * v["rows_written_per_unit"], 1)
+              for k, v in write.items()}
     out.update({
         "read_ratio": round(r["advised"] / r["expert"], 4),
         "bytes_ratio": round(sizes["advised"] / sizes["expert"], 4) if sizes["expert"] else None,
@@ -248,6 +394,16 @@ def main(argv: list[str] | None = None) -> int:
         "indexable_templates": sorted(movable),
         "not_indexable_templates": sorted(set(read["none"]["per_template"]) - movable),
         "beats_seed": r["advised"] < r["seed"],
+        "bounds": {
+            "index_independent_rows_read_per_execution": floor,
+            "index_independent_rows_read_per_unit": round(floor_pu, 1),
+            # any index set reads at least floor_pu per unit, so:
+            "reduction_vs_none_max": round(1 - floor_pu / r["none"], 4),
+            "read_ratio_min": round(floor_pu / r["expert"], 4),
+        },
+        "write_tradeoff": tradeoff,
+        # what D1 bills on the write-heavy variant, in rows read (a written row = 1,000)
+        "write_heavy_billed_per_unit": billed,
         "rows_read_per_unit": {k: round(v, 1) for k, v in r.items()},
         "rows_read_per_unit_indexable": {k: round(v, 1) for k, v in ri.items()},
         "index_bytes": {k: int(v) for k, v in sizes.items()},
