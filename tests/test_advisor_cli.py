@@ -33,6 +33,12 @@ def test_advise_prints_the_set_and_writes_the_migration(tmp_path: Path,
     assert "1 index(es) to create" in out
     assert "CREATE INDEX IF NOT EXISTS idx_events_account_score ON events (account, score);" in out
     assert "by_id: 1 -> 1 rows read per execution; already uses the primary key" in out
+    # Where the rows read that remain come from, largest share first, adding up to the whole.
+    left = next(line for line in out.splitlines() if line.startswith("rows read left after"))
+    shares = [(part.rsplit(" ", 1)[0], int(part.rsplit(" ", 1)[1].rstrip("%")))
+              for part in left.split(": ", 1)[1].split(", ")]
+    assert [pct for _, pct in shares] == sorted((pct for _, pct in shares), reverse=True)
+    assert 98 <= sum(pct for _, pct in shares) <= 101
     written = tmp_path / "migrations" / "0001_d1bench_indexes.sql"
     assert f"wrote {written}" in out
     assert written.read_text().rstrip().endswith("PRAGMA optimize;")

@@ -80,3 +80,20 @@ def test_python_dash_m_and_console_script_agree() -> None:
     from d1bench import __version__
 
     assert out.strip() == f"d1bench {__version__}"
+
+
+def test_every_doctest_in_the_package_passes() -> None:
+    """Examples in docstrings are documentation readers copy: every one must still hold."""
+    import doctest
+    import importlib
+
+    ran = 0
+    for path in sorted((ROOT / "d1bench").rglob("*.py")):
+        if ">>>" not in path.read_text(encoding="utf-8"):
+            continue
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        result = doctest.testmod(importlib.import_module(name), report=False)
+        assert result.failed == 0, f"{name}: {result.failed} doctest(s) failed"
+        ran += result.attempted
+    assert ran >= 100

@@ -121,9 +121,9 @@ def read_only_verdict(sql: str) -> ReadOnlyVerdict:
 
     >>> read_only_verdict("SELECT id FROM papers WHERE id = ?").read_only
     True
-    >>> v = read_only_verdict("PRAGMA optimize")
+    >>> v = read_only_verdict("PRAGMA optimize")  # runs ANALYZE where due: both layers see it
     >>> (v.read_only, v.by_parse, v.by_sqlite)
-    (False, True, False)
+    (False, False, False)
     >>> read_only_verdict("SELECT 1; DELETE FROM papers").read_only
     False
     >>> read_only_verdict("EXPLAIN QUERY PLAN DELETE FROM papers WHERE id = ?").read_only
