@@ -166,12 +166,11 @@ def _write_tradeoff(corpus: Path, folder: Path, heavy: Any, heavy_sql: str, read
                     write: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
     """What the write ratio costs in read savings on the most written table.
 
-    On the write-heavy variant, every index either set has on the other tables
-    is built with one index on that table, for each index either set has on
-    it, and replayed.  Each extra full
-    index on the table then adds exactly one written row per insert into it, so
-    these replays and the insert rate give the write ratio of every index
-    count: the floor under which keeping ``read_savings_kept`` is impossible.
+    On the write-heavy variant, each index either set has on that table is
+    built alone there, beside every index either set has on the other tables,
+    and replayed: the most read savings one index there can keep.  Each extra
+    full index on the table adds exactly one written row per insert into it,
+    so the insert rate gives the least a set with two of them can write.
     """
     written = _written_tables(heavy)
     if not written:
