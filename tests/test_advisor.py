@@ -151,3 +151,11 @@ def test_medical_workload_on_small_corpus(small_corpus: Path) -> None:
         assert row.indexes or row.reason, row.Index
     assert all(len(s) > 0 for s in advice.indexes["templates"])
     assert advice.summary["rows_read_after"] < advice.summary["rows_read_before"]
+    # What is left, by template: it adds up to the predicted total, largest first, and the
+    # brute-force vector search (which no index shortens) is most of it.
+    left = advice.remaining()
+    assert left["weighted"].sum() == pytest.approx(advice.summary["rows_read_after"])
+    assert left["share"].sum() == pytest.approx(1.0)
+    assert list(left["weighted"]) == sorted(left["weighted"], reverse=True)
+    assert left.iloc[0]["template"] == "semantic_search" and left.iloc[0]["share"] > 0.5
+    assert "paper_by_id" in set(left["template"])  # one row read per lookup still counts

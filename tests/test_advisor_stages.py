@@ -23,7 +23,6 @@ from d1bench.advisor.whatif import WhatIf
     "d1bench.advisor.parsing", "d1bench.advisor.catalog", "d1bench.advisor.migration",
     "d1bench.advisor.expert", "d1bench.advisor.query", "d1bench.lint.context",
     "d1bench.advisor.report",
-    "d1bench.cli.advice",
 ])
 def test_doctests(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module))

@@ -54,6 +54,22 @@ class Advice:
     summary: Mapping[str, Any] = field(default_factory=dict)
     migration_path: Path | None = None
 
+    def remaining(self) -> pd.DataFrame:
+        """Where the rows read left after the advice come from, largest first.
+
+        One row per template that still reads: ``template``, ``rows_read_after``
+        (per execution), ``weighted`` (per unit of workload), ``share`` of the
+        workload's total, ``indexes`` (proposed ones it uses) and ``reason``
+        (why it got nothing, when it got nothing).  Predicted, like ``templates``.
+        """
+        t = self.templates
+        weighted = (t["weight"] * t["rows_read_after"]).fillna(0.0)
+        total = float(weighted.sum())
+        out = t.assign(weighted=weighted, share=weighted / total if total > 0 else 0.0)
+        out = out[out["weighted"] > 0].sort_values("weighted", ascending=False, kind="stable")
+        return out[["template", "rows_read_after", "weighted", "share", "indexes",
+                    "reason"]].reset_index(drop=True)
+
     def __repr__(self) -> str:
         s = self.summary
         return (f"<Advice: {len(self.indexes)} index(es) to create, {len(self.drops)} to drop; "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 __all__ = ["register", "run_advise", "run_lint"]
 
@@ -118,9 +117,11 @@ def run_advise(args: argparse.Namespace) -> int:
         what = ", ".join(row.indexes) if row.indexes else row.reason
         print(f"  {row.template}: {row.rows_read_before:,.0f} -> {row.rows_read_after:,.0f} rows "
               f"read per execution; {what}")
-    left = _left_after(advice.templates)
-    if left:
-        print(f"rows read left after the advice: {left}")
+    left = advice.remaining()
+    left = left[left["share"] >= 0.005].head(5)
+    if len(left):
+        print("rows read left after the advice: " + ", ".join(
+            f"{row.template} {row.share:.0%}" for row in left.itertuples()))
     if advice.verification is not None:
         v = advice.verification
         print("verified by replay (measured):")
@@ -134,19 +135,3 @@ def run_advise(args: argparse.Namespace) -> int:
     elif not args.migrations:
         print("\n" + advice.migration_sql, end="")
     return 0
-
-
-def _left_after(templates: Any, most: int = 5) -> str:
-    """Which templates the predicted rows read left after the advice belong to, largest first.
-
-    >>> import pandas as pd
-    >>> _left_after(pd.DataFrame({"template": ["a", "b", "c"], "weight": [1.0, 2.0, 1.0],
-    ...                           "rows_read_after": [90.0, 4.0, 0.0]}))
-    'a 92%, b 8%'
-    """
-    weighted = (templates["weight"] * templates["rows_read_after"]).fillna(0.0)
-    total = float(weighted.sum())
-    if total <= 0:
-        return ""
-    shares = sorted(zip(templates["template"], weighted / total), key=lambda t: -t[1])
-    return ", ".join(f"{name} {share:.0%}" for name, share in shares[:most] if share >= 0.005)
