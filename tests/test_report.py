@@ -149,12 +149,15 @@ def test_rerun_replaces_own_files_but_not_foreign_ones(built, tmp_path):
     assert report._ours(built["out"] / "01_good.json")
 
 
-def test_cli_renders_one_notebook_and_rejects_bad_params(built, tmp_path, capsys):
+def test_cli_renders_one_notebook_and_rejects_bad_params(built, tmp_path, capfd):
+    capsys = capfd  # the kernel is a child process: capture at the file descriptors
     out = tmp_path / "cli"
     code = main(["report", "--notebooks", str(built["good"]), "--out", str(out),
                  "-p", "scale=7", "-p", "label='cli'"])
     assert code == 0
-    assert "index.html" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "index.html" in printed.out
+    assert "WARNING" not in printed.err  # the kernel's transport warning stays out of the way
     assert "label is cli" in (out / "01_good.html").read_text()
     assert main(["report", "--out", str(out), "-p", "no-equals-sign"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err

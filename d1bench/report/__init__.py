@@ -185,6 +185,9 @@ def execute_notebook(path: Path, output: Path, parameters: Mapping[str, Any] | N
                 str(path), tmp, parameters=chosen, cwd=str(path.parent),
                 kernel_name=kernel_name, progress_bar=False, log_output=False,
                 execution_timeout=timeout, report_mode=False,
+                # The kernel talks to papermill over loopback TCP; its warning that
+                # this is unencrypted would otherwise interleave with the progress bar.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except pm.PapermillExecutionError as exc:
             error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
