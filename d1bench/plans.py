@@ -229,7 +229,7 @@ def _sql_names(sql: str) -> tuple[set[str], dict[str, str]]:
         import sqlglot
         from sqlglot import exp
 
-        from d1bench.workload.sqltext import quiet_sqlglot
+        from d1bench.sql.text import quiet_sqlglot
 
         with quiet_sqlglot():
             tree = sqlglot.parse_one(sql, read="sqlite")

@@ -5,7 +5,7 @@
 1. :mod:`~d1bench.advisor.query` reads every template with sqlglot (with
    :mod:`~d1bench.advisor.builder` and :mod:`~d1bench.advisor.predicates`
    resolving its columns and classifying its conjuncts), against the
-   corpus's shape from :mod:`~d1bench.advisor.catalog`;
+   corpus's shape from :mod:`~d1bench.sql.catalog`;
 2. :mod:`~d1bench.advisor.candidates` lists the indexes they ask for;
 3. :mod:`~d1bench.advisor.whatif` plans each template as if some of them
    existed, on a schema-only copy carrying the corpus's statistics, which
@@ -15,7 +15,7 @@
    caches the price per template and configuration;
 5. :mod:`~d1bench.advisor.select` grows the set greedily (Extend), weighting
    each template by its frequency, and proposes drops;
-6. :mod:`~d1bench.advisor.naming` and :mod:`~d1bench.advisor.migration` write
+6. :mod:`~d1bench.sql.naming` and :mod:`~d1bench.advisor.migration` write
    it down as a wrangler migration, :mod:`~d1bench.advisor.report` as frames
    with a reason for every template;
 7. :mod:`~d1bench.advisor.verify` builds it on a copy and replays the workload

@@ -173,16 +173,16 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
     with their error in ``Advice.templates`` and the rest are advised.
     """
     from d1bench.advisor.candidates import generate
-    from d1bench.advisor.catalog import read_catalog
     from d1bench.advisor.cost import CostModel
     from d1bench.advisor.evaluate import Case, Evaluator
     from d1bench.advisor.migration import migration_sql, next_migration_path, write_migration
-    from d1bench.advisor.naming import Namer
     from d1bench.advisor.query import analyze
     from d1bench.advisor.report import build_frames
     from d1bench.advisor.select import MIN_GAIN, extend
     from d1bench.advisor.stats import Stats
     from d1bench.advisor.whatif import WhatIf
+    from d1bench.sql.catalog import read_catalog
+    from d1bench.sql.naming import Namer
 
     started = time.perf_counter()
     if not write_weight >= 0:

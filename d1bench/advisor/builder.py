@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from d1bench.advisor.catalog import Catalog
-from d1bench.advisor.parsing import (
+from d1bench.advisor.predicates import ROWID, Pred, PredicateMixin
+from d1bench.advisor.scopes import Ref, Scope
+from d1bench.sql.catalog import Catalog
+from d1bench.sql.parsing import (
     ParseFailure,
     canonical_key,
     indexable_expression,
@@ -23,8 +25,6 @@ from d1bench.advisor.parsing import (
     number_placeholders,
     parse_statement,
 )
-from d1bench.advisor.predicates import ROWID, Pred, PredicateMixin
-from d1bench.advisor.query import Ref, Scope
 
 __all__ = ["Builder", "Unsupported"]
 

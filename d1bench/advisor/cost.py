@@ -28,10 +28,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from d1bench.advisor.catalog import Catalog, IndexDef
+from d1bench.advisor.planwalk import Walker
 from d1bench.advisor.query import ROWID, Pred, QueryInfo, Ref
 from d1bench.advisor.stats import Stats
-from d1bench.advisor.whatif import PlanRow
+from d1bench.sql.catalog import Catalog, IndexDef
+from d1bench.sql.session import PlanStep
 
 __all__ = ["CostModel", "Estimate"]
 
@@ -140,11 +141,9 @@ class CostModel:
         return self.stats.rows_per_key(table, key)
 
     # --- plans ----------------------------------------------------------------------------
-    def estimate(self, info: QueryInfo, plan: Sequence[PlanRow], params: Mapping[str, Any],
+    def estimate(self, info: QueryInfo, plan: Sequence[PlanStep], params: Mapping[str, Any],
                  indexes: Mapping[str, IndexDef]) -> Estimate:
         """Predicted usage of one execution of ``info`` under ``plan``."""
-        from d1bench.advisor.planwalk import Walker
-
         walker = Walker(self, info, params, indexes)
         block = walker.run(plan)
         written = 0.0

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from d1bench.advisor.parsing import (
+from d1bench.sql.parsing import (
     canonical_key,
     indexable_expression,
     literal_value,

@@ -10,11 +10,11 @@ from typing import Any
 
 import apsw
 
-from d1bench.advisor.catalog import Catalog, IndexDef, read_catalog
 from d1bench.advisor.cost import CostModel
 from d1bench.advisor.query import QueryInfo, analyze
 from d1bench.advisor.stats import Stats
-from d1bench.advisor.whatif import PlanRow
+from d1bench.sql.catalog import Catalog, IndexDef, read_catalog
+from d1bench.sql.session import EXPLAIN, PlanStep, plan_steps
 
 __all__ = [
     "LARGE_TABLE_ROWS",
@@ -61,7 +61,7 @@ class LintContext:
     catalog: Catalog
     stats: Stats
     infos: dict[str, QueryInfo]
-    plans: dict[str, tuple[PlanRow, ...]]
+    plans: dict[str, tuple[PlanStep, ...]]
     params: dict[str, list[tuple]]
     measured: dict[str, float] = field(default_factory=dict)
     trace: Any = None
@@ -135,13 +135,12 @@ def build_context(workload: Any, db_path: str | os.PathLike[str], trace: Any = N
     stats = Stats(conn, catalog, seed=seed)
     params, _note = _bind_params(wl, path, seed, samples)
     infos = {name: analyze(t.sql, catalog) for name, t in wl.templates.items()}
-    plans: dict[str, tuple[PlanRow, ...]] = {}
+    plans: dict[str, tuple[PlanStep, ...]] = {}
     plan_errors: dict[str, str] = {}
     for name, t in wl.templates.items():
         values = (params.get(name) or [tuple([None] * infos[name].n_params)])[0]
         try:
-            plans[name] = tuple(PlanRow(int(r[0]), int(r[1]), str(r[3])) for r in
-                                conn.execute("EXPLAIN QUERY PLAN " + t.sql, tuple(values)))
+            plans[name] = tuple(plan_steps(conn.execute(EXPLAIN + t.sql, tuple(values))))
         except apsw.Error as exc:  # reported as its own finding
             plan_errors[name] = str(exc)
     measured: dict[str, float] = {}
