@@ -27,6 +27,8 @@ _EXPORTS = {
     "upload": "d1bench.upload",
     "lint": "d1bench.lint",
     "advise": "d1bench.advisor",
+    "prepare": "d1bench.advisor",
+    "Prepared": "d1bench.advisor",
     "monthly_cost": "d1bench.cost",
 }
 

@@ -1,5 +1,7 @@
 """Index advice for a whole workload, in D1's currency, with a reason for everything.
 
+:func:`prepare` (:mod:`~d1bench.advisor.preparation`) makes a workload ready on
+a corpus, the same way for the advisor, the lint and the benchmarks; then
 :func:`advise` runs the stages of this package in order, each with one job:
 
 1. :mod:`~d1bench.advisor.query` reads every template with sqlglot (with
@@ -26,6 +28,7 @@
 
 from __future__ import annotations
 
-from d1bench.advisor.advise import DEFAULT_SAMPLES, Advice, advise
+from d1bench.advisor.advise import Advice, advise
+from d1bench.advisor.preparation import DEFAULT_SAMPLES, Prepared, prepare
 
-__all__ = ["DEFAULT_SAMPLES", "Advice", "advise"]
+__all__ = ["DEFAULT_SAMPLES", "Advice", "Prepared", "advise", "prepare"]
