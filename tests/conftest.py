@@ -33,7 +33,7 @@ def corpus_copy(small_corpus: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def local_d1(tmp_path_factory: pytest.TempPathFactory):
     """A real local D1 (Miniflare on 127.0.0.1) shared by the session, persisted in a temp dir."""
-    from d1bench.targets.d1_local import LocalD1, miniflare_version
+    from d1bench.targets.d1.local import LocalD1, miniflare_version
 
     if miniflare_version() is None:
         pytest.fail("Miniflare is not installed: run `make node_modules` (npm ci from "

@@ -248,7 +248,7 @@ def test_replay_through_faults_in_front_of_local_d1_loses_nothing():
     import json
 
     from d1bench.runner import replay
-    from d1bench.targets.d1_local import LocalD1
+    from d1bench.targets.d1.local import LocalD1
     from d1bench.workload import parse_workload
 
     workload, problems = parse_workload(FAULT_WORKLOAD, "faults.toml")

@@ -401,7 +401,7 @@ def test_token_stays_out_of_repr_url_describe_and_pickles(double):
 
 @pytest.fixture(scope="module")
 def notes_d1():
-    from d1bench.targets.d1_local import LocalD1
+    from d1bench.targets.d1.local import LocalD1
 
     with LocalD1() as local:
         setup = D1Target(local.base_url, local.account_id, local.database_id, local.token,

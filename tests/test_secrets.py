@@ -69,7 +69,7 @@ def _assert_clean(text: str, where: str) -> None:
 @pytest.mark.d1local
 def test_a_whole_replay_writes_the_token_nowhere(tmp_path, capfd, caplog):
     from d1bench.runner import replay
-    from d1bench.targets.d1_local import LocalD1
+    from d1bench.targets.d1.local import LocalD1
     from d1bench.trace import load_trace
     from d1bench.workload import parse_workload
 

@@ -3,8 +3,10 @@
 Modules, one job each: ``target`` (the :class:`D1Target` and its request
 path), ``_http`` (the lean HTTP/1.1 keep-alive client), ``retry`` (backoff),
 ``classify`` (error classes, redaction), ``limits`` (D1's limits, checked
-before sending), ``guard`` (the read-only guard) and ``config`` (specs,
-wrangler files, database names).
+before sending), ``guard`` (the read-only guard), ``config`` (specs,
+wrangler files, database names), ``local`` (the local D1: Miniflare on
+127.0.0.1, and its target) and ``detached`` (local D1 servers the CLI leaves
+running).
 """
 
 from __future__ import annotations
