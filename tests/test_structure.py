@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "d1bench"
 #: Each top-level package or module of d1bench and its layer: a module may import
 #: only from its own package or from a strictly lower layer.
 LAYERS: dict[str, int] = {
-    "errors": 0, "_paths": 0,
+    "errors": 0, "_paths": 0, "_atomic": 1,
     "sql": 1,
     "schema": 2,
     "workload": 3, "corpus": 3, "indexes": 3,

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from d1bench._atomic import write_atomic
 from d1bench.errors import UsageError
 from d1bench.sql.catalog import IndexDef, quote_ident
 
@@ -84,12 +84,4 @@ def write_migration(directory: str | os.PathLike[str], sql: str, *, force: bool 
     """Write ``sql`` as the next migration of ``directory``, atomically; return its path."""
     path = next_migration_path(directory, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(sql)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, sql, force=force)

@@ -39,8 +39,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from d1bench import __version__
+from d1bench._atomic import atomic_path, shared_mode, write_atomic
 from d1bench._paths import REPO_ROOT
 from d1bench.errors import UsageError
 from d1bench.report.headlines import (
@@ -96,22 +95,7 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 def _atomic_write(path: Path, data: str | bytes) -> None:
     """Write beside ``path`` and rename into place: readers never see half a report."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; reports are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_atomic(path, data, force=True, mode=shared_mode())  # reports are for sharing
 
 
 def _ours(path: Path) -> bool:
@@ -175,14 +159,12 @@ def execute_notebook(path: Path, output: Path, parameters: Mapping[str, Any] | N
         raise UsageError(f"{path}: no cell tagged 'parameters'")
     chosen = {k: v for k, v in (parameters or {}).items() if k in declared}
     output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=".ipynb", dir=output.parent)
-    os.close(fd)
     error = None
     start = time.perf_counter()
-    try:
+    with atomic_path(output, force=True, suffix=".ipynb", mode=shared_mode()) as tmp:
         try:
             pm.execute_notebook(
-                str(path), tmp, parameters=chosen, cwd=str(path.parent),
+                str(path), str(tmp), parameters=chosen, cwd=str(path.parent),
                 kernel_name=kernel_name, progress_bar=False, log_output=False,
                 execution_timeout=timeout, report_mode=False,
                 # The kernel talks to papermill over loopback TCP; its warning that
@@ -199,10 +181,6 @@ def execute_notebook(path: Path, output: Path, parameters: Mapping[str, Any] | N
             error = None
             nb.cells = [c for c in nb.cells if PM_ERROR_TAG not in c.metadata.get("tags", [])]
             nbformat.write(nb, tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, output)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     effective = {k: json_safe(v) for k, v in chosen.items()}
     for name, info in declared.items():
         effective.setdefault(name, _literal_or_text(info.get("default")))

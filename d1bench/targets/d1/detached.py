@@ -8,12 +8,11 @@ the token itself in a 0600 file beside it, never in the state.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from d1bench._atomic import write_atomic
 from d1bench.errors import UsageError
 from d1bench.targets._procgroup import StopFailed, process_group, stop_group
 from d1bench.targets.d1.local import (
@@ -26,19 +25,6 @@ from d1bench.targets.d1.local import (
 )
 
 __all__ = ["local_status", "start_detached", "stop_detached"]
-
-
-def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` atomically to ``path``, readable by its owner only."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def start_detached(persist_dir: str | Path | None = None, *, port: int | None = None,
@@ -63,13 +49,14 @@ def start_detached(persist_dir: str | Path | None = None, *, port: int | None = 
     local.start(log_dir=directory, detached=True)
     token_file = directory / "token"
     try:
-        _write_private(token_file, local.token + "\n")
+        write_atomic(token_file, local.token + "\n", force=True, mode=0o600)
         state = {"pid": local.pid, "port": local.port, "base_url": local.base_url,
                  "account_id": local.account_id, "database_id": local.database_id,
                  "persist_dir": str(local.persist_dir), "sqlite_path": str(local.sqlite_path),
                  "token_file": str(token_file.resolve()), "log": str(directory / "node.err"),
                  "ready_seconds": round(local.ready_seconds, 3), "started_at": time.time()}
-        _write_private(directory / "state.json", json.dumps(state, indent=2) + "\n", 0o644)
+        write_atomic(directory / "state.json", json.dumps(state, indent=2) + "\n", force=True,
+                     mode=0o644)
     except BaseException:
         local.stop()
         raise
