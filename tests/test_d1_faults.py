@@ -13,10 +13,10 @@ import contextlib
 from collections import Counter
 
 import pytest
+from faultproxy import FaultProxy, SQLiteD1Server
 
 from d1bench.errors import TargetError
 from d1bench.targets.d1 import D1Target
-from d1bench.targets.faultproxy import FaultProxy, SQLiteD1Server
 
 #: What the client must call each injected fault.
 CLASS_OF = {"drop": "network", "retryable_message": "network", "rate_limit": "rate_limited",

@@ -13,6 +13,7 @@ import pickle
 import threading
 
 import pytest
+from faultproxy import SQLiteD1Server
 from loopback import serve_in_thread
 
 from d1bench.errors import TargetError, UsageError
@@ -25,7 +26,6 @@ from d1bench.targets.d1 import (
     read_only_verdict,
 )
 from d1bench.targets.d1._http import HTTPPool
-from d1bench.targets.faultproxy import SQLiteD1Server
 
 REMOTE_META = {"served_by_region": "WEUR", "served_by_primary": True, "served_by_colo": "AMS",
                "total_attempts": 1, "timings": {"sql_duration_ms": 0.25}}

@@ -17,11 +17,11 @@ import logging
 import traceback
 
 import pytest
+from faultproxy import FaultProxy, SQLiteD1Server
 from loopback import serve_in_thread
 
 from d1bench.errors import TargetError, UsageError
 from d1bench.targets.d1 import D1Target
-from d1bench.targets.faultproxy import FaultProxy, SQLiteD1Server
 
 SENTINEL = "sentinel-Tok3n-7f3a9c1e5b2d48609ae1"
 
