@@ -11,7 +11,7 @@ from pathlib import Path
 import apsw
 import pytest
 
-from d1bench.advisor.cost import CostModel
+from d1bench.advisor.costmodel import CostModel
 from d1bench.advisor.query import analyze
 from d1bench.advisor.stats import Stats
 from d1bench.advisor.whatif import WhatIf

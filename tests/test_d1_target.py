@@ -21,7 +21,7 @@ from d1bench.targets.d1 import (
     D1Target,
     check_statement,
     check_workload_limits,
-    classify,
+    classify_response,
     guard_read_only,
     read_only_verdict,
 )
@@ -198,7 +198,7 @@ def test_http_pool_reads_chunked_until_close_and_informational_responses():
     (400, 7400, "The request is malformed", ("other", False)),
 ])
 def test_classify_d1_messages(status, code, message, expected):
-    assert classify(status, code, message) == expected
+    assert classify_response(status, code, message) == expected
 
 
 # --- limits, checked before sending ----------------------------------------------------------

@@ -12,7 +12,7 @@ a corpus, the same way for the advisor, the lint and the benchmarks; then
 3. :mod:`~d1bench.advisor.whatif` plans each template as if some of them
    existed, on a schema-only copy carrying the corpus's statistics, which
    :mod:`~d1bench.advisor.stats` computes exactly as ANALYZE writes them;
-4. :mod:`~d1bench.advisor.cost` (with :mod:`~d1bench.advisor.planwalk`) prices
+4. :mod:`~d1bench.advisor.costmodel` (with :mod:`~d1bench.advisor.planwalk`) prices
    each plan in D1's rows read and written, and :mod:`~d1bench.advisor.evaluate`
    caches the price per template and configuration;
 5. :mod:`~d1bench.advisor.select` grows the set greedily (Extend), weighting

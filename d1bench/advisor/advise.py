@@ -103,7 +103,7 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
     with their error in ``Advice.templates`` and the rest are advised.
     """
     from d1bench.advisor.candidates import generate
-    from d1bench.advisor.cost import CostModel
+    from d1bench.advisor.costmodel import CostModel
     from d1bench.advisor.evaluate import Case, Evaluator
     from d1bench.advisor.migration import migration_sql, next_migration_path, write_migration
     from d1bench.advisor.report import build_frames

@@ -26,7 +26,7 @@ from d1bench.sql.parsing import (
     parse_statement,
 )
 
-__all__ = ["Builder", "Unsupported"]
+__all__ = ["QueryInfoBuilder", "Unsupported"]
 
 
 class Unsupported(Exception):
@@ -61,7 +61,7 @@ class _ScopeB:
     name: str | None = None
 
 
-class Builder(PredicateMixin):
+class QueryInfoBuilder(PredicateMixin):
     """Collects scopes, references and conjuncts while walking one statement."""
 
     def __init__(self, catalog: Catalog) -> None:

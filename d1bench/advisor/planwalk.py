@@ -4,7 +4,7 @@ A plan is a tree of blocks (the main query, each subquery, CTE and compound
 part); within a block the SCAN/SEARCH rows are the loops of a nested-loop join,
 outermost first.  Each loop reads, per execution of the loops outside it, one
 row per positioning plus one per entry it steps through, and passes on the rows
-that satisfy the predicates on its table; :class:`~d1bench.advisor.cost.CostModel`
+that satisfy the predicates on its table; :class:`~d1bench.advisor.costmodel.CostModel`
 says how many.  Sorts add the rows they sort, automatic indexes their build
 once, correlated subqueries their cost once per outer row, and a block that
 needs no sort stops at its LIMIT.
@@ -107,7 +107,7 @@ class _Block:
 
 
 class Selectivity(Protocol):
-    """What the walk asks of a cost model (:class:`~d1bench.advisor.cost.CostModel`).
+    """What the walk asks of a cost model (:class:`~d1bench.advisor.costmodel.CostModel`).
 
     Declared here so that the walker need not import the model that calls it.
     """

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from d1bench.advisor.builder import Builder, Unsupported
+from d1bench.advisor.builder import QueryInfoBuilder, Unsupported
 from d1bench.advisor.predicates import ALL_COLUMNS, ROWID, Pred
 from d1bench.advisor.scopes import Ref, Scope
 from d1bench.sql.catalog import Catalog
@@ -106,7 +106,7 @@ def analyze(sql: str, catalog: Catalog) -> QueryInfo:
         tree = parse_statement(text)
     except ParseFailure as exc:
         return QueryInfo(sql=sql, text=text, n_params=n_params, error=str(exc))
-    builder = Builder(catalog)
+    builder = QueryInfoBuilder(catalog)
     try:
         builder.statement(tree)
     except Unsupported as exc:

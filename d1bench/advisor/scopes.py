@@ -1,6 +1,6 @@
 """The pieces of a template's shape: its table references and its SELECT scopes.
 
-:class:`~d1bench.advisor.builder.Builder` produces them while it walks a
+:class:`~d1bench.advisor.builder.QueryInfoBuilder` produces them while it walks a
 statement and :class:`~d1bench.advisor.query.QueryInfo` holds them; they live
 apart from both so that neither has to import the other to name them.
 """

@@ -9,7 +9,7 @@ from typing import Any
 
 import apsw
 
-from d1bench.advisor.cost import CostModel
+from d1bench.advisor.costmodel import CostModel
 from d1bench.advisor.preparation import prepare
 from d1bench.advisor.query import QueryInfo
 from d1bench.advisor.stats import Stats

@@ -11,7 +11,7 @@ running).
 
 from __future__ import annotations
 
-from d1bench.targets.d1.classify import classify, redact
+from d1bench.targets.d1.classify import classify_response, redact
 from d1bench.targets.d1.config import (
     DEFAULT_BASE_URL,
     add_d1_arguments,
@@ -37,7 +37,7 @@ __all__ = [
     "add_d1_arguments",
     "check_statement",
     "check_workload_limits",
-    "classify",
+    "classify_response",
     "d1_options",
     "guard_read_only",
     "is_read_only",
