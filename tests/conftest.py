@@ -20,6 +20,20 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def lint_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lint fixtures' schema and data (items, notes, labels, kinds: not ``medical``).
+    Read-only: copy it before writing."""
+    import apsw
+
+    path = tmp_path_factory.mktemp("lint") / "lint.sqlite"
+    conn = apsw.Connection(str(path))
+    schema = Path(__file__).parent / "fixtures" / "lint" / "schema.sql"
+    conn.execute(schema.read_text(encoding="utf-8"))
+    conn.close()
+    return path
+
+
 @pytest.fixture
 def corpus_copy(small_corpus: Path, tmp_path: Path) -> Path:
     """A private, writable copy of the small corpus."""

@@ -18,13 +18,9 @@ FIXTURES = Path(__file__).parent / "fixtures" / "lint"
 WORKLOAD = FIXTURES / "n_plus_one" / "workload.toml"
 
 
-@pytest.fixture(scope="module")
-def items_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("prepare") / "items.sqlite"
-    conn = apsw.Connection(str(path))
-    conn.execute((FIXTURES / "schema.sql").read_text(encoding="utf-8"))
-    conn.close()
-    return path
+@pytest.fixture
+def items_db(lint_db: Path) -> Path:
+    return lint_db
 
 
 def _digest(path: Path) -> str:
