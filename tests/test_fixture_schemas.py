@@ -188,6 +188,7 @@ def test_workload_checks_clean_against_its_database(other_schema) -> None:
     assert problems.empty, problems.to_string()
 
 
+@pytest.mark.slow
 def test_a_short_replay_runs_every_template_without_errors(other_schema, tmp_path: Path) -> None:
     db = tmp_path / "copy.sqlite"
     shutil.copyfile(other_schema.db, db)
