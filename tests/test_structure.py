@@ -22,7 +22,7 @@ LAYERS: dict[str, int] = {
     "errors": 0, "_paths": 0, "_atomic": 1,
     "sql": 1,
     "schema": 2,
-    "workload": 3, "corpus": 3, "indexes": 3,
+    "workload": 3, "corpus": 3, "indexes": 3, "size": 3,
     "targets": 4, "trace": 4, "claims": 4,
     "upload": 5, "plans": 5, "analysis": 5, "cost": 5, "charts": 5,
     "runner": 6,

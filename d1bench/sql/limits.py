@@ -1,17 +1,18 @@
-"""D1's per-statement limits: one table of facts, imported wherever one is checked.
+"""D1's limits: one table of facts, imported wherever one is checked.
 
 The figures are Cloudflare's published limits for D1 (see the reference notes
-on D1, "Limits").  The workload loader checks templates against them, the D1
-targets check every statement before it leaves the machine, and the uploader
-packs rows into statements that stay under them; all three read them here so
-that a change in D1 is one edit.
+on D1, "Limits").  The workload loader checks templates against the
+per-statement ones, the D1 targets check every statement before it leaves the
+machine, the uploader packs rows into statements that stay under them, and
+``d1bench size`` holds a corpus against the size of a database; all read them
+here so that a change in D1 is one edit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["D1_LIMITS", "MAX_PARAMS", "MAX_PATTERN_BYTES", "MAX_SQL_BYTES", "MAX_VALUE_BYTES",
+__all__ = ["D1_LIMITS", "MAX_DATABASE_BYTES", "MAX_PARAMS", "MAX_PATTERN_BYTES", "MAX_SQL_BYTES", "MAX_VALUE_BYTES",
            "Limits"]
 
 
@@ -43,3 +44,5 @@ MAX_SQL_BYTES = D1_LIMITS.sql_bytes
 MAX_VALUE_BYTES = D1_LIMITS.value_bytes
 #: D1 refuses a LIKE or GLOB pattern longer than this many bytes.
 MAX_PATTERN_BYTES = D1_LIMITS.pattern_bytes
+#: The most one database may hold, per plan (decimal units, as Cloudflare states them).
+MAX_DATABASE_BYTES = {"paid": 10_000_000_000, "free": 500_000_000}
