@@ -206,3 +206,18 @@ def test_no_module_over_500_lines() -> None:
     long = {str(p.relative_to(PACKAGE.parent)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_d1_limits_are_defined_once() -> None:
+    """Each of D1's limits is assigned in d1bench/sql/limits.py and only imported elsewhere."""
+    home = PACKAGE / "sql" / "limits.py"
+    names = {n.id for node in ast.parse(home.read_text()).body if isinstance(node, ast.Assign)
+             for n in node.targets if isinstance(n, ast.Name) and n.id.startswith("MAX_")}
+    assert {"MAX_PARAMS", "MAX_SQL_BYTES", "MAX_VALUE_BYTES", "MAX_DATABASE_BYTES"} <= names
+    again = [f"{p.relative_to(PACKAGE.parent)}:{node.lineno} {n.id}"
+             for p in sorted(PACKAGE.rglob("*.py")) if p != home
+             for node in ast.walk(ast.parse(p.read_text()))
+             if isinstance(node, ast.Assign | ast.AnnAssign)
+             for n in (node.targets if isinstance(node, ast.Assign) else [node.target])
+             if isinstance(n, ast.Name) and n.id in names]
+    assert again == []
