@@ -111,8 +111,15 @@ class HookTarget(Target):
     def url(self) -> str:
         return self.inner.url
 
+    @classmethod
+    def from_spec(cls, spec: str, **options: Any) -> HookTarget:
+        raise NotImplementedError("a test double is built, not opened from a spec")
+
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
+
+    def corpus_path(self) -> Path | None:
+        return self.inner.corpus_path()
 
     def connect(self) -> Connection:
         def before() -> None:

@@ -202,6 +202,10 @@ class _AsyncItems(Target):
         self.in_flight = 0
         self.max_in_flight = 0
 
+    @classmethod
+    def from_spec(cls, spec: str, **options: Any) -> _AsyncItems:
+        raise NotImplementedError("a test double is built, not opened from a spec")
+
     @property
     def url(self) -> str:
         return "d1-local:test"

@@ -296,7 +296,8 @@ def _is_plain(key: str) -> bool:
 def _flip(node: Any) -> Any:
     from sqlglot import exp
 
-    swap = {exp.GT: exp.LT, exp.LT: exp.GT, exp.GTE: exp.LTE, exp.LTE: exp.GTE}
+    # Typed as Any: a dict of sqlglot's expression classes is more than mypy can infer here.
+    swap: dict[type, Any] = {exp.GT: exp.LT, exp.LT: exp.GT, exp.GTE: exp.LTE, exp.LTE: exp.GTE}
     cls = swap.get(type(node), type(node))
     return cls(this=node.expression, expression=node.this)
 

@@ -9,8 +9,7 @@ from typing import Any
 import pandas as pd
 
 from d1bench._atomic import atomic_path
-from d1bench.errors import UsageError
-from d1bench.targets.d1.config import add_d1_arguments, d1_options
+from d1bench.targets.d1.config import D1_OPTION_DEFAULTS, add_d1_arguments, d1_options
 
 __all__ = ["format_summary", "register", "run_analyze", "run_compare", "run_replay"]
 
@@ -107,7 +106,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     from d1bench.runner import replay
-    from d1bench.targets import open_target
+    from d1bench.targets import open_target, target_options
     from d1bench.trace import check_output_path
     from d1bench.workload import load_workload
 
@@ -115,14 +114,8 @@ def run_replay(args: argparse.Namespace) -> int:
     workload = load_workload(args.workload)
     if args.reads_only:
         workload = workload.reads_only()
-    is_d1 = args.target.startswith(("d1://", "d1-local"))
-    if not is_d1 and (args.allow_writes or args.base_url or args.wrangler_config):
-        raise UsageError(f"--allow-writes, --base-url and --wrangler-config are for d1 and "
-                         f"d1-local targets, not {args.target}")
-    if args.target.startswith("d1-local") and (args.base_url or args.wrangler_config):
-        raise UsageError("--base-url and --wrangler-config name a remote D1; "
-                         "d1-local runs its own on 127.0.0.1")
-    options = d1_options(args) if is_d1 else {}
+    # The target's kind says which options it takes; any other given is refused by name.
+    options = target_options(args.target, d1_options(args), D1_OPTION_DEFAULTS)
     with open_target(args.target, **options) as target:
         trace = replay(workload, target, rate=args.rate, arrival=args.arrival,
                        concurrency=args.concurrency, duration=args.duration,

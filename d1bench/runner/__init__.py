@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from d1bench.runner.options import ReplayOptions
 from d1bench.runner.run import replay
 
-__all__ = ["replay"]
+__all__ = ["ReplayOptions", "replay"]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from d1bench.runner.schedule import Schedule, sleep_until
+from d1bench.targets.base import Target
 
 __all__ = ["DROPPED", "Control", "Row", "WorkerRows", "async_main", "thread_worker"]
 
@@ -317,7 +318,7 @@ def _claim_closed(ctl: Control) -> tuple[int, int] | None:
     return i, now
 
 
-async def async_main(target: Any, ctl: Control, workers: int, out: WorkerRows) -> None:
+async def async_main(target: Target, ctl: Control, workers: int, out: WorkerRows) -> None:
     """Drive ``target.execute_async`` with at most ``workers`` requests in flight."""
     append = out.full.append
     try:
@@ -358,6 +359,4 @@ async def async_main(target: Any, ctl: Control, workers: int, out: WorkerRows) -
         ctl.halt(exc)
     finally:
         # An HTTP target keeps a connection pool per event loop: close this loop's before it ends.
-        aclose = getattr(target, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await target.aclose()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from d1bench import __version__
+from d1bench.targets.base import Target
 from d1bench.trace import FORMAT_VERSION
 
 __all__ = ["corpus_info", "describe_plans", "machine_info", "run_metadata"]
@@ -48,13 +49,9 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def corpus_info(target: Any, corpus: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+def corpus_info(target: Target, corpus: str | os.PathLike[str] | None) -> dict[str, Any] | None:
     """``describe_corpus`` of the corpus file, given or behind a ``sqlite:`` target."""
-    path: Any = corpus
-    if path is None and getattr(target, "kind", None) == "sqlite":
-        path = getattr(target, "path", None) or target.describe().get("path")
-        if path is None and str(target.url).startswith("sqlite:"):
-            path = str(target.url)[len("sqlite:"):]
+    path = corpus if corpus is not None else target.corpus_path()
     if path is None or str(path) == ":memory:":
         return None
     path = Path(path)
@@ -113,7 +110,7 @@ def _fts_tables(conn: Any) -> set[str]:
     return {str(row[0]) for row in result.rows}
 
 
-def run_metadata(target: Any, workload: Any, *, corpus: str | os.PathLike[str] | None,
+def run_metadata(target: Target, workload: Any, *, corpus: str | os.PathLike[str] | None,
                  seed: int, schedule: Mapping[str, Any],
                  plans: Mapping[str, Any]) -> dict[str, Any]:
     """The metadata a trace starts with; the run adds its outcome when it ends."""

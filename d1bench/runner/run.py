@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
-import math
 import os
 import random
 import threading
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from d1bench.errors import UsageError
 from d1bench.runner.engine import (
@@ -23,9 +21,17 @@ from d1bench.runner.engine import (
     thread_worker,
 )
 from d1bench.runner.metadata import describe_plans, run_metadata
+from d1bench.runner.options import DEFAULT_DURATION, DEFAULT_RATE, ReplayOptions
 from d1bench.runner.recorder import Progress, full_rows, rows_to_table
 from d1bench.runner.schedule import Schedule, arrivals
+from d1bench.targets.base import Connection, Target
 from d1bench.trace import Trace, check_output_path, write_trace
+
+if TYPE_CHECKING:
+    from d1bench.workload.model import BoundWorkload, Workload
+
+#: What replay takes as a workload: a shipped name, a file, a workload or a bound one.
+WorkloadLike: TypeAlias = "str | os.PathLike[str] | Workload | BoundWorkload"
 
 __all__ = [
     "DEFAULT_ASYNC_WORKERS",
@@ -33,12 +39,11 @@ __all__ = [
     "DEFAULT_RATE",
     "DEFAULT_WORKERS",
     "DRAIN_S",
+    "ReplayOptions",
+    "WorkloadLike",
     "replay",
 ]
 
-#: Open loop at 100 requests a second for 10 s when the caller names neither.
-DEFAULT_RATE = 100.0
-DEFAULT_DURATION = 10.0
 #: Open-loop worker threads (SQLite): enough to absorb a few slow queries without lag.
 DEFAULT_WORKERS = 8
 #: Requests in flight at once on the asyncio path (HTTP targets).
@@ -49,33 +54,27 @@ DRAIN_S = 10.0
 _CLOSED_CHUNK = 10_000
 
 
-def _positive(name: str, value: Any, *, integer: bool = False, zero_ok: bool = False) -> None:
-    if value is None:
-        return
-    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) \
-            or value < 0 or (value == 0 and not zero_ok):
-        kind = "a whole number" if integer else "a number"
-        bound = ">= 0" if zero_ok else "> 0"
-        raise UsageError(f"{name} must be {kind} {bound}, got {value!r}")
-
-
-def _resolve_workload(workload: Any, bind_conn: Any, seed: int) -> tuple[Any, Any]:
+def _resolve_workload(workload: WorkloadLike, bind_conn: Connection,
+                      seed: int) -> tuple[Workload, BoundWorkload]:
     """(workload, bound workload) from a name, a path, a Workload or a BoundWorkload."""
+    from d1bench.workload.model import BoundWorkload
+
     if isinstance(workload, (str, os.PathLike)):
         from d1bench.workload import load_workload
 
         workload = load_workload(workload)
-    if hasattr(workload, "draw"):
-        return getattr(workload, "workload", workload), workload
+    if isinstance(workload, BoundWorkload):
+        return workload.workload, workload
     return workload, workload.bind(bind_conn, seed)
 
 
-def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: str = "poisson",
-           concurrency: int | None = None, duration: float | None = None,
-           requests: int | None = None, warmup: float = 0.0, warmup_requests: int = 0,
-           seed: int = 0, trace_path: str | os.PathLike[str] | None = None, progress: bool = True,
-           bind_conn: Any = None, workers: int | None = None,
+def replay(workload: WorkloadLike, target: Target | str,
+           options: ReplayOptions | None = None, *, rate: float | None = None,
+           arrival: Literal["poisson", "fixed"] = "poisson", concurrency: int | None = None,
+           duration: float | None = None, requests: int | None = None, warmup: float = 0.0,
+           warmup_requests: int = 0, seed: int = 0,
+           trace_path: str | os.PathLike[str] | None = None, progress: bool = True,
+           bind_conn: Connection | None = None, workers: int | None = None,
            corpus: str | os.PathLike[str] | None = None, force: bool = False,
            overrun: float | None = None, allow_writes: bool | None = None) -> Trace:
     """Replay a workload against a target and record every statement it sends.
@@ -92,6 +91,9 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
         workload: ``"medical"``, a workload file, a ``Workload`` or a bound one.
         target: a :class:`~d1bench.targets.base.Target` or a target URL
             (``sqlite:PATH``).
+        options: every keyword below but ``bind_conn`` as one
+            :class:`~d1bench.runner.options.ReplayOptions`; keywords given as
+            well (other than their defaults) take its place.
         rate: units per second (open loop). Default 100 when neither ``rate``
             nor ``concurrency`` is given.
         arrival: ``"poisson"`` (exponential gaps) or ``"fixed"``.
@@ -131,65 +133,51 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
     ``DRAIN_S`` seconds to finish, and the trace of what completed is returned
     (and written) with ``meta["interrupted"] = True``.
     """
-    if rate is not None and concurrency is not None:
-        raise UsageError("give either rate (open loop) or concurrency (closed loop), not both")
-    if arrival not in ("poisson", "fixed"):
-        raise UsageError(f"arrival must be 'poisson' or 'fixed', got {arrival!r}")
-    _positive("rate", rate)
-    _positive("concurrency", concurrency, integer=True)
-    _positive("duration", duration)
-    _positive("requests", requests, integer=True)
-    _positive("warmup", warmup, zero_ok=True)
-    _positive("warmup_requests", warmup_requests, integer=True, zero_ok=True)
-    if warmup and warmup_requests:
-        raise UsageError("give warm-up in seconds or in requests, not both")
-    _positive("workers", workers, integer=True)
-    _positive("overrun", overrun, zero_ok=True)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UsageError(f"seed must be a whole number, got {seed!r}")
-    open_loop = concurrency is None
-    if open_loop and rate is None:
-        rate = DEFAULT_RATE
-    if duration is None and requests is None:
-        duration = DEFAULT_DURATION
-    if trace_path is not None:
-        trace_path = check_output_path(trace_path, force=force)
+    given = {"rate": rate, "arrival": arrival, "concurrency": concurrency,
+             "duration": duration, "requests": requests, "warmup": warmup,
+             "warmup_requests": warmup_requests, "seed": seed, "trace_path": trace_path,
+             "progress": progress, "workers": workers, "corpus": corpus, "force": force,
+             "overrun": overrun, "allow_writes": allow_writes}
+    if options is None:
+        opts = ReplayOptions(**given)  # type: ignore[arg-type]  # each keyword is typed above
+    else:
+        changed = {f.name: given[f.name] for f in dataclasses.fields(ReplayOptions)
+                   if given[f.name] != f.default}
+        opts = dataclasses.replace(options, **changed) if changed else options
+    if opts.trace_path is not None:
+        opts = dataclasses.replace(
+            opts, trace_path=check_output_path(opts.trace_path, force=opts.force))
     owned = isinstance(target, str)
     if owned:
         from d1bench.targets import open_target
 
         target = open_target(target)
     try:
-        return _replay(workload, target, rate=rate, arrival=arrival, concurrency=concurrency,
-                       duration=duration, requests=requests, warmup=warmup,
-                       warmup_requests=warmup_requests, seed=seed,
-                       trace_path=trace_path, progress=progress, bind_conn=bind_conn,
-                       workers=workers, corpus=corpus, force=force, overrun=overrun,
-                       allow_writes=allow_writes)
+        return _replay(workload, target, opts, bind_conn)
     finally:
         if owned:
             target.close()
 
 
-def _schedule(plan: Schedule, open_loop: bool, *, rate: float | None, arrival: str,
-              duration: float | None, requests: int | None, warmup: float,
-              warmup_requests: int, seed: int) -> float:
+def _schedule(plan: Schedule, opts: ReplayOptions) -> float:
     """Draw the run's units (and, open loop, their intended times) before the clock starts.
 
     Returns the warm-up in seconds (open loop: ``warmup_requests`` turned into
     the intended time of the first measured unit).
     """
-    if not open_loop:
+    requests, warmup, warmup_requests = opts.requests, opts.warmup, opts.warmup_requests
+    if not opts.open_loop:
         # Closed loop: the count is known only when requests bound the run without timed warm-up.
         known = requests is not None and not warmup
         plan.extend(requests + warmup_requests if requests is not None and known
                     else _CLOSED_CHUNK)
         return warmup
-    assert rate is not None
+    rate, arrival, seed = opts.rate, opts.arrival, opts.seed
+    assert rate is not None  # ReplayOptions fills it in for an open loop
     if warmup_requests:
         # The same seed draws the same first arrivals, so this is the run's k-th arrival time.
         warmup = arrivals(rate, arrival, seed=seed, count=warmup_requests + 1)[-1] / 1e9
-    until = None if duration is None else warmup + duration
+    until = None if opts.duration is None else warmup + opts.duration
     count = requests
     if requests is not None and warmup:
         count = requests + len(arrivals(rate, arrival, seed=seed, until_s=warmup))
@@ -198,74 +186,64 @@ def _schedule(plan: Schedule, open_loop: bool, *, rate: float | None, arrival: s
     return warmup
 
 
-def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
-            concurrency: int | None, duration: float | None, requests: int | None,
-            warmup: float, warmup_requests: int, seed: int, trace_path: Path | None,
-            progress: bool, bind_conn: Any,
-            workers: int | None, corpus: Any, force: bool, overrun: float | None,
-            allow_writes: bool | None) -> Trace:
-    open_loop = concurrency is None
-    use_async = bool(getattr(target, "supports_async", False))
-    n_workers = concurrency or workers or (DEFAULT_ASYNC_WORKERS if use_async else DEFAULT_WORKERS)
+def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
+            bind_conn: Connection | None) -> Trace:
+    open_loop, use_async = opts.open_loop, target.supports_async
+    n_workers = (opts.concurrency or opts.workers
+                 or (DEFAULT_ASYNC_WORKERS if use_async else DEFAULT_WORKERS))
     # Open loop may still queue several requests on such a target: that queue is what it measures.
-    if n_workers > 1 and not getattr(target, "supports_concurrency", True) and not open_loop:
+    if n_workers > 1 and not target.supports_concurrency and not open_loop:
         raise UsageError(f"target {target.url} runs one statement at a time: concurrency must be 1")
-    conns: list[Any] = []
+    conns: list[Connection] = []
     try:
         target.health()  # auth, database, schema: fail before drawing anything
         conns.append(target.connect())
-        wl, bound = _resolve_workload(workload, bind_conn or conns[0], seed)
-        if getattr(target, "kind", None) in ("d1", "d1-local"):
-            from d1bench.targets.d1 import guard_read_only
-
-            own = getattr(target, "allow_writes", False)
-            if allow_writes and not own:
-                # The target's connections enforce its own setting on every statement, so
-                # allowing writes here alone would only turn each write into an error.
-                raise UsageError(f"{target.url}: open the target with allow_writes=True to "
-                                 "replay writes (CLI: --allow-writes)")
-            guard_read_only(wl, own if allow_writes is None else allow_writes, target=target)
-        plan = Schedule(bound.draw, random.Random(seed))
-        warmup_s = _schedule(plan, open_loop, rate=rate, arrival=arrival, duration=duration,
-                             requests=requests, warmup=warmup, warmup_requests=warmup_requests,
-                             seed=seed)
+        wl, bound = _resolve_workload(workload, bind_conn or conns[0], opts.seed)
+        target.check_writes(wl, opts.allow_writes)
+        plan = Schedule(bound.draw, random.Random(opts.seed))
+        warmup_s = _schedule(plan, opts)
         plans = describe_plans(conns[0], wl, plan.sample_params())
         if not use_async:
             conns.extend(target.connect() for _ in range(n_workers - 1))
-        meta = run_metadata(target, wl, corpus=corpus, seed=seed, schedule={
-            "mode": "open" if open_loop else "closed", "arrival": arrival if open_loop else None,
-            "rate": rate, "concurrency": concurrency, "workers": n_workers,
-            "engine": "asyncio" if use_async else "threads", "duration": duration,
-            "requests": requests, "warmup": warmup, "warmup_requests": warmup_requests,
+        meta = run_metadata(target, wl, corpus=opts.corpus, seed=opts.seed, schedule={
+            "mode": "open" if open_loop else "closed",
+            "arrival": opts.arrival if open_loop else None,
+            "rate": opts.rate, "concurrency": opts.concurrency, "workers": n_workers,
+            "engine": "asyncio" if use_async else "threads", "duration": opts.duration,
+            "requests": opts.requests, "warmup": opts.warmup,
+            "warmup_requests": opts.warmup_requests,
             "units_scheduled": len(plan.intended) if open_loop else None,
         }, plans=plans)
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
-                      warmup_units=warmup_requests)
+                      warmup_units=opts.warmup_requests)
         if not open_loop:
-            ctl.measured_limit = requests
-            if duration is not None:
-                ctl.duration_ns = int(duration * 1e9)
+            ctl.measured_limit = opts.requests
+            if opts.duration is not None:
+                ctl.duration_ns = int(opts.duration * 1e9)
         drop_after = None
-        if open_loop and duration is not None and requests is None:
-            span = warmup_s + duration
-            drop_after = span + (overrun if overrun is not None else max(1.0, 0.1 * span))
-        rows, interrupted, elapsed_ns = _run(target, conns, ctl, n_workers, use_async, progress,
-                                             drop_after=drop_after)
+        if open_loop and opts.duration is not None and opts.requests is None:
+            span = warmup_s + opts.duration
+            drop_after = span + (opts.overrun if opts.overrun is not None
+                                 else max(1.0, 0.1 * span))
+        rows, interrupted, elapsed_ns = _run(target, conns, ctl, n_workers, use_async,
+                                             opts.progress, drop_after=drop_after)
     finally:
         for conn in conns:
             conn.close()
+    # A row is (unit, step, worker, template, intended, sent, done, returned, meta, error).
+    errors = [error for *_, error in rows if error is not None]
     meta.update(interrupted=interrupted, elapsed_s=elapsed_ns / 1e9, statements=len(rows),
-                errors=sum(1 for r in rows if r[9] is not None),
-                dropped=sum(1 for r in rows if r[9] is not None and r[9][0] == DROPPED),
-                units_started=len({r[0] for r in rows}))
+                errors=len(errors), dropped=sum(1 for error in errors if error[0] == DROPPED),
+                units_started=len({unit for unit, *_ in rows}))
     table = rows_to_table(rows, plan, ctl.t0, ctl.warmup_ns, ctl.warmup_units, plans)
     trace = Trace.from_rows(table, meta)
-    if trace_path is not None:
-        trace = dataclasses.replace(trace, path=write_trace(trace, trace_path, force=force))
+    if opts.trace_path is not None:
+        trace = dataclasses.replace(
+            trace, path=write_trace(trace, opts.trace_path, force=opts.force))
     return trace
 
 
-def _run(target: Any, conns: list[Any], ctl: Control, n_workers: int, use_async: bool,
+def _run(target: Target, conns: list[Connection], ctl: Control, n_workers: int, use_async: bool,
          progress: bool, *, drop_after: float | None) -> tuple[list[Row], bool, int]:
     """Start the workers, watch them from this thread, and stop them on Ctrl-C.
 

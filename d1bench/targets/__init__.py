@@ -14,6 +14,7 @@ SQLite file never loads an HTTP client.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ from typing import Any
 from d1bench.errors import UsageError
 from d1bench.targets.base import Connection, Meta, PlanStep, Result, Target
 
-__all__ = ["TARGETS", "Connection", "Meta", "PlanStep", "Result", "Target", "open_target"]
+__all__ = ["TARGETS", "Connection", "Meta", "PlanStep", "Result", "Target", "open_target",
+           "target_class", "target_options"]
 
 #: scheme -> "module:Class"; each class has a ``from_spec(spec, **options)`` classmethod.
 TARGETS = {
@@ -44,10 +46,12 @@ def _scheme(spec: str) -> str | None:
     return None
 
 
-def open_target(spec: str, **options: Any) -> Target:
-    """Open the target that ``spec`` names; ``options`` go to its constructor.
+def target_class(spec: str) -> type[Target]:
+    """The class of target that ``spec`` names, imported only now (the one place kinds resolve).
 
-    >>> open_target("postgres://db")
+    >>> target_class("sqlite:corpus.sqlite").kind
+    'sqlite'
+    >>> target_class("postgres://db")
     Traceback (most recent call last):
     ...
     d1bench.errors.UsageError: unknown target 'postgres://db': use one of sqlite:PATH, d1-local, d1://ACCOUNT/DB (or a path to an existing .sqlite/.db file)
@@ -58,7 +62,42 @@ def open_target(spec: str, **options: Any) -> Target:
                          "d1://ACCOUNT/DB (or a path to an existing .sqlite/.db file)")
     module_name, class_name = TARGETS[scheme].split(":")
     try:
-        cls = getattr(import_module(module_name), class_name)
+        cls: type[Target] = getattr(import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise UsageError(f"target {spec!r}: the {scheme} target is not available ({exc})") from None
-    return cls.from_spec(spec, **options)
+    return cls
+
+
+def target_options(spec: str, options: Mapping[str, Any],
+                   defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Of the command-line ``options``, those ``spec``'s kind takes (its ``cli_options``).
+
+    An option the kind does not take is refused by name when it was given, i.e.
+    differs from its entry in ``defaults`` (absent: ``None``/``False``).
+
+    >>> target_options("sqlite:x.db", {"allow_writes": False, "max_attempts": 5},
+    ...                {"max_attempts": 5})
+    {}
+    >>> target_options("sqlite:x.db", {"allow_writes": True})
+    Traceback (most recent call last):
+    ...
+    d1bench.errors.UsageError: --allow-writes is not for sqlite targets (sqlite:x.db)
+    """
+    cls = target_class(spec)
+    defaults = defaults or {}
+    refused = [name for name, value in options.items() if name not in cls.cli_options
+               and value not in (defaults.get(name), None, False)]
+    if refused:
+        flags = ", ".join("--" + _FLAGS.get(name, name).replace("_", "-") for name in refused)
+        verb = "is" if len(refused) == 1 else "are"
+        raise UsageError(f"{flags} {verb} not for {cls.kind} targets ({spec})")
+    return {name: value for name, value in options.items() if name in cls.cli_options}
+
+
+#: Keywords whose command-line flag is not the keyword spelt with dashes.
+_FLAGS = {"endpoint": "d1_endpoint"}
+
+
+def open_target(spec: str, **options: Any) -> Target:
+    """Open the target that ``spec`` names; ``options`` go to its ``from_spec``."""
+    return target_class(spec).from_spec(spec, **options)

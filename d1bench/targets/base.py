@@ -16,11 +16,15 @@ cannot do something.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Self
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 # A target's connections speak the ground floor's session types; they are named
 # here too because they are the target protocol's vocabulary.
 from d1bench.sql.session import Connection, Meta, Params, PlanStep, Result
+
+if TYPE_CHECKING:
+    from d1bench.workload.model import Workload
 
 __all__ = ["Connection", "Meta", "Params", "PlanStep", "Result", "Target"]
 
@@ -36,6 +40,19 @@ class Target(ABC):
     supports_async: ClassVar[bool] = False
     #: Several connections may run statements at the same time.
     supports_concurrency: ClassVar[bool] = True
+    #: Connections refuse statements that write unless the target was opened with
+    #: ``allow_writes=True`` (remote databases); a local file takes every statement.
+    guards_writes: ClassVar[bool] = False
+    #: The command-line options (``argparse`` dest names) this kind accepts besides
+    #: ``--target``; any other target option given with it is refused by name.
+    cli_options: ClassVar[frozenset[str]] = frozenset()
+    #: Whether statements that write may be sent (always, unless the kind guards writes).
+    allow_writes: bool = True
+
+    @classmethod
+    @abstractmethod
+    def from_spec(cls, spec: str, **options: Any) -> Self:
+        """Open the target a spec string names (see :func:`d1bench.targets.open_target`)."""
 
     @property
     @abstractmethod
@@ -61,8 +78,23 @@ class Target(ABC):
         """Metadata recorded with every trace taken against this target."""
         return {"target": self.url, "target_kind": self.kind}
 
+    def corpus_path(self) -> Path | None:
+        """The corpus file this target reads, when it is one (described in traces)."""
+        return None
+
+    def check_writes(self, workload: Workload, allow_writes: bool | None = None) -> None:
+        """Refuse, before anything is sent, a workload whose writes this target would refuse.
+
+        ``allow_writes``: what the caller asked for (``None``: what the target
+        was opened with).  Raises :class:`d1bench.errors.UsageError` naming the
+        writes.  A target that does not guard writes takes them all.
+        """
+
     def close(self) -> None:
         """Release shared resources (HTTP pools, child processes)."""
+
+    async def aclose(self) -> None:
+        """Release what the running event loop holds (call before ``asyncio.run`` returns)."""
 
     def __enter__(self) -> Self:
         return self

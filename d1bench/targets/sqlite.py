@@ -140,6 +140,7 @@ class SQLiteTarget(Target):
         if counters not in ("auto", "always", "never"):
             raise UsageError(f"counters={counters!r}: choose auto, always or never")
         self.readonly = readonly
+        self.allow_writes = not readonly
         self.estimate_rows = estimate_rows
         self.counters = counters
         self.foreign_keys = foreign_keys
@@ -163,6 +164,9 @@ class SQLiteTarget(Target):
 
     def connect(self) -> SQLiteConnection:
         return SQLiteConnection(self)
+
+    def corpus_path(self) -> Path:
+        return self.path
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()

@@ -24,7 +24,10 @@ from d1bench.errors import UsageError
 from d1bench.targets.d1.classify import redact
 
 __all__ = [
+    "D1_OPTIONS",
+    "D1_OPTION_DEFAULTS",
     "DEFAULT_BASE_URL",
+    "LOCAL_D1_OPTIONS",
     "TOKEN_ADVICE",
     "WranglerDatabase",
     "is_uuid",
@@ -210,13 +213,22 @@ def add_d1_arguments(parser: Any) -> None:
                        help="REST endpoint: raw (columns and rows, faster) or query")
 
 
+#: What :func:`d1_options` gives when none of the D1 options was given.
+D1_OPTION_DEFAULTS: dict[str, Any] = {"allow_writes": False, "retry_writes": False,
+                                      "max_attempts": 5, "endpoint": "raw"}
+#: The keywords of :func:`d1_options` a local D1 takes (it runs its own server).
+LOCAL_D1_OPTIONS = frozenset(D1_OPTION_DEFAULTS)
+#: ... and those a remote D1 takes.
+D1_OPTIONS = LOCAL_D1_OPTIONS | {"base_url", "wrangler_config", "binding"}
+
+
 def d1_options(args: Any) -> dict[str, Any]:
     """The keywords for ``D1Target.from_spec`` from :func:`add_d1_arguments`' options."""
     options: dict[str, Any] = {
         "allow_writes": bool(getattr(args, "allow_writes", False)),
         "retry_writes": bool(getattr(args, "retry_writes", False)),
-        "max_attempts": getattr(args, "max_attempts", 5),
-        "endpoint": getattr(args, "d1_endpoint", "raw"),
+        "max_attempts": getattr(args, "max_attempts", D1_OPTION_DEFAULTS["max_attempts"]),
+        "endpoint": getattr(args, "d1_endpoint", D1_OPTION_DEFAULTS["endpoint"]),
     }
     for name in ("base_url", "wrangler_config", "binding"):
         value = getattr(args, name, None)

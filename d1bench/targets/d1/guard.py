@@ -21,21 +21,20 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from d1bench.errors import UsageError
 
+if TYPE_CHECKING:
+    from d1bench.targets.base import Target
+
 __all__ = [
-    "D1_KINDS",
     "ReadOnlyVerdict",
     "guard_read_only",
     "is_read_only",
     "read_only_verdict",
     "split_sql",
 ]
-
-#: Target kinds the guard protects.
-D1_KINDS = frozenset({"d1", "d1-local"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,12 +172,12 @@ def _templates(workload: Any) -> Iterable[tuple[str, Any]]:
 
 
 def guard_read_only(workload: Any, allow_writes: bool = False, *,
-                    target: Any = None) -> dict[str, ReadOnlyVerdict]:
+                    target: Target | None = None) -> dict[str, ReadOnlyVerdict]:
     """Refuse a workload that writes, unless ``allow_writes`` (CLI ``--allow-writes``).
 
     Every template is judged by :func:`read_only_verdict`; a template the
     workload itself marks ``is_write`` counts as a write too.  With ``target``
-    given, only D1 targets (``d1``, ``d1-local``) are guarded: a local SQLite
+    given, only targets that declare ``guards_writes`` (D1) are guarded: a local SQLite
     file is the user's own scratch copy.  Returns the verdict of each template.
 
     Raises :class:`~d1bench.errors.UsageError` naming every writing template.
@@ -197,10 +196,10 @@ def guard_read_only(workload: Any, allow_writes: bool = False, *,
             where = f"{source}:{line}" if source and line else source
             label = f"{name} ({where})" if where else name
             writers.append(f"{label}: {verdict.reason}")
-    guarded = target is None or getattr(target, "kind", None) in D1_KINDS
+    guarded = target is None or target.guards_writes
     if writers and guarded and not allow_writes:
         wl = getattr(workload, "name", None) or "the workload"
-        on = f" on {target.url}" if target is not None and hasattr(target, "url") else ""
+        on = f" on {target.url}" if target is not None else ""
         raise UsageError(
             f"workload {wl!r} writes{on}, and D1 bills a written row like 1,000 read ones: "
             + "; ".join(writers)

@@ -43,6 +43,7 @@ from typing import Any, Self
 from d1bench._paths import REPO_ROOT
 from d1bench.errors import D1benchError, UsageError
 from d1bench.targets._procgroup import StopFailed, alive, process_group, stop_group
+from d1bench.targets.d1.config import LOCAL_D1_OPTIONS
 from d1bench.targets.d1.target import D1Target
 
 __all__ = [
@@ -391,6 +392,7 @@ class LocalD1Target(D1Target):
 
     kind = "d1-local"
     exact_rows_read = True
+    cli_options = LOCAL_D1_OPTIONS
 
     def __init__(self, persist_dir: str | Path | None = None, *, local: LocalD1 | None = None,
                  **options: Any) -> None:

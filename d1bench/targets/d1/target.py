@@ -25,7 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from d1bench.errors import TargetError, UsageError
@@ -33,7 +33,7 @@ from d1bench.targets.base import Connection, Params, PlanStep, Result, Target
 from d1bench.targets.d1 import config as _config
 from d1bench.targets.d1._http import HTTPPool, LoopThread
 from d1bench.targets.d1.classify import error_from_exception, error_from_response, redact
-from d1bench.targets.d1.guard import read_only_verdict
+from d1bench.targets.d1.guard import guard_read_only, read_only_verdict
 from d1bench.targets.d1.limits import check_statement
 from d1bench.targets.d1.results import (
     Secret,
@@ -44,6 +44,9 @@ from d1bench.targets.d1.results import (
     statements_of,
 )
 from d1bench.targets.d1.retry import RetryPolicy, parse_retry_after
+
+if TYPE_CHECKING:
+    from d1bench.workload.model import Workload
 
 __all__ = ["D1Connection", "D1Target", "Statement"]
 
@@ -75,6 +78,8 @@ class D1Target(Target):
     exact_rows_read: ClassVar[bool] = True
     supports_async: ClassVar[bool] = True
     supports_concurrency: ClassVar[bool] = True
+    guards_writes: ClassVar[bool] = True
+    cli_options: ClassVar[frozenset[str]] = _config.D1_OPTIONS
 
     def __init__(self, base_url: str = _config.DEFAULT_BASE_URL, account_id: str = "",
                  database_id: str = "", token: str | None = None, *,
@@ -219,6 +224,16 @@ class D1Target(Target):
             thread, self._thread = self._thread, None
         if thread is not None:
             thread.stop()
+
+    def check_writes(self, workload: Workload, allow_writes: bool | None = None) -> None:
+        """Refuse a workload that writes unless writes are allowed here and by the caller."""
+        if allow_writes and not self.allow_writes:
+            # The connections enforce the target's own setting on every statement, so
+            # allowing writes for one run alone would only turn each write into an error.
+            raise UsageError(f"{self.url}: open the target with allow_writes=True to "
+                             "replay writes (CLI: --allow-writes)")
+        guard_read_only(workload, self.allow_writes if allow_writes is None else allow_writes,
+                        target=self)
 
     async def aclose(self) -> None:
         """Close the calling loop's pool (call before ``asyncio.run`` returns)."""
