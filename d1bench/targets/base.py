@@ -43,6 +43,9 @@ class Target(ABC):
     #: Connections refuse statements that write unless the target was opened with
     #: ``allow_writes=True`` (remote databases); a local file takes every statement.
     guards_writes: ClassVar[bool] = False
+    #: Statements D1 would refuse (too many parameters, too long...) are refused
+    #: before they are sent, with error class ``limit``.
+    checks_d1_limits: ClassVar[bool] = False
     #: The command-line options (``argparse`` dest names) this kind accepts besides
     #: ``--target``; any other target option given with it is refused by name.
     cli_options: ClassVar[frozenset[str]] = frozenset()
