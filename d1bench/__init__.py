@@ -7,7 +7,28 @@ module that owns it on first use, so ``import d1bench`` stays cheap for the CLI.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # What a type checker sees; at run time each name is imported on first use (below).
+    from d1bench.advisor import Prepared as Prepared
+    from d1bench.advisor import advise as advise
+    from d1bench.advisor import prepare as prepare
+    from d1bench.analysis import compare as compare
+    from d1bench.analysis import summarize as summarize
+    from d1bench.corpus import generate_corpus as generate_corpus
+    from d1bench.cost import monthly_cost as monthly_cost
+    from d1bench.indexes import apply_index_set as apply_index_set
+    from d1bench.lint import lint as lint
+    from d1bench.plans import plan_report as plan_report
+    from d1bench.runner import ReplayOptions as ReplayOptions
+    from d1bench.runner import replay as replay
+    from d1bench.targets import open_target as open_target
+    from d1bench.targets.d1.local import LocalD1 as LocalD1
+    from d1bench.trace import load_trace as load_trace
+    from d1bench.upload import upload as upload
+    from d1bench.workload import check_workload as check_workload
+    from d1bench.workload import load_workload as load_workload
 
 __version__ = "0.1.0"
 
@@ -20,6 +41,7 @@ _EXPORTS = {
     "apply_index_set": "d1bench.indexes",
     "plan_report": "d1bench.plans",
     "replay": "d1bench.runner",
+    "ReplayOptions": "d1bench.runner",
     "load_trace": "d1bench.trace",
     "summarize": "d1bench.analysis",
     "compare": "d1bench.analysis",

@@ -39,6 +39,7 @@ from typing import Any
 import pandas as pd
 
 from d1bench.targets.base import PlanStep
+from d1bench.workload.loader import WorkloadSource
 
 __all__ = [
     "EXPENSE",
@@ -263,7 +264,7 @@ def plan_text(steps: Sequence[PlanStep]) -> str:
     return "\n".join(lines)
 
 
-def plan_report(workload: Any, db_path: str | Path, *, params: str = "draw",
+def plan_report(workload: WorkloadSource, db_path: str | Path, *, params: str = "draw",
                 seed: int = 0) -> pd.DataFrame:
     """EXPLAIN QUERY PLAN of every template of ``workload`` on ``db_path``, classified.
 

@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,7 @@ __all__ = [
     "COLUMNS",
     "FORMAT_VERSION",
     "Trace",
+    "TraceSource",
     "build_histograms",
     "check_output_path",
     "load_trace",
@@ -273,6 +274,10 @@ def write_trace(trace: Trace, path: str | os.PathLike[str], *, force: bool = Fal
     with atomic_path(path, force=force) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return path
+
+
+#: What names a trace: its file, the trace itself, or its requests as a frame.
+TraceSource: TypeAlias = str | os.PathLike[str] | Trace | pd.DataFrame
 
 
 def load_trace(path: str | os.PathLike[str]) -> Trace:

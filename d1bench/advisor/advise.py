@@ -13,6 +13,8 @@ import pandas as pd
 
 from d1bench.advisor.preparation import DEFAULT_SAMPLES, prepare
 from d1bench.errors import UsageError
+from d1bench.trace import TraceSource
+from d1bench.workload.loader import WorkloadSource
 
 __all__ = ["Advice", "advise"]
 
@@ -73,7 +75,8 @@ class Advice:
                 f"{s.get('rows_read_after', 0):,.0f}>")
 
 
-def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
+def advise(db_path: str | os.PathLike[str], workload: WorkloadSource, *,
+           trace: TraceSource | None = None,
            budget_bytes: float | None = None, write_weight: float = 1000.0,
            verify: bool = False, migrations_dir: str | os.PathLike[str] | None = None,
            force: bool = False, seed: int = 0, samples: int = DEFAULT_SAMPLES,

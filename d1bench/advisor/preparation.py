@@ -14,13 +14,20 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from d1bench.advisor.query import QueryInfo, analyze
 from d1bench.advisor.stats import Stats
 from d1bench.errors import TargetError, UsageError
 from d1bench.sql.catalog import Catalog, read_catalog
+from d1bench.trace import TraceSource
+from d1bench.workload.loader import WorkloadSource
+from d1bench.workload.model import Workload
 from d1bench.workload.samplers import SamplerError
+
+if TYPE_CHECKING:
+    import apsw
+    import pandas as pd
 
 __all__ = ["DEFAULT_SAMPLES", "Prepared", "as_workload", "bind_params", "load_trace_frame",
            "open_corpus", "prepare", "template_weights"]
@@ -47,14 +54,14 @@ class Prepared:
     """
 
     path: Path
-    conn: Any
-    workload: Any
+    conn: apsw.Connection
+    workload: Workload
     catalog: Catalog
     stats: Stats
     infos: Mapping[str, QueryInfo]
     params: Mapping[str, list[tuple]]
     notes: tuple[str, ...] = ()
-    trace: Any = None
+    trace: pd.DataFrame | None = None
 
     def weights(self) -> dict[str, float]:
         """Executions of each template per unit of workload (see :func:`template_weights`)."""
@@ -71,7 +78,8 @@ class Prepared:
         self.close()
 
 
-def prepare(db_path: str | os.PathLike[str], workload: Any, trace: Any = None, *,
+def prepare(db_path: str | os.PathLike[str], workload: WorkloadSource,
+            trace: TraceSource | None = None, *,
             seed: int = 0, samples: int = DEFAULT_SAMPLES,
             params: Mapping[str, list[tuple]] | None = None) -> Prepared:
     """Open the corpus read-only, load the workload and trace, read and bind every template.
@@ -104,7 +112,7 @@ def prepare(db_path: str | os.PathLike[str], workload: Any, trace: Any = None, *
                     params=params, notes=tuple(notes), trace=frame)
 
 
-def open_corpus(db_path: str | os.PathLike[str]) -> Any:
+def open_corpus(db_path: str | os.PathLike[str]) -> apsw.Connection:
     """A read-only APSW connection to ``db_path``; a missing file is a UsageError."""
     import apsw
 

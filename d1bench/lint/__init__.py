@@ -10,11 +10,12 @@ by the advisor's cost model) and the fix, in words and in SQL where there is one
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import pandas as pd
 
 from d1bench.lint.context import Finding, LintContext, build_context
+from d1bench.trace import TraceSource
+from d1bench.workload.loader import WorkloadSource
 
 __all__ = ["LINT_COLUMNS", "Finding", "LintContext", "lint", "rule_names"]
 
@@ -30,7 +31,8 @@ def rule_names() -> list[str]:
     return [r.RULE for r in RULES]
 
 
-def lint(workload: Any, db_path: str | os.PathLike[str], trace: Any = None) -> pd.DataFrame:
+def lint(workload: WorkloadSource, db_path: str | os.PathLike[str],
+         trace: TraceSource | None = None) -> pd.DataFrame:
     """Anti-patterns in ``workload``'s templates, one row per finding.
 
     Args:

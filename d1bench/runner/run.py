@@ -9,7 +9,7 @@ import os
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from d1bench.errors import UsageError
 from d1bench.runner.engine import (
@@ -28,10 +28,11 @@ from d1bench.targets.base import Connection, Target
 from d1bench.trace import Trace, check_output_path, write_trace
 
 if TYPE_CHECKING:
+    from d1bench.workload.loader import WorkloadSource
     from d1bench.workload.model import BoundWorkload, Workload
 
 #: What replay takes as a workload: a shipped name, a file, a workload or a bound one.
-WorkloadLike: TypeAlias = "str | os.PathLike[str] | Workload | BoundWorkload"
+WorkloadLike: TypeAlias = "WorkloadSource | BoundWorkload"
 
 __all__ = [
     "DEFAULT_ASYNC_WORKERS",
@@ -133,13 +134,14 @@ def replay(workload: WorkloadLike, target: Target | str,
     ``DRAIN_S`` seconds to finish, and the trace of what completed is returned
     (and written) with ``meta["interrupted"] = True``.
     """
-    given = {"rate": rate, "arrival": arrival, "concurrency": concurrency,
-             "duration": duration, "requests": requests, "warmup": warmup,
-             "warmup_requests": warmup_requests, "seed": seed, "trace_path": trace_path,
-             "progress": progress, "workers": workers, "corpus": corpus, "force": force,
-             "overrun": overrun, "allow_writes": allow_writes}
+    # Typed by the keywords above; held as Any only on the way into ReplayOptions.
+    given: dict[str, Any] = {
+        "rate": rate, "arrival": arrival, "concurrency": concurrency, "duration": duration,
+        "requests": requests, "warmup": warmup, "warmup_requests": warmup_requests,
+        "seed": seed, "trace_path": trace_path, "progress": progress, "workers": workers,
+        "corpus": corpus, "force": force, "overrun": overrun, "allow_writes": allow_writes}
     if options is None:
-        opts = ReplayOptions(**given)  # type: ignore[arg-type]  # each keyword is typed above
+        opts = ReplayOptions(**given)
     else:
         changed = {f.name: given[f.name] for f in dataclasses.fields(ReplayOptions)
                    if given[f.name] != f.default}
@@ -147,16 +149,12 @@ def replay(workload: WorkloadLike, target: Target | str,
     if opts.trace_path is not None:
         opts = dataclasses.replace(
             opts, trace_path=check_output_path(opts.trace_path, force=opts.force))
-    owned = isinstance(target, str)
-    if owned:
+    if isinstance(target, str):
         from d1bench.targets import open_target
 
-        target = open_target(target)
-    try:
-        return _replay(workload, target, opts, bind_conn)
-    finally:
-        if owned:
-            target.close()
+        with open_target(target) as opened:
+            return _replay(workload, opened, opts, bind_conn)
+    return _replay(workload, target, opts, bind_conn)
 
 
 def _schedule(plan: Schedule, opts: ReplayOptions) -> float:

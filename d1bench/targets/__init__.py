@@ -98,6 +98,6 @@ def target_options(spec: str, options: Mapping[str, Any],
 _FLAGS = {"endpoint": "d1_endpoint"}
 
 
-def open_target(spec: str, **options: Any) -> Target:
+def open_target(spec: str, **options: object) -> Target:
     """Open the target that ``spec`` names; ``options`` go to its ``from_spec``."""
     return target_class(spec).from_spec(spec, **options)

@@ -16,6 +16,7 @@ from d1bench.workload.check import PROBLEM_COLUMNS, check_workload
 from d1bench.workload.loader import (
     FORMAT_VERSION,
     Problem,
+    WorkloadSource,
     available_workloads,
     load_workload,
     parse_workload,
@@ -50,6 +51,7 @@ __all__ = [
     "Template",
     "Unit",
     "Workload",
+    "WorkloadSource",
     "available_workloads",
     "check_workload",
     "describe_workload",

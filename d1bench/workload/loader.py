@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import textwrap
 import tomllib
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeAlias
 
 from d1bench.errors import UsageError
 from d1bench.sql.limits import MAX_PARAMS, MAX_SQL_BYTES
@@ -30,7 +31,8 @@ from d1bench.sql.text import classify_write, scan_placeholders
 from d1bench.workload.model import Session, Step, Template, Workload, _unit_table
 from d1bench.workload.samplers import SamplerError, SamplerSpec, spec_from_toml
 
-__all__ = ["FORMAT_VERSION", "Problem", "available_workloads", "load_workload", "parse_workload"]
+__all__ = ["FORMAT_VERSION", "Problem", "WorkloadSource", "available_workloads", "load_workload",
+           "parse_workload"]
 
 #: The workload file format this code reads (``format = 1`` in ``[workload]``).
 FORMAT_VERSION = 1
@@ -78,7 +80,11 @@ def _builtin_path(name: str) -> Path:
     return Path(str(resources.files(__package__).joinpath(f"{name}.toml")))
 
 
-def load_workload(name_or_path: str | Path | Workload) -> Workload:
+#: What names a workload: a shipped name (``"medical"``), a workload file, or a loaded one.
+WorkloadSource: TypeAlias = str | os.PathLike[str] | Workload
+
+
+def load_workload(name_or_path: WorkloadSource) -> Workload:
     """Load a shipped workload by name (``"medical"``) or a workload file by path.
 
     Raises :class:`~d1bench.errors.UsageError` ``"<file>:<line>: template
@@ -100,7 +106,7 @@ def load_workload(name_or_path: str | Path | Workload) -> Workload:
     return workload
 
 
-def read_workload_text(name_or_path: str | Path) -> tuple[str, str]:
+def read_workload_text(name_or_path: str | os.PathLike[str]) -> tuple[str, str]:
     """The text of a shipped workload or a file, and the name to cite it by."""
     name = str(name_or_path)
     if isinstance(name_or_path, str) and name in available_workloads():

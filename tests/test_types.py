@@ -1,0 +1,81 @@
+"""Types: mypy passes over d1bench/, and the public surface takes and returns no ``Any``.
+
+mypy's settings are in pyproject.toml (``[tool.mypy]``); a module loosened
+there says why beside the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import subprocess
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import d1bench
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _mentions_any(hint: object) -> bool:
+    """Whether a resolved annotation is ``Any`` or has ``Any`` anywhere inside it."""
+    if hint is Any:
+        return True
+    return any(_mentions_any(arg) for arg in typing.get_args(hint))
+
+
+def _any_in_signature(obj: Any) -> list[str]:
+    """The parameters (and ``return``) of ``obj`` annotated with, or containing, ``Any``."""
+    function = obj.__init__ if inspect.isclass(obj) else obj
+    # Names the module imports only for type checkers are made visible to the resolver.
+    module = sys.modules[function.__module__]
+    names = dict(vars(module))
+    for source in ("d1bench.workload.model", "d1bench.workload.loader", "d1bench.trace",
+                   "d1bench.targets.base"):
+        names.update(vars(__import__(source, fromlist=["_"])))
+    names.update(apsw=__import__("apsw"), pd=__import__("pandas"))
+    hints = typing.get_type_hints(function, globalns=names)
+    bad = [name for name, hint in hints.items() if _mentions_any(hint)]
+    if dataclasses.is_dataclass(obj):
+        fields = typing.get_type_hints(obj, globalns=names)
+        bad += [f"field {name}" for name, hint in fields.items() if _mentions_any(hint)]
+    # **options: object is fine; **options: Any (or a bare parameter) is not.
+    bad += [name for name, p in inspect.signature(function).parameters.items()
+            if name != "self" and p.annotation is inspect.Parameter.empty]
+    return sorted(set(bad))
+
+
+@pytest.mark.parametrize("name", [n for n in d1bench.__all__ if n != "__version__"])
+def test_public_names_take_and_return_no_any(name: str) -> None:
+    assert _any_in_signature(getattr(d1bench, name)) == []
+
+
+def test_the_any_check_can_fail() -> None:
+    def loose(a: int, b: Any, c: list[dict[str, Any]]) -> Any:
+        return a
+    assert _any_in_signature(loose) == ["b", "c", "return"]
+
+
+def test_type_checkers_see_every_export() -> None:
+    """The ``TYPE_CHECKING`` block of d1bench/__init__.py names what ``__all__`` does."""
+    import ast
+
+    tree = ast.parse((ROOT / "d1bench" / "__init__.py").read_text(encoding="utf-8"))
+    seen = {alias.asname or alias.name for node in ast.walk(tree)
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+            for stmt in node.body if isinstance(stmt, ast.ImportFrom) for alias in stmt.names}
+    assert seen == set(d1bench.__all__) - {"__version__"}
+
+
+@pytest.mark.slow
+def test_mypy_passes_over_the_package() -> None:
+    env = dict(os.environ, MYPY_CACHE_DIR=os.environ.get("MYPY_CACHE_DIR", str(
+        Path.home() / ".cache" / "d1bench-mypy")))
+    run = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
