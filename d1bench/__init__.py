@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     # What a type checker sees; at run time each name is imported on first use (below).
     from d1bench.advisor import Prepared as Prepared
-    from d1bench.advisor import advise as advise
     from d1bench.advisor import prepare as prepare
+    from d1bench.advisor.advise import advise as advise
     from d1bench.analysis import compare as compare
     from d1bench.analysis import summarize as summarize
     from d1bench.corpus import generate_corpus as generate_corpus

@@ -33,6 +33,7 @@ def family_of(workload: Any) -> dict[str, str]:
     templates = getattr(workload, "templates", None)
     if templates is None and hasattr(workload, "workload"):  # a bound workload
         templates = workload.workload.templates
+    assert templates is not None, f"not a workload: {workload!r}"
     return {name: t.family for name, t in templates.items()}
 
 

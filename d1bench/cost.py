@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -179,7 +180,7 @@ def monthly_cost(
 
     per_day = {"rows_read": read * rate * SECONDS_PER_DAY,
                "rows_written": written * rate * SECONDS_PER_DAY}
-    rows = {}
+    rows: dict[str, dict[str, Any]] = {}
     for item, included, price, limit in (
         ("rows_read", p.read_included_month, p.usd_per_million_read, p.read_limit_day),
         ("rows_written", p.write_included_month, p.usd_per_million_written, p.write_limit_day),

@@ -125,7 +125,7 @@ def apply_index_set(db_path: str | os.PathLike[str], index_set: str | os.PathLik
                     db.execute(statement)
                 except apsw.Error as exc:
                     raise UsageError(f"{source}:{line}: {exc.args[0] if exc.args else exc}") from None
-                if name is not None:
+                if m is not None and name is not None:
                     action = "rebuilt" if name in existing else "created"
                     rows.append({"action": action, "index": name, "table": wanted.get(name, ("",))[0]
                                  or _unquote(m.group("table")), "sql": statement.strip(),

@@ -39,7 +39,8 @@ from typing import Any
 import pandas as pd
 
 from d1bench.targets.base import PlanStep
-from d1bench.workload.loader import WorkloadSource
+from d1bench.workload.loader import WorkloadSource, load_workload
+from d1bench.workload.model import Workload
 
 __all__ = [
     "EXPENSE",
@@ -283,16 +284,14 @@ def plan_report(workload: WorkloadSource, db_path: str | Path, *, params: str = 
 
     if params not in ("draw", "null"):
         raise UsageError(f"params={params!r}: choose 'draw' or 'null'")
-    if isinstance(workload, (str, Path)):
-        from d1bench.workload import load_workload
-
+    if not isinstance(workload, Workload):  # a name or a path (os.PathLike, not only Path)
         workload = load_workload(workload)
     conn = SQLiteTarget(db_path, readonly=True, estimate_rows=False).connect()
     try:
         fts = {r[0] for r in conn.execute(
             "SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE '%USING fts5%'").rows}
         drawn = _drawer(workload, conn, seed) if params == "draw" else None
-        rows = []
+        rows: list[dict[str, Any]] = []
         for template in workload.templates.values():
             values: Any = (None,) * len(template.params)
             if drawn is not None:

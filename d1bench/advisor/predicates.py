@@ -11,8 +11,9 @@ expression; LIKE only with a literal prefix on a NOCASE column (or GLOB).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from d1bench.sql.catalog import Catalog
 from d1bench.sql.parsing import (
     canonical_key,
     indexable_expression,
@@ -70,6 +71,21 @@ class Pred:
 
 class PredicateMixin:
     """Classifies conjuncts for :class:`d1bench.advisor.query._Builder`."""
+
+    if TYPE_CHECKING:
+        # What the mixin uses of the builder it is mixed into (builder.py imports this
+        # module, so naming its types here would be a circle): for the type checker only.
+        preds: list[Pred]
+        scopes: list[Any]
+        refs: list[Any]
+        catalog: Catalog
+
+        def _set(self, scope: int, **changes: Any) -> None: ...
+        def _columns_in(self, scope: int, node: Any, skip_ref: int | None = None) -> None: ...
+        def _has_column(self, ref: Any, name: str) -> bool: ...
+        def _resolve(self, scope: int, col: Any) -> tuple[int | None, str | None, bool]: ...
+        @staticmethod
+        def _inside_subquery(node: Any, top: Any) -> bool: ...
 
     def _conditions(self, scope: int, node: Any, join_ref: int | None) -> None:
         from sqlglot import exp
@@ -132,7 +148,7 @@ class PredicateMixin:
 
         params = tuple(sorted({p.name for p in c.find_all(exp.Placeholder)}))
         sql = render_predicate(c)
-        base = {"sql": sql, "params": params}
+        base: dict[str, Any] = {"sql": sql, "params": params}
         if isinstance(c, exp.Match):
             refs, _o, _k, _w = self._side(scope, c.this)
             self.uses_fts = True
@@ -249,7 +265,7 @@ class PredicateMixin:
         return Pred(ref=ref, key=lkey, op="range", value=value, literal=lit if ok else None,
                     refs=frozenset(lrefs), sargable=True, wraps=wraps, expression=is_expr, **base)
 
-    def _or(self, scope: int, node: Any, base: dict) -> Pred:
+    def _or(self, scope: int, node: Any, base: dict[str, Any]) -> Pred:
         from sqlglot import exp
 
         disjuncts = []

@@ -89,8 +89,8 @@ def run_local(args: argparse.Namespace) -> int:
             print(f"local D1: {health}, pid {status['pid']}, {status['base_url']}")
             print(f"  database {status['database_id']}: {status['sqlite_path']}")
         return 0 if status["running"] and status.get("healthy") else 1
-    state = detached.stop_detached()
-    print("local D1 stopped" if state else "local D1: not running")
+    stopped = detached.stop_detached()
+    print("local D1 stopped" if stopped else "local D1: not running")
     return 0
 
 

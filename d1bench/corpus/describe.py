@@ -45,7 +45,7 @@ def describe_corpus(path: str | os.PathLike[str]) -> dict[str, Any]:
             "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
         meta: dict[str, str] = {}
         if "corpus_meta" in tables:
-            meta = dict(conn.execute("SELECT key, value FROM corpus_meta").fetchall())
+            meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM corpus_meta")}
         if meta.get("generator") == "d1bench" and "digest" in meta:
             counts = json.loads(meta.get("row_counts", "{}"))
             return {

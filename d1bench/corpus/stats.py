@@ -43,8 +43,8 @@ def table_sizes(path: PathLike) -> pd.DataFrame:
     """
     conn = open_readonly(path)
     try:
-        owner = dict(conn.execute(
-            "SELECT name, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index')").fetchall())
+        owner = {str(name): str(table) for name, table in conn.execute(
+            "SELECT name, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index')")}
         pages: dict[str, int] = {}
         for name, size in conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
             table = "papers_fts" if name.startswith("papers_fts_") else owner.get(name, name)
@@ -107,6 +107,7 @@ def term_frequencies(path: PathLike, limit: int | None = None,
     """
     conn = open_readonly(path)
     try:
+        params: tuple[str, ...]
         if column is None:
             conn.execute("CREATE VIRTUAL TABLE temp.terms USING fts5vocab(main, papers_fts, row)")
             sql, params = "SELECT term, doc, cnt FROM temp.terms", ()

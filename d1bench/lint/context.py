@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,9 +61,9 @@ class LintContext:
     workload: Any
     catalog: Catalog
     stats: Stats
-    infos: dict[str, QueryInfo]
+    infos: Mapping[str, QueryInfo]
     plans: dict[str, tuple[PlanStep, ...]]
-    params: dict[str, list[tuple]]
+    params: Mapping[str, list[tuple]]
     measured: dict[str, float] = field(default_factory=dict)
     trace: Any = None
     model: CostModel | None = None

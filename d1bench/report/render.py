@@ -110,7 +110,7 @@ def network_references(page: str) -> list[str]:
     >>> network_references('<script src="https://cdn.example/x.js"></script>')
     ['<script src="https://']
     """
-    hits = []
+    hits: list[str] = []
     for pattern in _NETWORK_PATTERNS:
         hits.extend(m.group(0) for m in pattern.finditer(page))
     return hits

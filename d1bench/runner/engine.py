@@ -166,6 +166,7 @@ def _closed_loop(conn: Any, ctl: Control, out: WorkerRows) -> None:
     index_limit = limit + ctl.warmup_units if limit is not None and warm_end is None else _NEVER
     n = min(len(calls), index_limit)  # one comparison per request covers both bounds
     measured = ctl.measured
+    measured_limit = limit if limit is not None else _NEVER  # set whenever warm_end is
     # Warm-up in units and a duration: the clock starts with the first measured unit.
     duration_ns = ctl.duration_ns or 0
     first_measured = ctl.warmup_units if ctl.warmup_units and duration_ns else _NEVER
@@ -183,7 +184,7 @@ def _closed_loop(conn: Any, ctl: Control, out: WorkerRows) -> None:
         if i == first_measured:  # min(): never undo a halt() that came in meanwhile
             ctl.deadline_ns = min(ctl.deadline_ns, sent + duration_ns)
         # Counted only now that its start time, which decides warm-up or not, is final.
-        if warm_end is not None and sent >= warm_end and measured() >= limit:
+        if warm_end is not None and sent >= warm_end and measured() >= measured_limit:
             return
         call = calls[i]
         if call is None:

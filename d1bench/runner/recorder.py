@@ -23,10 +23,12 @@ def _expand(short: Sequence[Row], worker: int, plan: Schedule, t0: int | None) -
     out = []
     for i, sent, done, nrows, meta in short:
         due = sent if t0 is None else t0 + intended[i]
+        call = calls[i]
+        assert call is not None  # a short row is a single query's, never a session's
         if nrows < 0:
-            out.append((i, 0, worker, calls[i][0], due, sent, done, 0, None, meta))
+            out.append((i, 0, worker, call[0], due, sent, done, 0, None, meta))
         else:
-            out.append((i, 0, worker, calls[i][0], due, sent, done, nrows, meta, None))
+            out.append((i, 0, worker, call[0], due, sent, done, nrows, meta, None))
     return out
 
 

@@ -44,7 +44,7 @@ def arrivals(rate: float, arrival: str, *, seed: int, until_s: float | None = No
         raise ValueError("arrivals() needs until_s or count")
     gap_s = 1.0 / rate
     if arrival == "fixed":
-        n = count if count is not None else int(np.ceil(until_s * rate))
+        n = count if count is not None else int(np.ceil((until_s or 0.0) * rate))  # one is set
         times = np.arange(n, dtype=np.float64) * gap_s
     else:
         rng = np.random.default_rng(seed)

@@ -8,6 +8,7 @@ be replayed under each set in turn.
 
 from __future__ import annotations
 
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -68,7 +69,7 @@ def index_set_names() -> list[str]:
     return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".sql"))
 
 
-def index_set_sql(name_or_path: str | Path) -> str:
+def index_set_sql(name_or_path: str | os.PathLike[str]) -> str:
     """The SQL of a named index set, or of a ``.sql`` file of CREATE/DROP INDEX statements."""
     name = str(name_or_path)
     if name in index_set_names():

@@ -63,8 +63,12 @@ class Target(ABC):
         """The target as the user wrote it, with any secret removed."""
 
     @abstractmethod
-    def connect(self) -> Connection:
-        """Open a new connection (one per worker thread)."""
+    def connect(self, *, allow_writes: bool | None = None) -> Connection:
+        """Open a new connection (one per worker thread).
+
+        ``allow_writes``: for a target that guards writes, let this connection
+        write (``None``: as the target was opened).  Others ignore it.
+        """
 
     async def execute_async(self, sql: str, params: Params = ()) -> Result:
         raise NotImplementedError(f"{self.kind} target has no asyncio interface")

@@ -162,7 +162,7 @@ class SQLiteTarget(Target):
     def url(self) -> str:
         return f"sqlite:{self.path}"
 
-    def connect(self) -> SQLiteConnection:
+    def connect(self, *, allow_writes: bool | None = None) -> SQLiteConnection:
         return SQLiteConnection(self)
 
     def corpus_path(self) -> Path:

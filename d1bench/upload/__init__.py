@@ -147,12 +147,7 @@ def upload(db_path: str | Path, target: Target | str, *, batch_rows: int | None 
 
 def _writer(target: Target) -> Connection:
     """A connection that may write, whatever read-only guard the target applies by default."""
-    import inspect
-
-    params = inspect.signature(target.connect).parameters
-    if "allow_writes" in params:
-        return target.connect(allow_writes=True)
-    return target.connect()
+    return target.connect(allow_writes=True)
 
 
 def _open_source(path: Path) -> Any:
@@ -271,7 +266,8 @@ class _Upload:
                              "new rows; run it again to resume")
                 raise
             changes = [r.meta.changes for r in results]
-            step.inserted += sum(changes) if None not in changes else rows
+            counted = [c for c in changes if c is not None]
+            step.inserted += sum(counted) if len(counted) == len(changes) else rows
             step.bill(results)
             requests += 1
             bar.update(rows)

@@ -450,8 +450,9 @@ class Unit:
                         return
                     current.append(result)
             elif not needs_row or rows:
-                row = tuple(rows[0]) if needs_row else None
-                result = yield Call(template, _fill(ops, rng, row, columns), index, 0 if row else None)
+                first = tuple(rows[0]) if needs_row else None
+                result = yield Call(template, _fill(ops, rng, first, columns), index,
+                                    0 if first else None)
                 if result is None:
                     return
                 current.append(result)

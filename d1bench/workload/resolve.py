@@ -200,7 +200,7 @@ class Resolver:
         return out
 
     def _id(self, spec: SamplerSpec, rng: random.Random) -> Drawer:
-        table, column = spec.table, spec.column
+        table, column = spec.table_column()
         rows = self._probe(rng, table, column, "1", spec.get("where"), spec.get("sample"))
         ids = sorted({r[0] for r in rows})
         if not ids:
@@ -216,7 +216,7 @@ class Resolver:
         return PoolDrawer(spec, source, ids)
 
     def _column(self, spec: SamplerSpec, rng: random.Random) -> Drawer:
-        table, column, where = spec.table, spec.column, spec.get("where")
+        (table, column), where = spec.table_column(), spec.get("where")
         as_json = spec.get("json_array")
         value = "j.value" if as_json else f"t.{_q(column)}"
         join = f", json_each(t.{_q(column)}) AS j" if as_json else ""
@@ -288,6 +288,8 @@ class Resolver:
     def _terms_corpus(self, spec: SamplerSpec, rng: random.Random) -> tuple[list[tuple[str, float]], str]:
         cols = spec.get("columns")
         select = ", ".join(f"t.{_q(c)}" for c in cols)
+        if spec.table is None:
+            raise SamplerError(f"sampler {spec.kind!r} needs a table to read terms from")
         rows = self._probe(rng, spec.table, "rowid", select, None, spec.get("sample"))
         df: Counter[str] = Counter()
         for row in rows:
@@ -312,7 +314,7 @@ class Resolver:
         dim = spec.get("dim")
         source = f"dimension {dim}"
         if dim is None:
-            table, column = spec.table, spec.column
+            table, column = spec.table_column()
             rows = self._rows(f"SELECT {_q(column)} FROM {_q(table)} "
                               f"WHERE {_q(column)} IS NOT NULL LIMIT 1")
             if not rows:

@@ -101,6 +101,13 @@ class SamplerSpec:
         """The column the sampler reads from (or, for ``from_row``, the row's column)."""
         return self.get("column")
 
+    def table_column(self) -> tuple[str, str]:
+        """``(table, column)`` of a sampler that reads one (its options were checked for both)."""
+        table, column = self.table, self.column
+        if table is None or column is None:
+            raise SamplerError(f"sampler {self.kind!r} needs a table and a column")
+        return table, column
+
     @property
     def corpus_key(self) -> SamplerSpec:
         """The spec without its per-parameter options: specs that share it share a value pool."""
@@ -152,9 +159,9 @@ def spec_from_toml(raw: Any) -> SamplerSpec:
         raise SamplerError(f"a parameter must be a table like {{sampler = \"id\", table = \"papers\"}}, "
                            f"got {raw!r}")
     kind = raw.get("sampler")
-    if kind not in SAMPLER_KINDS:
-        if kind is None:
-            raise SamplerError(f"parameter {raw!r} has no 'sampler' key")
+    if kind is None:
+        raise SamplerError(f"parameter {raw!r} has no 'sampler' key")
+    if not isinstance(kind, str) or kind not in SAMPLER_KINDS:
         raise SamplerError(f"unknown sampler {kind!r} (choose from {', '.join(sorted(SAMPLER_KINDS))})")
     required, optional = SAMPLER_KINDS[kind]
     given = {k: v for k, v in raw.items() if k != "sampler"}

@@ -73,7 +73,7 @@ def _meta(raw: Mapping[str, Any], attempts: int, errors: list[str],
 
 
 def statements_of(items: Iterable[Statement]) -> list[tuple[str, Params]]:
-    out = []
+    out: list[tuple[str, Params]] = []
     for item in items:
         if isinstance(item, str):
             out.append((item, ()))
