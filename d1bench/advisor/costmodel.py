@@ -73,7 +73,8 @@ class CostModel:
                             if any(k in p.params for p in preds))))
         if key in self._fractions:
             return self._fractions[key]
-        exact, rest = [], []
+        exact: list[Pred] = []
+        rest: list[Pred] = []
         for p in preds:
             (exact if self._exactable(p) else rest).append(p)
         n = self.stats.row_count(ref.name)
@@ -184,8 +185,8 @@ def _touches(index: IndexDef, columns: frozenset[str]) -> bool:
     for k in index.keys:
         if any(re.search(rf"\b{re.escape(c)}\b", k.expr.lower()) for c in lower):
             return True
-    return bool(index.where) and any(re.search(rf"\b{re.escape(c)}\b", index.where.lower())
-                                     for c in lower)
+    where = (index.where or "").lower()
+    return bool(where) and any(re.search(rf"\b{re.escape(c)}\b", where) for c in lower)
 
 
 def _number(v: Any) -> Any:

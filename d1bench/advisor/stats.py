@@ -87,7 +87,7 @@ class Stats:
         self._freq: dict[tuple[str, str], pd.Series] = {}
         self._ndv: dict[tuple, int] = {}
         self._sel: dict[tuple, float] = {}
-        self._bytes: dict[tuple[str, str], float] = {}
+        self._bytes: dict[tuple[str, str, str | None], float] = {}
         self._sample: Any = None
         self._sample_sizes: dict[str, int] = {}
         self._fts: dict[tuple, int] = {}

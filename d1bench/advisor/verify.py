@@ -168,7 +168,7 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
         why = []
         if ra > rb * (1 + WORSE_READS) + 1:
             why.append(f"reads {rb:,.1f} -> {ra:,.1f} rows")
-        if change == "slower":
+        if change == "slower" and lat is not None:
             why.append(f"slower: p50 {lat['p50_before_ms']:.3f} -> {lat['p50_after_ms']:.3f} ms "
                        f"(Mann-Whitney p = {lat['p_value']:.3g})")
         rows.append({

@@ -65,7 +65,7 @@ class WhatIf:
         # ANALYZE of empty tables creates sqlite_stat1 without filling it
         self.db.execute("ANALYZE")
         self.db.execute("DELETE FROM sqlite_stat1")
-        rows = []
+        rows: list[tuple[str, str | None, str]] = []
         for td in self.catalog.real_tables:
             n = self.stats.row_count(td.name)
             rows.append((td.name, None, str(n)))
@@ -78,6 +78,11 @@ class WhatIf:
         self.db.execute("ANALYZE sqlite_schema")
 
     # --- configurations -------------------------------------------------------------
+    def _table_name(self, name: str) -> str:
+        """The table as the catalog spells it (the name itself if the catalog lacks it)."""
+        table = self.catalog.table(name)
+        return table.name if table is not None else name
+
     def configure(self, indexes: Iterable[IndexDef]) -> None:
         """Make exactly ``indexes`` (besides constraint indexes) exist in the copy."""
         wanted = {i.shape: i for i in indexes if i.origin in ("c", "advised")}
@@ -102,7 +107,7 @@ class WhatIf:
             stat = self.stats.stat1(index)
             if stat is not None:
                 self.db.execute("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)",
-                                (self.catalog.table(index.table).name, name, stat))
+                                (self._table_name(index.table), name, stat))
         self.db.execute("ANALYZE sqlite_schema")
 
     @property

@@ -76,7 +76,8 @@ def latency_cdf(requests: pd.DataFrame, *, by: str = "template", column: str = "
     fig, ax = new_figure(figsize=(8.5, 5))
     if data.empty:
         no_data(ax, "no successful measured requests")
-        return finish(ax, title or "Response time CDF", "", "").figure
+        finish(ax, title or "Response time CDF", "", "")
+        return fig
     names = _order(data, by, column, limit)
     colors = color_for(names)
     for name in names:
@@ -105,7 +106,8 @@ def latency_histogram(requests: pd.DataFrame, *, by: str = "template",
     fig, ax = new_figure(figsize=(8.5, 5))
     if data.empty or not (data[column] > 0).any():
         no_data(ax, "no successful measured requests")
-        return finish(ax, title or "Response time histogram", "", "").figure
+        finish(ax, title or "Response time histogram", "", "")
+        return fig
     names = _order(data, by, column, limit)
     values = data.loc[data[by].astype(str).isin(names), column].to_numpy(float)
     values = values[values > 0]
@@ -142,7 +144,8 @@ def percentile_chart(summary: pd.DataFrame, *, percentiles: Sequence[str] = _PER
     fig, ax = new_figure(figsize=(8.5, max(3.0, 0.38 * len(frame) + 1.4)))
     if frame.empty or not cols:
         no_data(ax, "no percentiles")
-        return finish(ax, title or "Latency percentiles", "", "").figure
+        finish(ax, title or "Latency percentiles", "", "")
+        return fig
     y = np.arange(len(frame))
     markers = dict(zip(_PERCENTILE_COLUMNS, ("o", "s", "D", "^", "x")))
     ax.hlines(y, frame[cols].min(axis=1), frame[cols].max(axis=1), color="#cccccc", linewidth=2)

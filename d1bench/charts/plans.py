@@ -58,7 +58,7 @@ def plan_class_chart(plans: Mapping[str, pd.DataFrame], *, title: str | None = N
         frame = frames[name]
         for i, t in enumerate(templates):
             cls = frame["plan_class"].get(t) if t in frame.index else None
-            ax.add_patch(_cell(j, i, CLASS_COLORS.get(cls, _UNKNOWN)))
+            ax.add_patch(_cell(j, i, CLASS_COLORS.get(cls or "", _UNKNOWN)))
             ax.text(j + 0.5, i + 0.5, cls or "error", ha="center", va="center", fontsize=7.5,
                     color="white" if cls in ("full_scan", "primary_key") else "#222222")
     ax.set_xlim(0, len(names))

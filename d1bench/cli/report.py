@@ -6,6 +6,7 @@ import argparse
 import ast
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from d1bench.errors import UsageError
 
@@ -56,7 +57,7 @@ def _papers_in(corpus: Path) -> int | None:
         return None
 
 
-def parameters_from_args(args: argparse.Namespace) -> dict[str, object]:
+def parameters_from_args(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, object] = {}
     if args.scale is not None:
         if args.scale <= 0:

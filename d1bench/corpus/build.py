@@ -8,7 +8,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -130,7 +130,7 @@ def generate_corpus(out: str | os.PathLike[str], papers: int, seed: int = 0, *,
     )
 
 
-def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+def prefetch(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
     """Iterate ``items`` in a background thread, up to ``depth`` items ahead.
 
     Generating the next block (numpy, mostly) overlaps with SQLite inserting the

@@ -363,11 +363,11 @@ class SQLiteConnection(Connection):
             for root, name, table, kind, sql in db.execute(
                     "SELECT rootpage, name, tbl_name, type, sql FROM sqlite_schema WHERE rootpage > 0"
                     ).fetchall():
-                partial = kind == "index" and bool(sql) and bool(re.search(r"\bWHERE\b", sql, re.IGNORECASE))
+                partial = kind == "index" and bool(sql) and bool(re.search(r"\bWHERE\b", str(sql), re.IGNORECASE))
                 columns: tuple[int, ...] = ()
                 if kind == "index":
                     columns = tuple(r[1] for r in db.execute(
-                        f'PRAGMA index_info("{_quote(name)}")'))
+                        f'PRAGMA index_info("{_quote(str(name))}")'))
                 btrees[root] = (name, table, partial, columns)
             vtabs = {}
             names = [(r[0], True) for r in db.execute(
@@ -388,7 +388,7 @@ class SQLiteConnection(Connection):
 
     def _is_fts5(self, name: str) -> bool:
         rows = self._db.execute("SELECT sql FROM sqlite_schema WHERE name = ?", (name,)).fetchall()
-        return bool(rows) and bool(re.search(r"USING\s+fts5", rows[0][0] or "", re.IGNORECASE))
+        return bool(rows) and bool(re.search(r"USING\s+fts5", str(rows[0][0] or ""), re.IGNORECASE))
 
     def _schema_changed(self) -> None:
         self._statements.clear()

@@ -54,7 +54,7 @@ def start_detached(persist_dir: str | Path | None = None, *, port: int | None = 
                  "account_id": local.account_id, "database_id": local.database_id,
                  "persist_dir": str(local.persist_dir), "sqlite_path": str(local.sqlite_path),
                  "token_file": str(token_file.resolve()), "log": str(directory / "node.err"),
-                 "ready_seconds": round(local.ready_seconds, 3), "started_at": time.time()}
+                 "ready_seconds": round(local.ready_seconds or 0.0, 3), "started_at": time.time()}
         write_atomic(directory / "state.json", json.dumps(state, indent=2) + "\n", force=True,
                      mode=0o644)
     except BaseException:
@@ -85,7 +85,10 @@ def local_status(directory: str | Path | None = None) -> dict[str, Any]:
     if state is None:
         return {"running": False, "state_dir": str(directory)}
     try:
-        LocalD1.attach(directory).health()
+        running = LocalD1.attach(directory)
+        if running is None:
+            raise LocalD1Error("its state file names no server that answers")
+        running.health()
         healthy, problem = True, None
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         healthy, problem = False, str(exc)

@@ -196,12 +196,16 @@ class LocalD1:
             return self
         entry, node = _miniflare_entry(), _node()
         self.port = None
+        scratch = None
         if self._temporary or log_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="d1bench-local-")
-        if self._temporary:
-            self.persist_dir = Path(self._tmp.name) / "persist"
-        self.persist_dir.mkdir(parents=True, exist_ok=True)
-        logs = Path(log_dir) if log_dir is not None else Path(self._tmp.name)
+            scratch = Path(self._tmp.name)
+        if scratch is not None and self._temporary:
+            self.persist_dir = scratch / "persist"
+        persist = self.persist_dir
+        assert persist is not None  # given, or made in the scratch directory just above
+        persist.mkdir(parents=True, exist_ok=True)
+        logs = Path(log_dir) if log_dir is not None else scratch or persist
         logs.mkdir(parents=True, exist_ok=True)
         out, err = logs / "node.out", logs / "node.err"
         self._logs = (out, err)
@@ -212,7 +216,7 @@ class LocalD1:
             cmd.append("--watch-stdin")
         started = time.monotonic()
         with _private_file(out) as out_f, _private_file(err) as err_f:
-            self._proc = subprocess.Popen(
+            self._proc = proc = subprocess.Popen(
                 cmd, stdin=subprocess.DEVNULL if detached else subprocess.PIPE,
                 stdout=out_f, stderr=err_f, cwd=logs, start_new_session=True,
                 env={**os.environ, _TOKEN_ENV: self.token},
@@ -221,20 +225,20 @@ class LocalD1:
         if not detached:
             atexit.register(self.stop)
         try:
-            self._wait_ready(started)
+            self._wait_ready(started, proc, out, err)
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_ready(self, started: float) -> None:
+    def _wait_ready(self, started: float, proc: subprocess.Popen[bytes], out: Path,
+                    err: Path) -> None:
         import httpx
 
-        out, err = self._logs
         deadline = started + self.ready_timeout
         while self.port is None:
-            if self._proc.poll() is not None:
-                raise LocalD1Error(f"local D1 exited with status {self._proc.returncode} before it "
+            if proc.poll() is not None:
+                raise LocalD1Error(f"local D1 exited with status {proc.returncode} before it "
                                    f"was ready; node's stderr ends with:\n{_tail(err, self.token)}")
             for line in out.read_text(errors="replace").splitlines():
                 with contextlib.suppress(ValueError):
@@ -253,7 +257,7 @@ class LocalD1:
                         break
                 except httpx.TransportError:
                     pass
-                if time.monotonic() > deadline or self._proc.poll() is not None:
+                if time.monotonic() > deadline or proc.poll() is not None:
                     raise LocalD1Error(f"local D1 on port {self.port} never answered /health; "
                                        f"node's stderr ends with:\n{_tail(err, self.token)}")
                 time.sleep(0.02)
@@ -289,7 +293,8 @@ class LocalD1:
         return self._proc is not None or not self.owned
 
     def __enter__(self) -> Self:
-        return self.start()
+        self.start()
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
@@ -318,6 +323,8 @@ class LocalD1:
     @property
     def sqlite_path(self) -> Path:
         """The database file (readable with any SQLite while the server runs)."""
+        if self.persist_dir is None:
+            raise LocalD1Error("a temporary local D1 has no database file before it starts")
         return sqlite_file(self.persist_dir, self.database_id)
 
     def health(self) -> dict[str, Any]:
@@ -376,7 +383,8 @@ def _attach_or_start(persist_dir: str | Path | None) -> LocalD1:
     """The detached server if it serves ``persist_dir``, else a new server of our own."""
     persist = Path(persist_dir) if persist_dir is not None else default_persist_dir()
     running = LocalD1.attach()
-    if running is not None and Path(running.persist_dir).resolve() == persist.resolve():
+    if running is not None and running.persist_dir is not None \
+            and running.persist_dir.resolve() == persist.resolve():
         return running
     return LocalD1(persist).start()
 
