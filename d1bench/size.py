@@ -96,12 +96,14 @@ def object_sizes(db_path: str | os.PathLike[str]) -> pd.DataFrame:
     """
     db = _open(db_path)
     try:
-        schema = db.execute("SELECT name, type, tbl_name, sql FROM sqlite_schema").fetchall()
+        schema = [(str(n), str(k), str(t), None if s is None else str(s))
+                  for n, k, t, s in db.execute("SELECT name, type, tbl_name, sql FROM sqlite_schema")]
         vtabs = [name for name, kind, _t, sql in schema
                  if kind == "table" and (sql or "").upper().startswith("CREATE VIRTUAL TABLE")]
         owner = {name: (kind, table) for name, kind, table, _sql in schema}
-        sizes = db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
-        file_bytes = db.pragma("page_count") * db.pragma("page_size")
+        sizes = [(str(n), _int(s))
+                 for n, s in db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")]
+        file_bytes = _int(db.pragma("page_count")) * _int(db.pragma("page_size"))
     finally:
         db.close()
     rows = []
@@ -165,6 +167,17 @@ def _index_statements(sql: str) -> list[tuple[str, str, str]]:
     return found
 
 
+def _int(value: object) -> int:
+    """A whole number as SQLite returned it (a count, a rowid, a size in bytes).
+
+    >>> _int(3), _int(2.0)
+    (3, 2)
+    """
+    if not isinstance(value, (int, float)):
+        raise TypeError(f"SQLite returned {value!r} where a number was expected")
+    return int(value)
+
+
 def _normal(sql: str | None) -> str:
     text = re.sub(r"(?i)\bIF\s+NOT\s+EXISTS\b", " ", (sql or "").strip().rstrip(";"))
     return re.sub(r"\s+", "", text).lower()
@@ -180,14 +193,14 @@ def _sample(db: apsw.Connection, table: str, limit: int, seed: int) -> tuple[lis
         (table,)).fetchall())
     if without_rowid:
         # No rowid to probe: take every k-th row of one pass (bounded by the table's size).
-        total = db.execute(f"SELECT count(*) FROM {q}").fetchall()[0][0]
+        total = _int(db.execute(f"SELECT count(*) FROM {q}").fetchall()[0][0])
         step = max(1, total // max(limit, 1))
-        rows = [r for i, r in enumerate(db.execute(select)) if i % step == 0][:limit]
-        return columns, rows
+        every_kth = [r for i, r in enumerate(db.execute(select)) if i % step == 0][:limit]
+        return columns, every_kth
     bounds = db.execute(f"SELECT min(rowid), max(rowid), count(*) FROM {q}").fetchall()[0]
-    low, high, total = bounds
-    if not total:
+    if not bounds[2]:
         return columns, []
+    low, high, total = (_int(v) for v in bounds)
     if total <= limit:
         return columns, db.execute(select).fetchall()
     # Probing random keys reads only the sampled rows, whatever the table's size.
@@ -230,7 +243,7 @@ def index_set_bytes(db_path: str | os.PathLike[str], index_set: str | os.PathLik
             if table not in table_ddl:
                 raise UsageError(f"index set {index_set}: index {name} is on {table!r}, "
                                  f"which {db_path} has no table of")
-            table_rows = db.execute(f"SELECT count(*) FROM {_quote(table)}").fetchall()[0][0]
+            table_rows = _int(db.execute(f"SELECT count(*) FROM {_quote(table)}").fetchall()[0][0])
             if name in existing and _normal(existing[name]) == _normal(statement):
                 rows.append({"index": name, "table": table, "bytes": int(measured.get(name, 0)),
                              "method": "measured", "sampled_rows": table_rows,
@@ -255,7 +268,7 @@ def index_set_bytes(db_path: str | os.PathLike[str], index_set: str | os.PathLik
             finally:
                 scratch.close()
             rows.append({"index": name, "table": table,
-                         "bytes": _scaled_bytes(used, page or 4096, table_rows, len(sample)),
+                         "bytes": _scaled_bytes(_int(used), _int(page or 4096), table_rows, len(sample)),
                          "method": "sampled", "sampled_rows": len(sample),
                          "table_rows": table_rows})
     finally:

@@ -354,7 +354,8 @@ class QueryInfoBuilder(PredicateMixin):
                 self.star = True
                 continue
             ref, key, outer = self._resolve(scope, col)
-            if ref is not None and ref != skip_ref:
+            # (a resolved column always has a key: _resolve gives both or neither)
+            if ref is not None and key is not None and ref != skip_ref:
                 self.refs[ref].columns.add(key if key != ROWID else ROWID)
                 if outer:
                     self._set(scope, correlated=True)

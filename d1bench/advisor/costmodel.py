@@ -120,6 +120,7 @@ class CostModel:
             return 0.0
         mask = np.ones(n, dtype=bool)
         for p in preds:
+            assert p.key is not None  # only _exactable predicates come here
             series = self.stats.values(ref.name, p.key)
             if p.op == "isnull":
                 mask &= series.isna().to_numpy()

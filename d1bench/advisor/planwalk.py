@@ -350,18 +350,19 @@ class Walker:
                 break
             key = keys[pos]
             if op == "=":
-                p = next((p for p in local if p.key == key and p.op in _EQ_OPS), None)
-                if p is not None:
-                    used_local.append(p)
-                    if p.op == "in":
-                        seeks *= max(len(p.params), 1)
+                matched = next((p for p in local if p.key == key and p.op in _EQ_OPS), None)
+                if matched is not None:
+                    used_local.append(matched)
+                    if matched.op == "in":
+                        seeks *= max(len(matched.params), 1)
                     continue
                 jp = next((jk for jp, jk in joins if jk == key), None)
                 if jp is not None:
                     factor *= self.m.rows_per_key(table, key) / n if n else 0.0
                     continue
-                p = next((p for p in self.info.preds_of(ref.index) if p.key == key and p.value == "outer"), None)
-                if p is not None:
+                outer = next((p for p in self.info.preds_of(ref.index)
+                              if p.key == key and p.value == "outer"), None)
+                if outer is not None:
                     factor *= self.m.rows_per_key(table, key) / n if n else 0.0
                     continue
                 factor *= self.m.rows_per_key(table, key) / n if n else 0.0
@@ -390,7 +391,7 @@ class Walker:
         joins: list[tuple[Pred, str]] = []
         for p in self.info.preds:
             if p.op == "join":
-                if p.ref == ref.index and p.other_ref in done:
+                if p.ref == ref.index and p.other_ref in done and p.key is not None:
                     joins.append((p, p.key))
                 elif p.other_ref == ref.index and p.ref in done and p.other_key is not None:
                     joins.append((p, p.other_key))

@@ -109,6 +109,7 @@ class PieceTable:
         """
         if self._array is None:
             self.freeze()
+        assert self._array is not None  # freeze() made it
         text = "".join(self._array[ids].tolist())
         if digest is not None:
             digest.array(ids.astype(np.int32))

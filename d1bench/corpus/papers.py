@@ -131,12 +131,15 @@ class PaperMaker:
                                                            digest)
 
         titles = t.pieces.render(self._titles(rng, design, cond[:, 0], interv, outcome), digest)
-        abstracts = t.pieces.render(self._abstracts(rng, n, cond[:, 0], interv), digest)
-        findings = t.pieces.render(self._findings(rng, n, cond[:, 0], interv, outcome), digest)
+        # Columns a paper without text leaves NULL (set below).
+        abstracts: list[str | None] = list(
+            t.pieces.render(self._abstracts(rng, n, cond[:, 0], interv), digest))
+        findings: list[str | None] = list(
+            t.pieces.render(self._findings(rng, n, cond[:, 0], interv, outcome), digest))
         keywords = t.pieces.render(self._keywords(rng, n, cond[:, 0], interv), digest)
         conditions = t.pieces.render(self._conditions(cond, valid), digest)
         authors = t.pieces.render(self._authors(rng, self._ptypes[design]), digest)
-        embeddings = t.pieces.render(self._embeddings(rng, spec), digest)
+        embeddings: list[str | None] = list(t.pieces.render(self._embeddings(rng, spec), digest))
         year = self._year_of_day[day] - t.first_year
         dois = t.pieces.render(np.stack([t.DOI + journal, t.YEAR_DOT + year, t.D4 + ids // 10_000,
                                          t.D4_NL + ids % 10_000], axis=1).ravel(), digest)

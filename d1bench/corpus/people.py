@@ -116,6 +116,7 @@ class PeopleMaker:
 
     def _popular_papers(self, rng: np.random.Generator, n: int) -> np.ndarray:
         cum = self._popular
+        assert cum is not None, "prepare() first: popularity needs the citations"
         pos = np.searchsorted(cum, rng.random(n) * cum[-1], side="right")
         return np.minimum(pos, len(cum) - 1)
 

@@ -126,7 +126,7 @@ def _load(folder: Path, stamp: tuple) -> Vocabulary:
     for name in FILES:
         digest.update(name.encode() + b"\0" + (folder / name).read_bytes() + b"\0")
 
-    def rows(name: str, fields: int) -> list[tuple[str, list[str]]]:
+    def rows(name: str, fields: int) -> list[tuple[int, list[str]]]:
         return _rows(folder / name, fields)
 
     terms = _unique([f[0] for _, f in rows("terms.txt", 1)])

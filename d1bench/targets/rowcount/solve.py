@@ -63,8 +63,9 @@ class System:
         soft: list[tuple[dict[int, float], float, int, float]] = []
         for k, name in enumerate(obs_names):
             soft.append((model.observables[name], 0.0, k, W_OBSERVED))
-        for form, const, name in model.facts:
-            soft.append((form, const, len(obs_names) + inputs.index(name) if name else -1, W_FACT))
+        for form, const, fact_input in model.facts:
+            soft.append((form, const, len(obs_names) + inputs.index(fact_input) if fact_input
+                         else -1, W_FACT))
         for form, name in model.samples:
             soft.append((form, 0.0, len(obs_names) + inputs.index(name), W_SAMPLE))
         for j, (jumped, ran, _src) in enumerate(model.limits if limit_regime else ()):
@@ -147,7 +148,7 @@ class System:
         grad = self.C[:, held].T @ resid + (Q @ self.E[:, held]).T @ lam
         return zF, grad
 
-    def _discover(self, yhat: np.ndarray) -> tuple[float, float, list[float]]:
+    def _discover(self, yhat: np.ndarray) -> tuple[float, float, tuple[float, ...]]:
         """Find the active set of the optimum at ``yhat`` and keep its linear maps."""
         nv = self.C.shape[1]
         W = 1e4  # weight turning the structure into penalty rows for the first guess only
@@ -172,6 +173,7 @@ class System:
                 break
             zF, grad = self._kkt(free)
         else:  # degenerate: cycling between near-optimal sets; keep the least violated
+            assert best is not None  # nv > 0, and every pass of the loop records one
             _worst, free, zF, grad = best
         tolerance = max(1e-6, -1.5 * min(0.0, best[0] if best else 0.0) / scale)
         stack = np.vstack([self.read[free] @ zF, self.write[free] @ zF,
