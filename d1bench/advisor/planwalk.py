@@ -314,9 +314,10 @@ class Walker:
         if loop.access == "rowid":
             eq = [c for c in loop.constraints if c[1] == "="]
             if eq:
-                visited = 1.0
-                out = min(out, 1.0 * self._in_count(ref, ROWID))
-                return visited * self._in_count(ref, ROWID), out, None
+                k = self._in_count(ref, ROWID)
+                out = min(out, k)
+                # one seek per value, plus a step through the IN list's own b-tree for each
+                return (2.0 * k if k > 1 else 1.0), out, None
             used = [p for p in local if p.key == ROWID and p.op == "range"]
             matches = n * self.m.fraction(ref, used, self.params)
             return 1.0 + matches, min(out, matches), None
@@ -328,6 +329,9 @@ class Walker:
             return n, out, table
         # SEARCH through an index (or an automatic one)
         index = self.indexes.get(loop.index) if loop.index else None
+        if index is None and loop.access == "index" and loop.index is None:
+            # "USING PRIMARY KEY": a WITHOUT ROWID table's own b-tree, unique on its keys
+            index = next((i for i in self.m.catalog.indexes_on(table) if i.origin == "pk"), None)
         keys = [k.expr for k in index.keys] if index is not None else [c for c, _ in loop.constraints]
         used_local: list[Pred] = []
         factor = 1.0
@@ -341,7 +345,8 @@ class Walker:
                 if p is not None:
                     used_local.append(p)
                     if p.op == "in":
-                        seeks *= max(len(p.params), 1)
+                        k = _listed(p)
+                        seeks = seeks * k + (k if k > 1 else 0.0)  # the IN list is read too
                     continue
                 jp = next((jk for jp, jk in joins if jk == key), None)
                 if jp is not None:
@@ -370,7 +375,7 @@ class Walker:
 
     def _in_count(self, ref: Ref, key: str) -> float:
         p = next((p for p in self.info.preds_of(ref.index) if p.key == key and p.op == "in"), None)
-        return float(max(len(p.params), 1)) if p is not None and p.value == "param" else 1.0
+        return _listed(p) if p is not None else 1.0
 
     def _preds(self, ref: Ref, done: set[int]) -> tuple[list[Pred], list[tuple[Pred, str]]]:
         local: list[Pred] = []
@@ -404,6 +409,13 @@ class Walker:
                 return 1.0, 1.0, None
             return rows + 1.0, rows, None
         return float(JSON_EACH_ROWS), float(JSON_EACH_ROWS), None
+
+
+def _listed(p: Pred) -> float:
+    """Values an IN list holds (each one is a seek)."""
+    if p.value == "literal" and isinstance(p.literal, tuple):
+        return float(max(len(p.literal), 1))
+    return float(max(len(p.params), 1)) if p.value == "param" else 1.0
 
 
 def _stripped(sql: str) -> str:
