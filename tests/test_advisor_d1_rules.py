@@ -44,6 +44,9 @@ SCHEMA = [
     "CREATE TABLE rr_scan (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES rr_p (id), v INTEGER)",
     "CREATE TABLE rr_seek (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES rr_p (id), v INTEGER)",
     "CREATE INDEX rr_seek_pid ON rr_seek (pid)",
+    "CREATE TABLE rr_q (id INTEGER PRIMARY KEY, name TEXT)",
+    "CREATE TABLE rr_qc (id INTEGER PRIMARY KEY, qid INTEGER REFERENCES rr_q (id), v INTEGER)",
+    "CREATE INDEX rr_qc_qid ON rr_qc (qid)",
 ]
 _N = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {}) "
 DATA = [
@@ -52,6 +55,8 @@ DATA = [
     _N.format(200) + "INSERT INTO rr_p (id, name) SELECT x, 'p' || x FROM n",
     _N.format(1000) + "INSERT INTO rr_scan (pid, v) SELECT 1 + x % 200, x FROM n",
     _N.format(1000) + "INSERT INTO rr_seek (pid, v) SELECT 1 + x % 200, x FROM n",
+    _N.format(200) + "INSERT INTO rr_q (id, name) SELECT x, 'q' || x FROM n",
+    _N.format(1000) + "INSERT INTO rr_qc (qid, v) SELECT 1 + x % 100, x FROM n",
 ]
 # Run in this order on both databases: the writes change what later statements see.
 STATEMENTS = [
@@ -82,6 +87,8 @@ STATEMENTS = [
     "UPDATE rr_scan SET v = 10 WHERE id = 21",
     "INSERT INTO rr_w (k1, k2, a, b) VALUES (99, 99, 1, 'z')",
     "DELETE FROM rr_t WHERE a = 7",
+    "DELETE FROM rr_q WHERE id = 150",
+    "DELETE FROM rr_q WHERE id IN (151, 152, 153)",
 ]
 
 
@@ -155,6 +162,13 @@ def test_parent_delete_scans_unindexed_children(counted: dict) -> None:
     assert four[0] >= 4 * 960  # once per parent row
     key = counted["UPDATE rr_p SET id = 1004 WHERE id = 4"]
     assert key[0] >= 900 and counted["UPDATE rr_p SET name = 'x' WHERE id = 3"][0] == 1
+
+
+def test_an_indexed_child_check_reads_nothing(counted: dict) -> None:
+    # rr_q's only child is indexed: the probe finds no child and D1 counts only the seek
+    assert counted["DELETE FROM rr_q WHERE id = 150"][:2] == (1, 1)
+    # three seeks, the IN list's three entries, each row sought again before its delete
+    assert counted["DELETE FROM rr_q WHERE id IN (151, 152, 153)"][:2] == (9, 3)
 
 
 def test_child_writes_read_their_parent(counted: dict) -> None:

@@ -155,16 +155,22 @@ class Walker:
         done = set(outer)
         loop_read = 0.0
         late_read = 0.0
+        lazy: dict[str, float] = {}  # materialised subqueries not yet reached by a loop
         for row in rows:
             d = row.detail
             kids = self.children.get(row.id, [])
             loop = parse_loop(d)
             if loop is not None:
+                cost = lazy.pop(loop.alias.lower(), None)
+                if cost is not None:
+                    b.read += cost * _reached(cur)
+                    b.once += cost * _reached(cur)
                 self.build = 0.0
                 visited, out, full = self.loop(loop, done)
                 loop_read += cur * visited
-                b.read += self.build  # an automatic index is built once per statement
-                b.once += self.build
+                # an automatic index is built once per statement, when a row first needs it
+                b.read += self.build * _reached(cur)
+                b.once += self.build * _reached(cur)
                 cur *= out
                 if full:
                     b.full_scans.append(full)
@@ -187,9 +193,14 @@ class Walker:
             if d.startswith(("MATERIALIZE ", "CO-ROUTINE ")):
                 name = d.split(" ", 1)[1].strip()
                 sub = self.cte(kids, name, done)
+                self.derived[name.lower()] = sub.out
+                if d.startswith("MATERIALIZE "):
+                    # built the first time a row reaches its loop (OP_Once): paid with
+                    # the odds that one does, settled when the loop is met below
+                    lazy[name.lower()] = sub.read
+                    continue
                 b.read += sub.read
                 b.once += sub.read
-                self.derived[name.lower()] = sub.out
                 continue
             if d.startswith(("CORRELATED SCALAR SUBQUERY", "CORRELATED LIST SUBQUERY")):
                 sub = self.block(kids, done, None)
@@ -220,6 +231,9 @@ class Walker:
             if kids:  # SETUP, RECURSIVE STEP outside a CTE, anything new: count what is inside
                 sub = self.block(kids, done, None)
                 b.read += sub.read
+        for cost in lazy.values():  # used somewhere no loop of this block shows
+            b.read += cost
+            b.once += cost
         # aggregates without GROUP BY return one row; an unsorted plan stops at its LIMIT
         s = self.info.scopes[scope] if scope is not None and scope < len(self.info.scopes) else None
         fraction = 1.0
@@ -279,8 +293,11 @@ class Walker:
             queue += level
         queue = min(queue, 1e7)
         per_row = again.read - again.once
-        return _Block(read=first.read + again.once + queue * per_row + queue, out=queue,
-                      once=first.read + again.once + queue * per_row + queue)
+        # the rows of the last level leave the queue without running the step: its
+        # depth test (`level < ?`) sits on the queue's loop and stops them there
+        stepped = max(queue - level, first.out) if RECURSION_FANOUT_LEVELS else queue
+        total = first.read + again.once + stepped * per_row + queue
+        return _Block(read=total, out=queue, once=total)
 
     # --- one loop ---------------------------------------------------------------------
     def loop(self, loop: Loop, done: set[int]) -> tuple[float, float, str | None]:
@@ -409,6 +426,18 @@ class Walker:
                 return 1.0, 1.0, None
             return rows + 1.0, rows, None
         return float(JSON_EACH_ROWS), float(JSON_EACH_ROWS), None
+
+
+def _reached(rows: float) -> float:
+    """Odds that at least one row reaches a loop expecting ``rows`` (Poisson), which is
+    when a lazily built subquery or automatic index gets built.
+
+    >>> round(_reached(0.1), 3), round(_reached(5.0), 3)
+    (0.095, 0.993)
+    """
+    import math
+
+    return 1.0 - math.exp(-max(rows, 0.0))
 
 
 def _listed(p: Pred) -> float:
