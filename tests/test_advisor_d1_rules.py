@@ -47,6 +47,9 @@ SCHEMA = [
     "CREATE TABLE rr_q (id INTEGER PRIMARY KEY, name TEXT)",
     "CREATE TABLE rr_qc (id INTEGER PRIMARY KEY, qid INTEGER REFERENCES rr_q (id), v INTEGER)",
     "CREATE INDEX rr_qc_qid ON rr_qc (qid)",
+    "CREATE TABLE rr_k (id INTEGER PRIMARY KEY, kind TEXT CHECK (kind IN ('a', 'b', 'c')), v INTEGER)",
+    ("CREATE TABLE rr_wc (id INTEGER PRIMARY KEY, k1 INTEGER, k2 INTEGER, "
+     "FOREIGN KEY (k1, k2) REFERENCES rr_w (k1, k2))"),
 ]
 _N = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {}) "
 DATA = [
@@ -89,6 +92,9 @@ STATEMENTS = [
     "DELETE FROM rr_t WHERE a = 7",
     "DELETE FROM rr_q WHERE id = 150",
     "DELETE FROM rr_q WHERE id IN (151, 152, 153)",
+    "INSERT INTO rr_k (kind, v) VALUES ('b', 1)",
+    "UPDATE rr_k SET v = 2 WHERE id = 1",
+    "INSERT INTO rr_wc (k1, k2) VALUES (3, 10)",
 ]
 
 
@@ -178,6 +184,14 @@ def test_child_writes_read_their_parent(counted: dict) -> None:
     assert counted["UPDATE rr_scan SET v = 10 WHERE id = 21"][0] == 1
     # a WITHOUT ROWID table is its primary key: one row plus one per secondary index
     assert counted["INSERT INTO rr_w (k1, k2, a, b) VALUES (99, 99, 1, 'z')"][1] == 2
+
+
+def test_check_lists_and_indexed_parent_keys(counted: dict) -> None:
+    # CHECK (kind IN (...)) looks the value up in the list's b-tree: one row per write
+    assert counted["INSERT INTO rr_k (kind, v) VALUES ('b', 1)"][:2] == (1, 1)
+    assert counted["UPDATE rr_k SET v = 2 WHERE id = 1"][:2] == (1, 1)  # kind unchanged
+    # a composite parent key is probed in its index with Found: not counted
+    assert counted["INSERT INTO rr_wc (k1, k2) VALUES (3, 10)"][:2] == (0, 1)
 
 
 def test_multi_row_delete_in_a_foreign_key_seeks_each_row_again(counted: dict) -> None:
