@@ -46,6 +46,8 @@ class Advice:
         summary: totals and run facts (predicted weighted rows read and written
             before and after, what-if calls, seconds, stop reason ...).
         migration_path: where the migration was written, if it was.
+        priced: the parameter values each template's predicted figures average
+            over (what :func:`d1bench.advisor.verify.fidelity` runs again).
     """
 
     indexes: pd.DataFrame
@@ -55,6 +57,7 @@ class Advice:
     verification: pd.DataFrame | None = None
     summary: Mapping[str, Any] = field(default_factory=dict)
     migration_path: Path | None = None
+    priced: Mapping[str, list[tuple]] = field(default_factory=dict)
 
     def remaining(self) -> pd.DataFrame:
         """Where the rows read left after the advice come from, largest first.
@@ -247,6 +250,7 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
         stopped=selection.stopped, whatif_calls=whatif.calls, whatif_plans=whatif.misses,
         seconds=time.perf_counter() - started, notes=notes,
         weights="trace" if trace is not None else "workload")
+    priced = {c.name: list(c.params) for c in pricing.cases.values() if params.get(c.name)}
     verification = None
     if verify:
         from d1bench.advisor.verify import MIN_EFFECT
@@ -254,8 +258,7 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
 
         verification = run_verify(path, wl, sql, requests=verify_requests, seed=seed,
                                   progress=progress, predicted=frames.templates,
-                                  priced={c.name: c.params for c in pricing.cases.values()
-                                          if params.get(c.name)},
+                                  priced=priced,
                                   max_requests=verify_max_requests,
                                   min_effect=MIN_EFFECT if min_effect is None else min_effect)
         summary["verify_seconds"] = verification.attrs.get("seconds")
@@ -263,7 +266,7 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
     conn.close()
     return Advice(indexes=frames.indexes, templates=frames.templates, drops=frames.drops,
                   migration_sql=sql, verification=verification, summary=summary,
-                  migration_path=written)
+                  migration_path=written, priced=priced)
 
 
 def _prefetch(stats: Any, catalog: Any, candidates: Mapping, infos: Mapping) -> None:

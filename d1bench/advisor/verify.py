@@ -43,6 +43,7 @@ __all__ = [
     "WORSE_READS",
     "apply_sql",
     "copy_corpus",
+    "fidelity",
     "index_bytes",
     "measure",
     "real_plans",
@@ -240,6 +241,36 @@ def _plans(db_path: Any, wl: Any, before_db: Path, after_db: Path,
     sqls = {n: t.sql for n, t in wl.templates.items()}
     b, a = real_plans(before_db, sqls, first), real_plans(after_db, sqls, first)
     return {n: (b[n], a[n]) for n in sqls}
+
+
+def fidelity(db_path: str | os.PathLike[str], workload: Any, advice: Any, *,
+             workdir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Predicted against measured rows read per template, after building ``advice``.
+
+    The advice is built on a copy of ``db_path`` and each template run once with
+    each of the values its prediction averaged over (``advice.priced``), so the
+    two figures differ only by the what-if model's error.  One row per template:
+    ``template``, ``rows_read_predicted``, ``rows_read_measured``, ``error``
+    (predicted / measured - 1), ``within`` (``|error| <= FIDELITY_TOLERANCE``).
+    ``attrs["fidelity"]`` is the share of templates within.
+    """
+    wl = _as_workload(workload)
+    with tempfile.TemporaryDirectory(prefix="d1bench-fidelity-", dir=workdir) as tmp:
+        built = copy_corpus(db_path, Path(tmp) / "built.sqlite")
+        apply_sql(built, advice.migration_sql)
+        measured = _run_values(built, wl, advice.priced)
+    rows = []
+    for row in advice.templates.itertuples():
+        if row.template not in measured:
+            continue
+        err = _error(float(row.rows_read_after), measured[row.template])
+        rows.append({"template": row.template, "rows_read_predicted": float(row.rows_read_after),
+                     "rows_read_measured": measured[row.template], "error": err,
+                     "within": bool(abs(err) <= FIDELITY_TOLERANCE)})
+    frame = pd.DataFrame(rows, columns=["template", "rows_read_predicted", "rows_read_measured",
+                                        "error", "within"])
+    frame.attrs["fidelity"] = float(frame["within"].mean()) if len(frame) else float("nan")
+    return frame
 
 
 def _run_values(db: Path, wl: Any, priced: Mapping[str, Sequence[Sequence[Any]]]) -> dict[str, float]:
