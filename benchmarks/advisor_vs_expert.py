@@ -353,6 +353,11 @@ def other_schema(name: str, folder: Path, scale: float, requests: int, seed: int
         "bytes_ratio": round(sizes["advised"] / sizes["expert"], 4) if sizes["expert"] else None,
         "write_ratio": round(w["advised"] / w["expert"], 4) if w["expert"] else None,
         "reduction_vs_none": round(1 - r["advised"] / r["none"], 4) if r["none"] else None,
+        # what D1 bills, in rows read (a written row = 1,000): the quantity the advisor
+        # minimises, where .expert ignores writes
+        "billed_per_unit": {k: round(r[k] + WRITE_WEIGHT * w[k], 1) for k in r},
+        "billed_ratio": round((r["advised"] + WRITE_WEIGHT * w["advised"])
+                              / (r["expert"] + WRITE_WEIGHT * w["expert"]), 4),
         "fidelity": round(fid.attrs["fidelity"], 4),
         "fidelity_misses": {row.template: {"predicted": round(row.rows_read_predicted, 1),
                                            "measured": round(row.rows_read_measured, 1)}

@@ -155,7 +155,7 @@ def _wants(info: QueryInfo, ref: Ref, catalog: Catalog, stats: Stats,
             matched[p.key] = min(matched.get(p.key, 1.0), _matched(stats, ref.name, p, params))
         elif p.op in ("range",) or (p.op == "like" and p.sargable):
             w.range.append(p.key)
-        if p.value in ("literal", "none") and p.op in ("eq", "isnull", "notnull"):
+        if p.value in ("literal", "none") and p.op in ("eq", "isnull", "notnull", "in"):
             predicate = _partial_text(p)
             if predicate is not None and _fraction(stats, ref.name, predicate) <= PARTIAL_MAX_FRACTION:
                 w.partial.append((p.key, predicate))
