@@ -68,6 +68,8 @@ def parse_loop(detail: str) -> Loop | None:
     'covering'
     >>> parse_loop("SEARCH p USING INTEGER PRIMARY KEY (rowid=?)").access
     'rowid'
+    >>> parse_loop("SEARCH e USING INDEX ix (ANY(device_id) AND kind=?)").constraints
+    (('device_id', 'any'), ('kind', '='))
     """
     detail = detail.replace(" LEFT-JOIN", "").replace(" RIGHT-JOIN", "")
     if detail.startswith("SCAN ") and " VIRTUAL TABLE INDEX " in detail:
@@ -88,7 +90,10 @@ def parse_loop(detail: str) -> Loop | None:
     constraints = []
     for part in (m.group("cons") or "").split(" AND "):
         part = part.strip()
-        if not part or part.startswith("ANY("):
+        if not part:
+            continue
+        if part.startswith("ANY(") and part.endswith(")"):
+            constraints.append((part[4:-1], "any"))  # a skip-scan over this key's values
             continue
         expr = part.startswith("<expr>")
         mm = re.match(r"^(.*?)(=|>=|<=|>|<)\?$", part[len("<expr>"):] if expr else part)
@@ -357,6 +362,10 @@ class Walker:
             if pos >= len(keys):
                 break
             key = keys[pos]
+            if op == "any":
+                # skip-scan: one seek per distinct value of the key, every one of them
+                seeks *= max(float(self.m.stats.distinct(table, [key])), 1.0)
+                continue
             if op == "=":
                 p = next((p for p in local if p.key == key and p.op in _EQ_OPS), None)
                 if p is not None:
