@@ -191,7 +191,11 @@ class Walker:
                              "USE TEMP B-TREE FOR LAST TERM OF ORDER BY",
                              "USE TEMP B-TREE FOR LAST")):
                 b.blocked = True
-                b.sorted_rows += cur
+                s_ = self.info.scopes[scope] if scope is not None and scope < len(self.info.scopes) \
+                    else None
+                # groups that stream out of an index in order are sorted as groups, not rows
+                b.sorted_rows += self._groups(scope, cur) if s_ is not None and s_.group_by \
+                    and not grouped else cur
                 continue
             if d.startswith("USE TEMP B-TREE"):
                 continue  # count(DISTINCT) and the like: inserts, not reads
