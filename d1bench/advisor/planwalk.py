@@ -400,7 +400,8 @@ class Walker:
         # an equality on every key of a UNIQUE index finds its row without stepping on
         unique_hit = index is not None and index.unique and len(loop.constraints) == len(keys) \
             and all(op == "=" for _c, op in loop.constraints)
-        visited = seeks if unique_hit else seeks + matches
+        # ... and an equality seek that finds nothing is not billed (measured on local D1)
+        visited = min(seeks, matches) if unique_hit else seeks + matches
         return visited, out, table if loop.access == "automatic" else None
 
     def _in_count(self, ref: Ref, key: str) -> float:
