@@ -98,8 +98,11 @@ class CostModel:
                 cond = self.stats.sample_fraction(ref.name, ref.alias, rest_sql, params)
             if cond is None:
                 cond = 0.3 ** len(rest_sql) if rest_sql else 1.0
-            if cond == 0 and size:
-                cond = 0.5 / size
+            if cond == 0 and size and rest_sql:
+                # nothing in the sample: count on the corpus itself (once per values),
+                # rather than guess half a sampled row
+                counted = self.stats.corpus_fraction(ref.name, ref.alias, rest_sql, params)
+                cond = counted if counted is not None else 0.5 / size
             frac *= cond
             if any(p.value == "subquery" for p in rest):
                 frac *= 0.5
