@@ -289,3 +289,22 @@ def test_warmup_can_be_counted_in_units(items_db, toy) -> None:
     assert timed.requests["warmup"].sum() == 20 and (~timed.requests["warmup"]).sum() > 0
     with pytest.raises(UsageError, match="not both"):
         replay(toy, sqlite_target(items_db), warmup=1, warmup_requests=5, progress=False)
+
+
+def test_options_travel_as_one_frozen_value(items_db, toy) -> None:
+    import dataclasses
+
+    from d1bench import ReplayOptions
+
+    options = ReplayOptions(rate=400, requests=60, seed=11, progress=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.rate = 1  # type: ignore[misc]
+    trace = replay(toy, sqlite_target(items_db), options)
+    r = trace.requests.sort_values("unit_index")
+    assert list(r["intended_ns"]) == arrivals(400, "poisson", seed=11, count=60)
+    # a keyword given beside the options takes its place
+    closed = replay(toy, sqlite_target(items_db), ReplayOptions(requests=30, progress=False,
+                                                                concurrency=2), seed=3)
+    assert closed.meta["schedule"]["mode"] == "closed" and closed.meta["seed"] == 3
+    with pytest.raises(UsageError, match="rate must be"):
+        ReplayOptions(rate=0)
