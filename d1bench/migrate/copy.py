@@ -1,0 +1,141 @@
+"""Copy rows: source cursor -> type rules -> sink, in key order, resumable, with a checksum.
+
+Each table streams through the source's server-side cursor ordered by its
+key; every batch is converted by the table's type rules and written with the
+last key it holds (see :mod:`d1bench.migrate.sinks`), so a rerun continues
+after that key.  A table without a key cannot say where it stopped: it is
+emptied and copied again.
+
+While rows pass, the copy computes the source side of the validation
+checksum (see :func:`row_digest`) and keeps a few rows as samples, so
+validation need not read the source a second time.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from d1bench.migrate.convert import TablePlan
+from d1bench.migrate.sinks import Sink
+from d1bench.migrate.source import Source
+from d1bench.upload.packing import quote
+
+__all__ = ["CopyResult", "converter", "copy_table", "row_digest", "table_digest"]
+
+_MASK = (1 << 64) - 1
+SAMPLES = 5
+
+BatchHook = Callable[[str, int], None]
+
+
+def converter(plan: TablePlan) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
+    """The function that turns one source row into the stored row (None: rows go as they are)."""
+    fns = [rule.convert for rule in plan.rules]
+    if not any(fns):
+        return None
+    pairs = [(i, f) for i, f in enumerate(fns) if f is not None]
+
+    def convert(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        out = list(row)
+        for i, f in pairs:
+            if out[i] is not None:
+                out[i] = f(out[i])
+        return tuple(out)
+
+    return convert
+
+
+def row_digest(row: Sequence[Any]) -> int:
+    """A row's contribution to its table's checksum: the same for equal stored values.
+
+    Values compare as SQLite returns them (an INTEGER 1 and a REAL 1.0 are one
+    number, text and BLOB differ), and the per-row hashes are summed, so the
+    order rows come in does not matter and a duplicated row does.  Python's
+    hash is salted per process: both sides are hashed in the same process.
+    """
+    return hash(tuple(bytes(v) if isinstance(v, bytearray | memoryview) else v for v in row))
+
+
+def table_digest(rows: Iterable[Sequence[Any]]) -> tuple[int, int]:
+    """(row count, checksum) of ``rows``."""
+    total = count = 0
+    for row in rows:
+        total = (total + row_digest(row)) & _MASK
+        count += 1
+    return count, total
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """What copying one table did.
+
+    ``checksum`` covers every source row when the table was copied in this run
+    from its start; None after a resume (validation then reads the source again).
+    """
+
+    table: str
+    rows_copied: int
+    rows_total: int
+    seconds: float
+    checksum: int | None
+    resumed: bool
+    samples: tuple[tuple[Any, ...], ...]
+
+
+def copy_table(source: Source, sink: Sink, plan: TablePlan, *, batch_rows: int,
+               progress: bool = True, total_hint: int | None = None,
+               on_batch: BatchHook | None = None) -> CopyResult:
+    """Copy one table (or what is left of it after an interruption)."""
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    last, done_rows, finished = sink.state().get(plan.name, (None, 0, False))
+    if finished:
+        return CopyResult(plan.name, 0, done_rows, 0.0, None, True, ())
+    resumed = last is not None
+    if not plan.key and done_rows:
+        sink.run([f"DELETE FROM {quote(plan.name)}"])  # no key to resume after: start again
+        done_rows, resumed = 0, False
+    convert = converter(plan)
+    key_index = plan.key_index
+    rng = random.Random(plan.name)
+    samples: list[tuple[Any, ...]] = []
+    seen = 0
+    checksum = 0
+    bar = tqdm(total=total_hint, initial=done_rows, desc=plan.name, unit=" rows",
+               disable=not progress or not sys.stderr.isatty(), leave=False)
+    n_batches = 0
+    copied = 0
+    try:
+        for batch in source.stream(plan.source, plan.key, last, batch_rows):
+            rows = [convert(r) for r in batch] if convert else batch
+            keys = [tuple(r[i] for i in key_index) for r in batch] if key_index else [None]
+            done_rows += len(rows)
+            sink.write(plan.name, plan.columns, rows, keys if key_index else [None] * len(rows),
+                       done_rows)
+            for row in rows:
+                checksum = (checksum + row_digest(row)) & _MASK
+                seen += 1  # reservoir sampling: each row equally likely to be kept
+                if len(samples) < SAMPLES:
+                    samples.append(row)
+                elif (j := rng.randrange(seen)) < SAMPLES:
+                    samples[j] = row
+            copied += len(rows)
+            n_batches += 1
+            bar.update(len(rows))
+            if on_batch is not None:
+                on_batch(plan.name, n_batches)
+    finally:
+        bar.close()
+    if plan.sequence is not None:
+        sink.run_params([("DELETE FROM sqlite_sequence WHERE name = ?", [plan.name]),
+                         ("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)",
+                          [plan.name, plan.sequence])])
+    sink.mark(plan.name, None, done_rows, True)
+    return CopyResult(plan.name, copied, done_rows, time.perf_counter() - started,
+                      None if resumed else checksum, resumed, tuple(samples))
