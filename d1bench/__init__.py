@@ -28,6 +28,7 @@ _EXPORTS = {
     "lint": "d1bench.lint",
     "advise": "d1bench.advisor",
     "monthly_cost": "d1bench.cost",
+    "migrate": "d1bench.migrate",
 }
 
 __all__ = ["__version__", *_EXPORTS.keys()]  # noqa: PLE0604 - the names are strings

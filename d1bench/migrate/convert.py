@@ -23,7 +23,7 @@ from d1bench.migrate.sqlfix import transpile
 from d1bench.migrate.types import TypeRule, rule_for
 from d1bench.upload.packing import quote
 
-__all__ = ["Conversion", "TablePlan", "convert", "load_order"]
+__all__ = ["Conversion", "TablePlan", "convert", "frame_markdown", "load_order"]
 
 REPORT_COLUMNS = ("table", "column", "kind", "source", "target", "decision")
 
@@ -71,10 +71,22 @@ class Conversion:
 
     def markdown(self) -> str:
         """The report as a Markdown table."""
-        head = "| " + " | ".join(REPORT_COLUMNS) + " |\n|" + "---|" * len(REPORT_COLUMNS) + "\n"
-        body = "".join("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |\n"
-                       for row in self.report[list(REPORT_COLUMNS)].itertuples(index=False))
-        return head + body
+        return frame_markdown(self.report[list(REPORT_COLUMNS)])
+
+
+def frame_markdown(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (without pandas' optional tabulate).
+
+    >>> print(frame_markdown(pd.DataFrame({"a": [1], "b": ["x|y"]})), end="")
+    | a | b |
+    |---|---|
+    | 1 | x\\|y |
+    """
+    cols = [str(c) for c in frame.columns]
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    body = "".join("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |\n"
+                   for row in frame.itertuples(index=False))
+    return head + body
 
 
 def load_order(tables: Sequence[SourceTable]) -> list[SourceTable]:

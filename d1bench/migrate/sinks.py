@@ -147,7 +147,9 @@ class D1Sink(Sink):
         self._send = _send
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return list(self.conn.execute(sql, list(params)).rows)
+        # D1's JSON results carry a BLOB as a list of byte values.
+        return [tuple(bytes(v) if isinstance(v, list) else v for v in row)
+                for row in self.conn.execute(sql, list(params)).rows]
 
     def run(self, statements: Sequence[str]) -> None:
         self.run_params([(s, []) for s in statements])
