@@ -122,7 +122,7 @@ def src(request: pytest.FixtureRequest):
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "d1bench", "migrate", *args], text=True,
-                          capture_output=True, env=env, timeout=120)
+                          capture_output=True, env=env, timeout=120, check=False)
 
 
 # --- conversion ---------------------------------------------------------------
@@ -289,10 +289,10 @@ def test_interrupted_migration_resumes_without_duplicates(pg, medical_corpus: Pa
 
 def test_check_queries_are_compared(my, tmp_path: Path) -> None:
     result = migrate(my["medical"], f"sqlite:{tmp_path / 'q.sqlite'}", progress=False,
-                     queries=["SELECT medical_specialty, count(*) FROM papers "
-                              "GROUP BY medical_specialty",
-                              "SELECT evidence_level, avg(citation_count) FROM papers "
-                              "GROUP BY evidence_level"])
+                     queries=[("SELECT medical_specialty, count(*) FROM papers "
+                               "GROUP BY medical_specialty"),
+                              ("SELECT evidence_level, avg(citation_count) FROM papers "
+                               "GROUP BY evidence_level")])
     queries = result.checks[result.checks.table == "(query)"]
     assert len(queries) == 2 and queries.ok.all()
 
