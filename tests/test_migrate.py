@@ -8,6 +8,8 @@ medical platform in its own types (filled from a generated corpus) and a
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import random
 import signal
@@ -225,6 +227,76 @@ def test_migrated_medical_replays_with_the_corpus_rows(pg, my, medical_corpus: P
                 mconn.close()
             assert compared > 50
         conn.close()
+
+
+# --- a schema besides medical: saas, written in PostgreSQL's types ---------------
+
+SAAS_TABLES = ("tenants", "users", "projects", "tasks", "comments", "audit_log", "corpus_meta")
+
+
+@pytest.fixture(scope="session")
+def pg_saas(pg, saas_db: Path) -> str:
+    from d1bench.migrate.demo import load_sqlite
+    from d1bench.schema import split_statements
+
+    url = create_database(pg["server"].url(), "saas")
+    ddl = (Path(__file__).parent / "fixtures" / "migrate" / "saas_postgres.sql").read_text()
+    load_sqlite(saas_db, url, split_statements(ddl), SAAS_TABLES, arrays={("tasks", "labels")})
+    return url
+
+
+def _as_json(value):  # type: ignore[no-untyped-def]
+    # JSONB keeps its own key order (shorter keys first): compare documents, not text.
+    if isinstance(value, str) and value[:1] in "{[":
+        with contextlib.suppress(ValueError):
+            return json.dumps(json.loads(value), sort_keys=True)
+    return value
+
+
+def _rows(con: sqlite3.Connection, sql: str, params=()) -> list:  # type: ignore[no-untyped-def]
+    return sorted((tuple(_as_json(v) for v in row) for row in con.execute(sql, params)), key=repr)
+
+
+def test_saas_schema_migrates_and_replays_its_workload(pg_saas: str, saas_db: Path,
+                                                       tmp_path: Path) -> None:
+    from schemas import workload_path
+
+    from d1bench.targets import open_target
+    from d1bench.workload import load_workload
+
+    out = tmp_path / "saas.sqlite"
+    result = migrate(pg_saas, f"sqlite:{out}", progress=False)
+    assert result.ok, result.checks
+    assert any("idx_audit_recent" in p for p in result.conversion.problems)  # partial index
+    ddl = result.conversion.ddl
+    assert 'PRIMARY KEY ("project_id", "task_no")' in ddl
+    assert 'FOREIGN KEY ("project_id", "task_no") REFERENCES "tasks"' in ddl
+    assert "\"plan\" TEXT NOT NULL CHECK (\"plan\" IN ('free', 'team'" in ddl
+    original = sqlite3.connect(f"file:{saas_db}?mode=ro", uri=True)
+    migrated = sqlite3.connect(out)
+    for table in SAAS_TABLES:
+        assert _rows(migrated, f"SELECT * FROM {table}") == _rows(original,
+                                                                  f"SELECT * FROM {table}"), table
+    # PostgreSQL has no FTS5 or SQLite views: add the schema's own, as a user would.
+    for (sql,) in original.execute("SELECT sql FROM sqlite_master WHERE type IN ('view', 'trigger')"
+                                   " OR name = 'comments_fts'"):
+        migrated.execute(sql)
+    migrated.execute("INSERT INTO comments_fts (comments_fts) VALUES ('rebuild')")
+    migrated.commit()
+    workload = load_workload(workload_path("saas"))
+    with open_target(f"sqlite:{saas_db}") as target:
+        bound = workload.bind(target.connect(), seed=2)
+    rng = random.Random(3)
+    compared = 0
+    for name, template in workload.templates.items():
+        if template.is_write:
+            continue
+        for _ in range(3):
+            params = bound.draw_params(name, rng)
+            want = _rows(original, template.sql, params)
+            assert _rows(migrated, template.sql, params) == want, (name, params)
+            compared += len(want)
+    assert compared > 20
 
 
 # --- validation and rollback ---------------------------------------------------

@@ -18,7 +18,7 @@ from typing import Any
 from d1bench.migrate.model import parse_source_url
 from d1bench.schema import TABLES, split_statements
 
-__all__ = ["create_database", "load_medical"]
+__all__ = ["create_database", "load_medical", "load_sqlite"]
 
 _ARRAYS = {("clinical_trials", "primary_outcomes"), ("clinical_trials", "secondary_outcomes"),
            ("papers", "keywords"), ("papers", "conditions")}
@@ -66,28 +66,40 @@ def load_medical(corpus: str | Path, url: str, *, tables: tuple[str, ...] = TABL
     Returns the rows loaded per table.
     """
     kind = parse_source_url(url).kind
-    src = sqlite3.connect(f"file:{corpus}?mode=ro", uri=True)
+    return load_sqlite(corpus, url, _ddl(kind), tables,
+                       arrays=_ARRAYS if kind == "postgresql" else frozenset())
+
+
+def load_sqlite(db: str | Path, url: str, ddl: list[str], tables: tuple[str, ...], *,
+                arrays: frozenset[tuple[str, str]] | set[tuple[str, str]] = frozenset()
+                ) -> dict[str, int]:
+    """Run ``ddl`` at ``url``, then copy ``tables`` (parents first) from the SQLite file ``db``.
+
+    ``arrays`` names ``(table, column)`` pairs holding JSON arrays that go into
+    PostgreSQL array columns.  Sequences are moved past the copied ids.
+    """
+    kind = parse_source_url(url).kind
+    src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     conn = _connect(url)
     loaded = {}
     try:
         with conn.cursor() as cur:
-            for statement in _ddl(kind):
+            for statement in ddl:
                 cur.execute(statement)
         for table in tables:
             cols = [r[1] for r in src.execute(f'PRAGMA table_info("{table}")')]
-            arrays = [i for i, c in enumerate(cols) if (table, c) in _ARRAYS]
-            rows = src.execute(f'SELECT * FROM "{table}" ORDER BY rowid')
+            array_at = [i for i, c in enumerate(cols) if (table, c) in arrays]
+            rows = src.execute(f'SELECT * FROM "{table}"')
             loaded[table] = (_copy_pg if kind == "postgresql" else _copy_mysql)(
-                conn, table, cols, rows, arrays if kind == "postgresql" else [])
+                conn, table, cols, rows, array_at)
         if kind == "postgresql":
             with conn.cursor() as cur:
-                for table in tables:
-                    if table in ("clinical_trials", "corpus_meta"):
-                        continue  # text keys, no sequence
-                    cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", (table,))
-                    seq = cur.fetchone()
-                    if seq and seq[0]:
-                        cur.execute(f"SELECT setval(%s, (SELECT max(id) FROM {table}))", (seq[0],))
+                cur.execute("SELECT table_name, column_name FROM information_schema.columns "
+                            "WHERE table_schema = current_schema() AND "
+                            "(column_default LIKE 'nextval(%%' OR is_identity = 'YES')")
+                for table, column in cur.fetchall():
+                    cur.execute(f'SELECT setval(pg_get_serial_sequence(%s, %s), '
+                                f'(SELECT max("{column}") FROM "{table}"))', (f'"{table}"', column))
     finally:
         conn.close()
         src.close()
