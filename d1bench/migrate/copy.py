@@ -25,7 +25,7 @@ from d1bench.migrate.sinks import Sink
 from d1bench.migrate.source import Source
 from d1bench.upload.packing import quote
 
-__all__ = ["CopyResult", "converter", "copy_table", "row_digest", "table_digest"]
+__all__ = ["CopyResult", "batch_digest", "converter", "copy_table", "row_digest", "table_digest"]
 
 _MASK = (1 << 64) - 1
 SAMPLES = 5
@@ -33,19 +33,25 @@ SAMPLES = 5
 BatchHook = Callable[[str, int], None]
 
 
-def converter(plan: TablePlan) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
-    """The function that turns one source row into the stored row (None: rows go as they are)."""
-    fns = [rule.convert for rule in plan.rules]
-    if not any(fns):
-        return None
-    pairs = [(i, f) for i, f in enumerate(fns) if f is not None]
+def converter(plan: TablePlan) -> Callable[[Sequence[tuple[Any, ...]]], list[tuple[Any, ...]]] | None:
+    """The function that turns a batch of source rows into stored rows (None: rows go as they are).
 
-    def convert(row: tuple[Any, ...]) -> tuple[Any, ...]:
-        out = list(row)
-        for i, f in pairs:
-            if out[i] is not None:
-                out[i] = f(out[i])
-        return tuple(out)
+    It works column by column (transpose, ``map`` each rule over its column,
+    transpose back), which keeps the per-value work inside C loops.
+    """
+    fns = [(i, rule.strict if rule.strict is not None and not column.nullable else rule.convert)
+           for i, (rule, column) in enumerate(zip(plan.rules, plan.source.columns, strict=True))
+           if rule.convert is not None]
+    if not fns:
+        return None
+
+    def convert(rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        if not rows:
+            return []
+        cols = list(zip(*rows, strict=True))
+        for i, f in fns:
+            cols[i] = tuple(map(f, cols[i]))  # rules pass None through; strict ones see none
+        return list(zip(*cols, strict=True))
 
     return convert
 
@@ -58,16 +64,39 @@ def row_digest(row: Sequence[Any]) -> int:
     order rows come in does not matter and a duplicated row does.  Python's
     hash is salted per process: both sides are hashed in the same process.
     """
-    return hash(tuple(bytes(v) if isinstance(v, bytearray | memoryview) else v for v in row))
+    return hash(tuple(row))
+
+
+def batch_digest(rows: Iterable[tuple[Any, ...]]) -> int:
+    """The sum of :func:`row_digest` over ``rows`` (tuples), modulo 2**64."""
+    return sum(map(hash, rows)) & _MASK
 
 
 def table_digest(rows: Iterable[Sequence[Any]]) -> tuple[int, int]:
     """(row count, checksum) of ``rows``."""
     total = count = 0
     for row in rows:
-        total = (total + row_digest(row)) & _MASK
+        total = (total + hash(tuple(row))) & _MASK
         count += 1
     return count, total
+
+
+class _Keys:
+    """The source key of each row of a batch, computed only when a sink asks for it."""
+
+    __slots__ = ("_at", "_batch")
+
+    def __init__(self, batch: Sequence[tuple[Any, ...]], at: tuple[int, ...]) -> None:
+        self._batch, self._at = batch, at
+
+    def __len__(self) -> int:
+        return len(self._batch)
+
+    def __getitem__(self, i: int) -> tuple[Any, ...] | None:
+        if not self._at:
+            return None
+        row = self._batch[i]
+        return tuple(row[j] for j in self._at)
 
 
 @dataclass(frozen=True)
@@ -105,7 +134,6 @@ def copy_table(source: Source, sink: Sink, plan: TablePlan, *, batch_rows: int,
     key_index = plan.key_index
     rng = random.Random(plan.name)
     samples: list[tuple[Any, ...]] = []
-    seen = 0
     checksum = 0
     bar = tqdm(total=total_hint, initial=done_rows, desc=plan.name, unit=" rows",
                disable=not progress or not sys.stderr.isatty(), leave=False)
@@ -113,20 +141,18 @@ def copy_table(source: Source, sink: Sink, plan: TablePlan, *, batch_rows: int,
     copied = 0
     try:
         for batch in source.stream(plan.source, plan.key, last, batch_rows):
-            rows = [convert(r) for r in batch] if convert else batch
-            keys = [tuple(r[i] for i in key_index) for r in batch] if key_index else [None]
+            rows = convert(batch) if convert else [tuple(r) for r in batch]
             done_rows += len(rows)
-            sink.write(plan.name, plan.columns, rows, keys if key_index else [None] * len(rows),
-                       done_rows)
-            for row in rows:
-                checksum = (checksum + row_digest(row)) & _MASK
-                seen += 1  # reservoir sampling: each row equally likely to be kept
-                if len(samples) < SAMPLES:
-                    samples.append(row)
-                elif (j := rng.randrange(seen)) < SAMPLES:
-                    samples[j] = row
-            copied += len(rows)
+            sink.write(plan.name, plan.columns, rows, _Keys(batch, key_index), done_rows)
+            checksum = (checksum + batch_digest(rows)) & _MASK
+            # Samples: one random row of each batch, kept by reservoir over the batches.
             n_batches += 1
+            pick = rows[rng.randrange(len(rows))]
+            if len(samples) < SAMPLES:
+                samples.append(pick)
+            elif (j := rng.randrange(n_batches)) < SAMPLES:
+                samples[j] = pick
+            copied += len(rows)
             bar.update(len(rows))
             if on_batch is not None:
                 on_batch(plan.name, n_batches)

@@ -72,6 +72,12 @@ class Sink:
         """Every row of ``table`` (``columns`` in order), in no particular order."""
         raise NotImplementedError
 
+    def digest(self, table: str, columns: Sequence[str]) -> tuple[int, int]:
+        """(rows, checksum) of ``table`` (see :func:`~d1bench.migrate.copy.row_digest`)."""
+        from d1bench.migrate.copy import table_digest
+
+        return table_digest(self.read(table, columns))
+
     def close(self) -> None:
         pass
 
@@ -120,6 +126,18 @@ class SQLiteSink(Sink):
                                 f"FROM {quote(table)}")
         while rows := cur.fetchmany(10_000):
             yield from rows
+
+    def digest(self, table: str, columns: Sequence[str]) -> tuple[int, int]:
+        """(rows, checksum) of ``table``, hashed batch by batch."""
+        from d1bench.migrate.copy import batch_digest
+
+        cur = self.conn.execute(f"SELECT {', '.join(quote(c) for c in columns)} "
+                                f"FROM {quote(table)}")
+        count = total = 0
+        while rows := cur.fetchmany(10_000):
+            count += len(rows)
+            total = (total + batch_digest(rows)) & ((1 << 64) - 1)
+        return count, total
 
     def finish(self) -> None:
         """Drop the progress table and leave one self-contained file (no -wal beside it)."""

@@ -41,12 +41,15 @@ class TypeRule:
         convert: value as the driver returns it -> value stored (None: unchanged).
         decision: what the conversion report says, in one sentence.
         check: a CHECK expression to add, with ``{col}`` for the quoted column.
+        strict: the same conversion for a NOT NULL column, without the None
+            test (a builtin, so a whole column converts inside C).
     """
 
     sqlite_type: str
     convert: Callable[[Any], Any] | None
     decision: str
     check: str | None = None
+    strict: Callable[[Any], Any] | None = None
 
 
 def timestamp_text(value: Any) -> Any:
@@ -58,9 +61,12 @@ def timestamp_text(value: Any) -> Any:
     '2024-03-01 00:00:00.250000'
     """
     if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.isoformat(sep=" ", timespec="microseconds" if value.microsecond else "seconds")
+        spec = "microseconds" if value.microsecond else "seconds"
+        if value.tzinfo is None:
+            return value.isoformat(" ", spec)
+        if value.utcoffset():
+            value = value.astimezone(dt.UTC)
+        return value.isoformat(" ", spec)[:-6]  # drop "+00:00": the text is UTC by rule
     if isinstance(value, str) and value.startswith("0000-00-00"):
         return None  # a MySQL zero date: no such day
     return value
@@ -93,10 +99,18 @@ def compact_json(text: Any) -> Any:
 
     >>> compact_json('{"a": [1.50, "x y"], "b": null}')
     '{"a":[1.50,"x y"],"b":null}'
+    >>> compact_json('{"q": "say \\\\"a, b\\\\" "}')
+    '{"q":"say \\\\"a, b\\\\" "}'
     """
     if not isinstance(text, str):
         return text
-    return _OUTSIDE_STRINGS.sub(lambda m: m.group(1) or "", text)
+    if "\\" in text:  # an escaped quote may hide in a string: tokenise properly
+        return _OUTSIDE_STRINGS.sub(lambda m: m.group(1) or "", text)
+    # Without escapes every '"' opens or closes a string: the even pieces of a
+    # split are outside strings (the fast path, most documents).
+    parts = text.split('"')
+    parts[0::2] = [p.replace(" ", "").replace("\n", "").replace("\t", "") for p in parts[0::2]]
+    return '"'.join(parts)
 
 
 def _json_element(value: Any) -> Any:
@@ -112,16 +126,23 @@ def _json_element(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool) or value is None else str(value)
 
 
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def array_json(value: Any) -> Any:
     """A PostgreSQL array as a compact JSON array.
 
-    >>> array_json(["a", "b c"]), array_json([1, None])
-    ('["a","b c"]', '[1,null]')
+    >>> array_json(["a", "b c"]), array_json([1, None]), array_json([dt.date(2024, 1, 2)])
+    ('["a","b c"]', '[1,null]', '["2024-01-02"]')
     """
     if value is None:
         return None
-    return json.dumps([_json_element(v) for v in value], separators=(",", ":"),
-                      ensure_ascii=False)
+    return _ENCODE([_json_element(v) for v in value])
+
+
+def _plain_array_json(value: Any) -> Any:
+    # Text, integer and float elements are JSON as they are: no per-element step.
+    return None if value is None else _ENCODE(value)
 
 
 def _bool(value: Any) -> Any:
@@ -167,14 +188,14 @@ def rule_for(column: Column, table: str) -> TypeRule:
                         "API loses digits beyond 2^53, so such values are sent as SQL literals)")
     if base == "boolean":
         return TypeRule("INTEGER", _bool, f"{typ} -> INTEGER 0/1 with a CHECK (SQLite has no "
-                        "boolean)", "{col} IN (0, 1)")
+                        "boolean)", "{col} IN (0, 1)", int)
     if base == "real":
         return TypeRule("REAL", None, f"{typ} -> REAL (a double, as in the source)")
     if base == "numeric":
         p = column.precision
         if p is not None and p <= EXACT_REAL_DIGITS:
             return TypeRule("REAL", _float, f"{typ} -> REAL: {p} digits fit a double exactly, "
-                            "and arithmetic and ordering stay numeric")
+                            "and arithmetic and ordering stay numeric", strict=float)
         return TypeRule("TEXT", _decimal_text, f"{typ} -> TEXT: "
                         + ("no declared precision" if p is None else f"{p} digits")
                         + f" may exceed the {EXACT_REAL_DIGITS} a double keeps; every digit is "
@@ -185,7 +206,8 @@ def rule_for(column: Column, table: str) -> TypeRule:
                             "(case-insensitive like the source, for ASCII letters only)")
         return TypeRule("TEXT", None, f"{typ} -> TEXT (compared with SQLite's BINARY collation)")
     if base == "uuid":
-        return TypeRule("TEXT", _str, f"{typ} -> TEXT in the canonical 8-4-4-4-12 form")
+        return TypeRule("TEXT", _str, f"{typ} -> TEXT in the canonical 8-4-4-4-12 form",
+                        strict=str)
     if base == "date":
         return TypeRule("TEXT", _date_text, f"{typ} -> TEXT 'YYYY-MM-DD' (SQLite's date form)"
                         + ("; zero dates '0000-00-00' -> NULL" if column.type == "date" else ""))
@@ -206,16 +228,17 @@ def rule_for(column: Column, table: str) -> TypeRule:
         return TypeRule("TEXT", compact_json, f"{typ} -> TEXT, compact JSON (the source's "
                         "normalised key order and every digit kept)")
     if base == "array":
-        return TypeRule("TEXT", array_json, f"{typ} -> TEXT holding a JSON array "
-                        "(query it with json_each)")
+        plain = column.element in ("text", "integer", "real", "boolean")
+        return TypeRule("TEXT", _plain_array_json if plain else array_json,
+                        f"{typ} -> TEXT holding a JSON array (query it with json_each)")
     if base == "enum":
         return TypeRule("TEXT", _str, f"{typ} -> TEXT with a CHECK on its "
-                        f"{len(column.enum_values)} labels", _enum_check(column))
+                        f"{len(column.enum_values)} labels", _enum_check(column), str)
     if base == "set":
         return TypeRule("TEXT", _none_safe(lambda v: ",".join(sorted(v)) if isinstance(v, set)
                                            else v),
                         f"{typ} -> TEXT, the members comma-separated")
     if base == "bytea":
-        return TypeRule("BLOB", _bytes, f"{typ} -> BLOB, byte for byte")
+        return TypeRule("BLOB", _bytes, f"{typ} -> BLOB, byte for byte", strict=bytes)
     raise UsageError(f"{table}.{column.name}: source type {typ!r} has no conversion rule "
                      "(leave the table out with --tables, or change the column's type at the source)")

@@ -45,8 +45,7 @@ class Finding:
 def _source_rows(source: Source, plan: TablePlan, batch_rows: int):  # type: ignore[no-untyped-def]
     convert = converter(plan)
     for batch in source.stream(plan.source, plan.key, None, batch_rows):
-        for row in batch:
-            yield row, (convert(row) if convert else row)
+        yield from zip(batch, convert(batch) if convert else batch, strict=True)
 
 
 def _first_difference(source: Source, sink: Sink, plan: TablePlan, batch_rows: int) -> str:
@@ -101,7 +100,7 @@ def validate_tables(source: Source, sink: Sink, plans: Sequence[TablePlan],
     findings: list[Finding] = []
     for plan in plans:
         copy = copies.get(plan.name)
-        t_count, t_sum = table_digest(sink.read(plan.name, plan.columns))
+        t_count, t_sum = sink.digest(plan.name, plan.columns)
         if copy is not None and copy.checksum is not None:
             s_count, s_sum = copy.rows_total, copy.checksum
         else:  # resumed: the copy saw only part of the source
