@@ -287,3 +287,20 @@ def _into_d1(source: Source, conversion: Conversion, to: str, batch_rows: int | 
         finally:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+class _CallableModule(type(contextlib)):  # type: ignore[misc]
+    """``d1bench.migrate`` is this package once it is imported, and still a function to call.
+
+    Importing ``d1bench.migrate.anything`` binds the package to the attribute
+    ``d1bench.migrate``, where the public API promises the function: calling
+    the package calls :func:`migrate`.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Migration:
+        return migrate(*args, **kwargs)
+
+
+import sys as _sys  # noqa: E402 - the module's class is swapped once everything is defined
+
+_sys.modules[__name__].__class__ = _CallableModule
