@@ -347,9 +347,14 @@ def test_interrupted_migration_resumes_without_duplicates(pg, medical_corpus: Pa
     proc.wait(30)
     assert proc.returncode == -signal.SIGKILL, "the copy finished before it could be killed"
     assert not out.exists() and aside.exists()
-    done = _cli(*args)
+    report = tmp_path / "report.md"
+    done = _cli(*args, "--report", str(report))
     assert done.returncode == 0, done.stderr
     assert "True" in done.stdout  # the resumed column of the copy table
+    assert "| table | column | kind |" in report.read_text()
+    for text in (done.stdout, done.stderr, report.read_text()):
+        assert SENTINEL not in text
+    assert SENTINEL.encode() not in out.read_bytes()
     src = sqlite3.connect(medical_corpus)
     dst = sqlite3.connect(out)
     for table in ("papers", "citations", "reading_history"):
@@ -357,6 +362,18 @@ def test_interrupted_migration_resumes_without_duplicates(pg, medical_corpus: Pa
         assert dst.execute(f"SELECT count(*), total(id) FROM {table}").fetchone() == want
     assert dst.execute("SELECT count(*) FROM sqlite_master WHERE name = '_d1bench_migration'"
                        ).fetchone() == (0,)
+
+
+def test_renames_carry_through_keys_and_validation(my, tmp_path: Path) -> None:
+    out = tmp_path / "renamed.sqlite"
+    result = migrate(my["medical"], f"sqlite:{out}", progress=False,
+                     maps=["users=people", "papers.authors=authors_json"])
+    assert result.ok, result.checks
+    con = sqlite3.connect(out)
+    assert con.execute("SELECT count(*) FROM people").fetchone()[0] > 0
+    assert con.execute("SELECT json_valid(authors_json) FROM papers LIMIT 1").fetchone() == (1,)
+    refs = {r[2] for r in con.execute("PRAGMA foreign_key_list(reading_history)")}
+    assert refs == {"people", "papers"}
 
 
 def test_check_queries_are_compared(my, tmp_path: Path) -> None:

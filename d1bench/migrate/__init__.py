@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -301,6 +302,4 @@ class _CallableModule(type(contextlib)):  # type: ignore[misc]
         return migrate(*args, **kwargs)
 
 
-import sys as _sys  # noqa: E402 - the module's class is swapped once everything is defined
-
-_sys.modules[__name__].__class__ = _CallableModule
+sys.modules[__name__].__class__ = _CallableModule
