@@ -43,7 +43,7 @@ CREATE TABLE reads (
 
 FILL = """
 INSERT INTO reads (user_id, paper_id, read_at, read_percentage, finished, device, tags, detail)
-SELECT g % 5000, (g * 7919) % 200000, TIMESTAMPTZ '2026-01-01 00:00:00+00' + g * INTERVAL '17 s',
+SELECT g % 5000, (g::bigint * 7919) % 200000, TIMESTAMPTZ '2026-01-01 00:00:00+00' + g * INTERVAL '17 s',
        (g % 10001) / 100.0, g % 3 = 0, (ARRAY['web', 'ios', 'android'])[1 + g % 3],
        ARRAY['t' || (g % 50), 'u' || (g % 7)], jsonb_build_object('src', 'feed', 'pos', g % 40)
 FROM generate_series(1, {rows}) AS g
