@@ -190,6 +190,20 @@ def test_dry_run_writes_nothing(pg, tmp_path: Path) -> None:
     assert SENTINEL not in done.stdout + done.stderr
 
 
+def _same_answers(workload, bound, rng, want, got, draws: int = 3) -> int:  # type: ignore[no-untyped-def]
+    """Each read template, ``draws`` times with the same parameters on both sides; rows compared."""
+    compared = 0
+    for name, template in workload.templates.items():
+        if template.is_write:
+            continue
+        for _ in range(draws):
+            params = bound.draw_params(name, rng)
+            expected = want(template.sql, params)
+            assert got(template.sql, params) == expected, (name, params)
+            compared += len(expected)
+    return compared
+
+
 # --- the medical workload ------------------------------------------------------
 
 
@@ -213,17 +227,9 @@ def test_migrated_medical_replays_with_the_corpus_rows(pg, my, medical_corpus: P
                 mig.execute("INSERT INTO papers_fts (papers_fts) VALUES ('rebuild')")
             with open_target(f"sqlite:{out}") as migrated:
                 mconn = migrated.connect()
-                rng = random.Random(9)
-                compared = 0
-                for tname, template in workload.templates.items():
-                    if template.is_write:
-                        continue
-                    for _ in range(3):
-                        params = bound.draw_params(tname, rng)
-                        want = conn.execute(template.sql, params).rows
-                        got = mconn.execute(template.sql, params).rows
-                        assert got == want, (name, tname, params)
-                        compared += len(want)
+                compared = _same_answers(workload, bound, random.Random(9),
+                                         lambda sql, p: conn.execute(sql, p).rows,
+                                         lambda sql, p, c=mconn: c.execute(sql, p).rows)
                 mconn.close()
             assert compared > 50
         conn.close()
@@ -286,16 +292,9 @@ def test_saas_schema_migrates_and_replays_its_workload(pg_saas: str, saas_db: Pa
     workload = load_workload(workload_path("saas"))
     with open_target(f"sqlite:{saas_db}") as target:
         bound = workload.bind(target.connect(), seed=2)
-    rng = random.Random(3)
-    compared = 0
-    for name, template in workload.templates.items():
-        if template.is_write:
-            continue
-        for _ in range(3):
-            params = bound.draw_params(name, rng)
-            want = _rows(original, template.sql, params)
-            assert _rows(migrated, template.sql, params) == want, (name, params)
-            compared += len(want)
+    compared = _same_answers(workload, bound, random.Random(3),
+                             lambda sql, p: _rows(original, sql, p),
+                             lambda sql, p: _rows(migrated, sql, p))
     assert compared > 20
 
 

@@ -203,9 +203,10 @@ def _start(sink: Sink, conversion: Conversion, where: str) -> None:
     if existing:
         raise UsageError(f"{where}: already holds table {min(existing)!r}: migrate into "
                          "a fresh database")
-    statements = [s for plan in conversion.tables for s in plan.ddl]
-    sink.run(statements)
-    sink.mark(_SCHEMA_ITEM, [digest], 0, True)
+    # The schema and the record of it in one transaction: a run killed here leaves
+    # either nothing or a build that the next run recognises and resumes.
+    statements = [(s, ()) for plan in conversion.tables for s in plan.ddl]
+    sink.run_params([*statements, sink.mark_statement(_SCHEMA_ITEM, [digest], 0, True)])
 
 
 def _run(source: Source, sink: Sink, conversion: Conversion, batch_rows: int, validate: bool,
@@ -214,8 +215,10 @@ def _run(source: Source, sink: Sink, conversion: Conversion, batch_rows: int, va
     started = time.perf_counter()
     copies: dict[str, CopyResult] = {}
     for plan in conversion.tables:
+        # A count costs a scan at the source: only for a bar someone will see.
+        total = source.count(plan.source.name) if progress and sys.stderr.isatty() else None
         copies[plan.name] = copy_table(source, sink, plan, batch_rows=batch_rows,
-                                       progress=progress, total_hint=None, on_batch=on_batch)
+                                       progress=progress, total_hint=total, on_batch=on_batch)
     seconds["copy"] = time.perf_counter() - started
     started = time.perf_counter()
     findings: list[Finding] = []

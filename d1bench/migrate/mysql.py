@@ -17,7 +17,7 @@ from typing import Any
 
 from d1bench.errors import UsageError
 from d1bench.migrate.model import Column, ForeignKey, Index, SourceTable, SourceUrl
-from d1bench.migrate.source import Source, quote_ident
+from d1bench.migrate.source import Source
 
 __all__ = ["MySQLSource"]
 
@@ -153,16 +153,7 @@ class MySQLSource(Source):
 
     def stream(self, table: SourceTable, key: Sequence[str], after: Sequence[Any] | None,
                batch: int) -> Iterator[list[tuple[Any, ...]]]:
-        q = self.dialect
-        cols = ", ".join(quote_ident(c.name, q) for c in table.columns)
-        sql = f"SELECT {cols} FROM {quote_ident(table.name, q)}"
-        params: tuple[Any, ...] = ()
-        if key:
-            keys = ", ".join(quote_ident(k, q) for k in key)
-            if after is not None:
-                sql += f" WHERE ({keys}) > ({', '.join(['%s'] * len(key))})"
-                params = tuple(after)
-            sql += f" ORDER BY {keys}"
+        sql, params = self.select(table, key, after)
         # SSCursor holds its connection until the result is read: give it its own.
         conn = self._connect(self._pymysql.cursors.SSCursor)
         try:
@@ -174,9 +165,6 @@ class MySQLSource(Source):
             raise self.fail(f"reading {table.name}", exc) from None
         finally:
             conn.close()
-
-    def count(self, table: str) -> int:
-        return int(self._rows(f"SELECT count(*) FROM {quote_ident(table, self.dialect)}")[0][0])
 
     def query(self, sql: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
         try:

@@ -86,7 +86,9 @@ class PostgresSource(Source):
         try:
             with self.conn.cursor() as cur:
                 cur.execute(sql, params)
-                return cur.fetchall()
+                rows = cur.fetchall()
+            self.conn.rollback()  # catalog reads only: end the transaction they opened
+            return rows
         except self._psycopg.Error as exc:
             self.conn.rollback()
             raise self.fail("query failed", exc) from None
@@ -156,16 +158,7 @@ class PostgresSource(Source):
 
     def stream(self, table: SourceTable, key: Sequence[str], after: Sequence[Any] | None,
                batch: int) -> Iterator[list[tuple[Any, ...]]]:
-        q = self.dialect
-        cols = ", ".join(quote_ident(c.name, q) for c in table.columns)
-        sql = f"SELECT {cols} FROM {quote_ident(table.name, q)}"
-        params: tuple[Any, ...] = ()
-        if key:
-            keys = ", ".join(quote_ident(k, q) for k in key)
-            if after is not None:
-                sql += f" WHERE ({keys}) > ({', '.join(['%s'] * len(key))})"
-                params = tuple(after)
-            sql += f" ORDER BY {keys}"
+        sql, params = self.select(table, key, after)
         try:
             # A named cursor lives on the server: rows come over in batches.
             with self.conn.transaction(), self.conn.cursor(name="d1bench_migrate") as cur:
@@ -175,9 +168,6 @@ class PostgresSource(Source):
                     yield rows
         except self._psycopg.Error as exc:
             raise self.fail(f"reading {table.name}", exc) from None
-
-    def count(self, table: str) -> int:
-        return int(self._rows(f"SELECT count(*) FROM {quote_ident(table, self.dialect)}")[0][0])
 
     def query(self, sql: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
         try:

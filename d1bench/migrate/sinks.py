@@ -63,7 +63,13 @@ class Sink:
         return out
 
     def mark(self, item: str, last_key: Sequence[Any] | None, rows: int, done: bool) -> None:
-        self.run_params([(_STATE_UPSERT, [item, _key_json(last_key), rows, int(done)])])
+        self.run_params([self.mark_statement(item, last_key, rows, done)])
+
+    @staticmethod
+    def mark_statement(item: str, last_key: Sequence[Any] | None, rows: int,
+                       done: bool) -> tuple[str, list[Any]]:
+        """The statement recording ``item``'s progress, to run with other writes."""
+        return _STATE_UPSERT, [item, _key_json(last_key), rows, int(done)]
 
     def run_params(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         raise NotImplementedError

@@ -63,8 +63,27 @@ class Source(ABC):
         """Rows of ``table`` (its columns in catalog order) ordered by ``key``, after ``after``."""
 
     @abstractmethod
+    def _rows(self, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Run a catalog query (driver placeholders ``%s``)."""
+
     def count(self, table: str) -> int:
         """Rows in ``table``."""
+        return int(self._rows(f"SELECT count(*) FROM {quote_ident(table, self.dialect)}")[0][0])
+
+    def select(self, table: SourceTable, key: Sequence[str],
+               after: Sequence[Any] | None) -> tuple[str, tuple[Any, ...]]:
+        """The streaming SELECT of ``table``: key order, rows after ``after`` (both drivers: ``%s``)."""
+        q = self.dialect
+        cols = ", ".join(quote_ident(c.name, q) for c in table.columns)
+        sql = f"SELECT {cols} FROM {quote_ident(table.name, q)}"
+        params: tuple[Any, ...] = ()
+        if key:
+            keys = ", ".join(quote_ident(k, q) for k in key)
+            if after is not None:
+                sql += f" WHERE ({keys}) > ({', '.join(['%s'] * len(key))})"
+                params = tuple(after)
+            sql += f" ORDER BY {keys}"
+        return sql, params
 
     @abstractmethod
     def query(self, sql: str) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
