@@ -255,7 +255,7 @@ def _into_sqlite(source: Source, conversion: Conversion, final: Path, to: str, b
                          on_batch, seconds, to)
         if not migration.ok:
             sink.close()
-            for path in (aside, Path(f"{aside}-wal"), Path(f"{aside}-shm")):
+            for path in (aside, *(Path(f"{aside}-{end}") for end in ("journal", "wal", "shm"))):
                 path.unlink(missing_ok=True)
             raise _failure(migration)
         started = time.perf_counter()
