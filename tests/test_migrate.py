@@ -117,6 +117,15 @@ def my(medical_corpus: Path):
     yield from _server(mariadb_server, MY_PROBE, medical_corpus)
 
 
+@pytest.fixture(scope="module")
+def fresh_d1(tmp_path_factory: pytest.TempPathFactory):
+    """A local D1 of this module's own: the session's ``local_d1`` may hold the medical corpus."""
+    from d1bench.targets.d1_local import LocalD1
+
+    with LocalD1(tmp_path_factory.mktemp("d1-migrate")) as d1:
+        yield d1
+
+
 @pytest.fixture(params=["pg", "my"])
 def src(request: pytest.FixtureRequest):
     return request.getfixturevalue(request.param)
@@ -163,12 +172,12 @@ def test_every_type_round_trips(src, tmp_path: Path) -> None:
         assert "TEXT" in numeric and "double" in numeric
 
 
-def test_converted_medical_ddl_passes_d1_check_and_runs_on_local_d1(pg, local_d1) -> None:
+def test_converted_medical_ddl_passes_d1_check_and_runs_on_local_d1(pg, fresh_d1) -> None:
     from d1bench.schema import d1_problems
 
     result = migrate(pg["medical"], "sqlite:/nonexistent/x.sqlite", dry_run=True, progress=False)
     assert d1_problems(result.conversion.ddl) == []
-    with local_d1.target() as target:
+    with fresh_d1.target() as target:
         conn = target.connect(allow_writes=True)
         for plan in result.conversion.tables:
             for statement in plan.ddl:
@@ -385,20 +394,21 @@ def test_check_queries_are_compared(my, tmp_path: Path) -> None:
     assert len(queries) == 2 and queries.ok.all()
 
 
-def test_migrate_into_local_d1_and_roll_back_what_d1_cannot_hold(pg, local_d1) -> None:
-    spec = f"d1-local:{local_d1.persist_dir}"
-    result = migrate(pg["medical"], spec, tables=["clinical_trials", "papers", "citations"],
-                     progress=False, batch_rows=120)
+def test_migrate_into_local_d1_and_roll_back_what_d1_cannot_hold(pg, fresh_d1) -> None:
+    with fresh_d1.target() as spec:
+        result = migrate(pg["medical"], spec, tables=["clinical_trials", "papers", "citations"],
+                         progress=False, batch_rows=120)
     assert result.ok, result.checks
-    with local_d1.target() as target:
+    with fresh_d1.target() as target:
         conn = target.connect()
         assert conn.execute("SELECT count(*) FROM papers").rows == [(PAPERS,)]
         conn.close()
     # 2^53 + 1 is written exactly (as a literal) but D1's JavaScript API reads it back
     # as 2^53: validation names the value, and the new table is dropped again.
-    with pytest.raises(ValidationFailed, match=r"table probe.*id=1: column big"):
+    with pytest.raises(ValidationFailed, match=r"table probe.*id=1: column big"), \
+            fresh_d1.target() as spec:
         migrate(pg["probe"], spec, progress=False)
-    with local_d1.target() as target:
+    with fresh_d1.target() as target:
         conn = target.connect(allow_writes=True)
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master").rows}
         assert "probe" not in names and "_d1bench_migration" not in names

@@ -36,6 +36,7 @@ from d1bench.migrate.copy import BatchHook, CopyResult, copy_table
 from d1bench.migrate.sinks import STATE_TABLE, D1Sink, Sink, SQLiteSink
 from d1bench.migrate.source import Source, open_source
 from d1bench.migrate.validate import Finding, check_queries, findings_frame, validate_tables
+from d1bench.targets.base import Target
 from d1bench.upload.packing import quote
 
 __all__ = ["Migration", "ValidationFailed", "aside_path", "migrate", "parse_maps"]
@@ -108,7 +109,9 @@ def aside_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.migrating")
 
 
-def _sqlite_path(to: str) -> Path | None:
+def _sqlite_path(to: Any) -> Path | None:
+    if not isinstance(to, str):
+        return None  # an opened target
     if to.startswith("sqlite:"):
         return Path(to[len("sqlite:"):])
     if to.lower().endswith((".sqlite", ".sqlite3", ".db")) and "://" not in to:
@@ -135,7 +138,7 @@ def _max_ids(source: Source, described: Sequence[Any]) -> dict[str, int | None]:
     return out
 
 
-def migrate(source_url: str, to: str, *, tables: Sequence[str] | None = None,
+def migrate(source_url: str, to: str | Target, *, tables: Sequence[str] | None = None,
             maps: Sequence[str] = (), dry_run: bool = False, batch_rows: int | None = None,
             validate: bool = True, queries: Sequence[str] = (), force: bool = False,
             progress: bool = True, password: str | None = None,
@@ -145,7 +148,8 @@ def migrate(source_url: str, to: str, *, tables: Sequence[str] | None = None,
     Args:
         source_url: ``postgresql://USER[:PASSWORD]@HOST:PORT/DB`` or ``mysql://...``
             (the password may also come from ``password``, PGPASSWORD or MYSQL_PWD).
-        to: ``sqlite:PATH`` (or a ``.sqlite``/``.db`` path), ``d1-local``, ``d1://ACCOUNT/DB``.
+        to: ``sqlite:PATH`` (or a ``.sqlite``/``.db`` path), ``d1-local``, ``d1://ACCOUNT/DB``,
+            or an opened D1 :class:`~d1bench.targets.base.Target` (left open).
         tables: the tables to migrate (default: all).
         maps: renames, ``table=new`` or ``table.column=new``.
         dry_run: stop after the conversion report; nothing is written.
@@ -178,7 +182,8 @@ def migrate(source_url: str, to: str, *, tables: Sequence[str] | None = None,
                              not_converted=[] if tables else source.not_converted())
         seconds["convert"] = time.perf_counter() - started
         if dry_run:
-            return Migration(source.url.display, to, conversion, dry_run=True, seconds=seconds)
+            return Migration(source.url.display, _name(to), conversion, dry_run=True,
+                             seconds=seconds)
         if sqlite_target is not None:
             return _into_sqlite(source, conversion, sqlite_target, to, batch_rows or 5_000,
                                 validate, queries, progress, on_batch, seconds)
@@ -268,13 +273,19 @@ def _into_sqlite(source: Source, conversion: Conversion, final: Path, to: str, b
         sink.close()
 
 
-def _into_d1(source: Source, conversion: Conversion, to: str, batch_rows: int | None,
+def _name(to: str | Target) -> str:
+    return to if isinstance(to, str) else to.url
+
+
+def _into_d1(source: Source, conversion: Conversion, to: str | Target, batch_rows: int | None,
              validate: bool, queries: Sequence[str], progress: bool,
              on_batch: BatchHook | None, seconds: dict[str, float]) -> Migration:
     from d1bench.targets import open_target
     from d1bench.upload import _writer
 
-    with open_target(to) as target:
+    opened = open_target(to) if isinstance(to, str) else contextlib.nullcontext(to)
+    with opened as target:
+        to = target.url
         conn = _writer(target)
         sink = D1Sink(conn, batch_rows)
         try:
