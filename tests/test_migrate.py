@@ -120,7 +120,7 @@ def my(medical_corpus: Path):
 @pytest.fixture(scope="module")
 def fresh_d1(tmp_path_factory: pytest.TempPathFactory):
     """A local D1 of this module's own: the session's ``local_d1`` may hold the medical corpus."""
-    from d1bench.targets.d1_local import LocalD1
+    from d1bench.targets.d1.local import LocalD1
 
     with LocalD1(tmp_path_factory.mktemp("d1-migrate")) as d1:
         yield d1

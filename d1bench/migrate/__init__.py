@@ -281,12 +281,13 @@ def _into_d1(source: Source, conversion: Conversion, to: str | Target, batch_row
              validate: bool, queries: Sequence[str], progress: bool,
              on_batch: BatchHook | None, seconds: dict[str, float]) -> Migration:
     from d1bench.targets import open_target
-    from d1bench.upload import _writer
 
     opened = open_target(to) if isinstance(to, str) else contextlib.nullcontext(to)
     with opened as target:
+        if target.kind not in ("d1-local", "d1"):
+            raise UsageError(f"--to {target.url}: use sqlite:PATH, d1-local or d1://ACCOUNT/DB")
         to = target.url
-        conn = _writer(target)
+        conn = target.connect(allow_writes=True)  # the user asked for a migration: writes
         sink = D1Sink(conn, batch_rows)
         try:
             _start(sink, conversion, to)

@@ -16,18 +16,19 @@ from __future__ import annotations
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from d1bench.migrate.convert import TablePlan
+from d1bench.migrate.digest import MASK as _MASK
+from d1bench.migrate.digest import batch_digest, row_digest, table_digest
 from d1bench.migrate.sinks import Sink
 from d1bench.migrate.source import Source
 from d1bench.upload.packing import quote
 
 __all__ = ["CopyResult", "batch_digest", "converter", "copy_table", "row_digest", "table_digest"]
 
-_MASK = (1 << 64) - 1
 SAMPLES = 5
 
 BatchHook = Callable[[str, int], None]
@@ -54,31 +55,6 @@ def converter(plan: TablePlan) -> Callable[[Sequence[tuple[Any, ...]]], list[tup
         return list(zip(*cols, strict=True))
 
     return convert
-
-
-def row_digest(row: Sequence[Any]) -> int:
-    """A row's contribution to its table's checksum: the same for equal stored values.
-
-    Values compare as SQLite returns them (an INTEGER 1 and a REAL 1.0 are one
-    number, text and BLOB differ), and the per-row hashes are summed, so the
-    order rows come in does not matter and a duplicated row does.  Python's
-    hash is salted per process: both sides are hashed in the same process.
-    """
-    return hash(tuple(row))
-
-
-def batch_digest(rows: Iterable[tuple[Any, ...]]) -> int:
-    """The sum of :func:`row_digest` over ``rows`` (tuples), modulo 2**64."""
-    return sum(map(hash, rows)) & _MASK
-
-
-def table_digest(rows: Iterable[Sequence[Any]]) -> tuple[int, int]:
-    """(row count, checksum) of ``rows``."""
-    total = count = 0
-    for row in rows:
-        total = (total + hash(tuple(row))) & _MASK
-        count += 1
-    return count, total
 
 
 class _Keys:

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from d1bench.migrate.digest import MASK, batch_digest, table_digest
 from d1bench.upload.packing import quote
 
 __all__ = ["STATE_TABLE", "D1Sink", "SQLiteSink", "Sink"]
@@ -80,8 +81,6 @@ class Sink:
 
     def digest(self, table: str, columns: Sequence[str]) -> tuple[int, int]:
         """(rows, checksum) of ``table`` (see :func:`~d1bench.migrate.copy.row_digest`)."""
-        from d1bench.migrate.copy import table_digest
-
         return table_digest(self.read(table, columns))
 
     def close(self) -> None:
@@ -138,14 +137,12 @@ class SQLiteSink(Sink):
 
     def digest(self, table: str, columns: Sequence[str]) -> tuple[int, int]:
         """(rows, checksum) of ``table``, hashed batch by batch."""
-        from d1bench.migrate.copy import batch_digest
-
         cur = self.conn.execute(f"SELECT {', '.join(quote(c) for c in columns)} "
                                 f"FROM {quote(table)}")
         count = total = 0
         while rows := cur.fetchmany(10_000):
             count += len(rows)
-            total = (total + batch_digest(rows)) & ((1 << 64) - 1)
+            total = (total + batch_digest(rows)) & MASK
         return count, total
 
     def finish(self) -> None:
@@ -166,11 +163,8 @@ class D1Sink(Sink):
     """
 
     def __init__(self, conn: Any, batch_rows: int | None = None) -> None:
-        from d1bench.upload import _send
-
-        self.conn = conn
+        self.conn = conn  # a D1 connection that may write: it has execute_batch
         self.batch_rows = batch_rows
-        self._send = _send
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         # D1's JSON results carry a BLOB as a list of byte values.
@@ -181,8 +175,8 @@ class D1Sink(Sink):
         self.run_params([(s, []) for s in statements])
 
     def run_params(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        self._send(self.conn, [("PRAGMA defer_foreign_keys = on", []),
-                               *[(s, list(p)) for s, p in statements]])
+        self.conn.execute_batch([("PRAGMA defer_foreign_keys = on", []),
+                                 *[(s, list(p)) for s, p in statements]])
 
     def write(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
               keys: Sequence[Sequence[Any] | None], total: int) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from d1bench.migrate.convert import TablePlan
-from d1bench.migrate.copy import CopyResult, converter, row_digest, table_digest
+from d1bench.migrate.copy import CopyResult, converter
+from d1bench.migrate.digest import row_digest, table_digest
 from d1bench.migrate.sinks import Sink
 from d1bench.migrate.source import Source
 from d1bench.migrate.sqlfix import transpile
