@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from d1bench.errors import UsageError
+from d1bench._atomic import write_atomic
 
 __all__ = ["register", "run_migrate"]
 
@@ -45,18 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_migrate)
 
 
-def _write_report(path: Path, text: str, force: bool) -> None:
-    import os
-    import tempfile
-
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists: pass --force to replace it")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 def run_migrate(args: argparse.Namespace) -> int:
     from d1bench.migrate import ValidationFailed, migrate
 
@@ -89,7 +77,7 @@ def run_migrate(args: argparse.Namespace) -> int:
         text = ("# Conversion report\n\n" + result.conversion.markdown() + "\n# Copy\n\n"
                 + frame_markdown(result.copies) + "\n# Validation\n\n"
                 + frame_markdown(result.checks))
-        _write_report(Path(args.report), text, args.force)
+        write_atomic(Path(args.report), text, force=args.force)
     if failed is not None:
         print(f"d1bench migrate: {failed}", file=sys.stderr)
         return 1

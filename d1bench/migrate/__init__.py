@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from d1bench._atomic import publish
 from d1bench.errors import D1benchError, UsageError
 from d1bench.migrate.convert import Conversion, convert
 from d1bench.migrate.copy import BatchHook, CopyResult, copy_table
@@ -186,7 +186,7 @@ def migrate(source_url: str, to: str | Target, *, tables: Sequence[str] | None =
                              seconds=seconds)
         if sqlite_target is not None:
             return _into_sqlite(source, conversion, sqlite_target, to, batch_rows or 5_000,
-                                validate, queries, progress, on_batch, seconds)
+                                validate, queries, progress, on_batch, seconds, force)
         return _into_d1(source, conversion, to, batch_rows, validate, queries, progress,
                         on_batch, seconds)
 
@@ -249,7 +249,8 @@ def _failure(migration: Migration) -> ValidationFailed:
 
 def _into_sqlite(source: Source, conversion: Conversion, final: Path, to: str, batch_rows: int,
                  validate: bool, queries: Sequence[str], progress: bool,
-                 on_batch: BatchHook | None, seconds: dict[str, float]) -> Migration:
+                 on_batch: BatchHook | None, seconds: dict[str, float],
+                 force: bool) -> Migration:
     if not final.parent.is_dir():
         raise UsageError(f"{final.parent}: no such directory")
     aside = aside_path(final)
@@ -266,7 +267,9 @@ def _into_sqlite(source: Source, conversion: Conversion, final: Path, to: str, b
         started = time.perf_counter()
         sink.finish()
         sink.close()
-        os.replace(aside, final)  # atomic: the target is the old file or the new, never half
+        # Atomic: the target is the old file or the new, never half; without --force
+        # a file that appeared meanwhile is not replaced either.
+        publish(aside, final, force=force)
         seconds["swap"] = time.perf_counter() - started
         return migration
     finally:
