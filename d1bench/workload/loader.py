@@ -35,7 +35,9 @@ __all__ = ["FORMAT_VERSION", "Problem", "available_workloads", "load_workload", 
 FORMAT_VERSION = 1
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TEMPLATE_KEYS = {"sql", "weight", "family", "description", "params"}
+_TEMPLATE_KEYS = {"sql", "weight", "family", "description", "params", "production"}
+#: Keys of a template's ``production`` table (production's figures per run, from insights).
+PRODUCTION_KEYS = ("runs", "avg_rows_read", "avg_rows_written", "avg_duration_ms", "efficiency")
 _SESSION_KEYS = {"weight", "description", "steps"}
 _STEP_KEYS = {"template", "params", "for_each_row", "max_rows"}
 _WORKLOAD_KEYS = {"name", "description", "format", "write_weight"}
@@ -344,6 +346,17 @@ def _template(name: str, raw: Any, lines: _Lines, source: str, problem: Any,
     if not isinstance(description, str):
         err("description must be a string", lines.key(span, "description"))
         description = ""
+    production = raw.get("production")
+    if production is not None:
+        bad_keys = sorted(set(production) - set(PRODUCTION_KEYS)) if isinstance(production, dict) \
+            else None
+        if bad_keys is None or bad_keys or not all(
+                _is_num(v) and v >= 0 for v in production.values()):
+            err("production must be a table of numbers >= 0 with keys among "
+                f"{', '.join(PRODUCTION_KEYS)}"
+                + (f" (unknown: {', '.join(bad_keys)})" if bad_keys else ""),
+                lines.key(span, "production"))
+            production = None
     param_lines: list[int] = []
     specs = _specs(raw.get("params", []), span, lines, lambda m, at: err(m, at), first_step=None,
                    lines_out=param_lines)
@@ -366,7 +379,8 @@ def _template(name: str, raw: Any, lines: _Lines, source: str, problem: Any,
         return None
     return Template(name=name, sql=sql, weight=float(weight), params=specs, family=family,
                     description=description.strip(), line=line, is_write=is_write,
-                    source=source, parse_error=parse_error, param_lines=tuple(param_lines))
+                    source=source, parse_error=parse_error, param_lines=tuple(param_lines),
+                    production=MappingProxyType(dict(production)) if production else None)
 
 
 def _specs(raw: Any, span: tuple[int, int], lines: _Lines, err: Any,

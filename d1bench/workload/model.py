@@ -84,6 +84,9 @@ class Template:
             write flag then came from the first keyword).
         param_lines: the line of each parameter's sampler in its file, so that
             binding errors point at the parameter rather than the header.
+        production: production's figures for this query (``runs``,
+            ``avg_rows_read``, ``avg_rows_written``, ``avg_duration_ms``,
+            ``efficiency``), when the template came from insights.
     """
 
     name: str
@@ -97,6 +100,7 @@ class Template:
     source: str = ""
     parse_error: str | None = None
     param_lines: tuple[int, ...] = ()
+    production: Mapping[str, float] | None = None
 
     @property
     def kind(self) -> str:
