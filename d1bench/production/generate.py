@@ -12,6 +12,7 @@ to be edited.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sqlite3
@@ -162,7 +163,7 @@ def _toml(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, float):
-        return repr(value) if value == value and abs(value) != float("inf") else "0.0"
+        return repr(value) if math.isfinite(value) else "0.0"
     if isinstance(value, int):
         return str(value)
     return json.dumps(str(value), ensure_ascii=False)

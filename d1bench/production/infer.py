@@ -143,7 +143,10 @@ def _value_sampler(table: str, column: str, schema: Schema, op: str) -> dict[str
 def _guess(node: Any, tree: Any, aliases: dict[str, str], tables: list[str], schema: Schema,
            exp: Any) -> Guess:
     parent = node.parent
-    col = lambda n: _column(n, aliases, tables, schema, exp)  # noqa: E731
+
+    def col(n: Any) -> tuple[str, str] | None:
+        return _column(n, aliases, tables, schema, exp)
+
     if isinstance(parent, exp.Limit):
         lo, hi = LIMIT_RANGE
         return Guess({"sampler": "int", "min": lo, "max": hi}, "LIMIT ?")

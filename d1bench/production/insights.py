@@ -185,7 +185,9 @@ def _from_graphql(doc: Any, text: str, src: str) -> list[Shape]:
         read, written, ms = pick("rowsRead", total), pick("rowsWritten", total), \
             pick("queryDurationMs", total)
         returned = pick("rowsReturned", total)
-        per = (lambda t, a: a if a is not None else (t / count if t is not None and count else None))
+        def per(t: float | None, a: float | None, count: float = count) -> float | None:
+            return a if a is not None else (t / count if t is not None and count else None)
+
         avg_read = per(read, pick("rowsRead", avg))
         shapes.append(Shape(
             query.strip(), int(count), avg_read, per(written, pick("rowsWritten", avg)),
