@@ -113,6 +113,8 @@ def from_insights(insights: str | os.PathLike[str], db: str | os.PathLike[str],
     conn = sqlite3.connect(f"file:{dbp}?mode=ro", uri=True)
     try:
         schema = Schema.read(conn)
+        for shape in shapes:
+            _prepares(conn, shape, str(insights), dbp)
     except sqlite3.DatabaseError as exc:
         raise UsageError(f"{dbp}: not a SQLite database ({exc})") from None
     finally:
@@ -143,6 +145,21 @@ def from_insights(insights: str | os.PathLike[str], db: str | os.PathLike[str],
     finally:
         tmp.unlink(missing_ok=True)
     return FromInsights(path, pd.DataFrame(rows), tuple(unresolved))
+
+
+def _prepares(conn: sqlite3.Connection, shape: Shape, source: str, db: Path) -> None:
+    """Refuse a query the database cannot run (a table or column it lacks), by its line."""
+    from d1bench.workload.sqltext import scan_placeholders
+
+    count = scan_placeholders(shape.sql).count
+    try:
+        # EXPLAIN prepares without running; a read-only connection could not write anyway
+        conn.execute(f"EXPLAIN {shape.sql}", (None,) * count).fetchall()
+    except sqlite3.OperationalError as exc:
+        raise UsageError(f"{source}:{shape.line}: the query does not run on {db}: {exc} "
+                         f"(in {' '.join(shape.sql.split())[:60]})") from None
+    except sqlite3.DatabaseError:
+        pass  # a constraint or value error with NULLs bound says nothing about the shape
 
 
 def _weight(shape: Shape, weight: str) -> float:

@@ -246,27 +246,24 @@ def shape_of(sql: str) -> tuple[str, tuple[Any, ...]] | None:
     return re.sub(r"\bd1bench_lit_(\d+)\b", mark, rendered), tuple(values)
 
 
+_STARTS = re.compile(r"(?i)^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|REPLACE|VALUES)\b")
+
+
 def _from_log(text: str, src: str) -> list[Shape]:
-    """One statement a line (or ``;``-terminated statements over several lines);
-    lines starting ``--`` or ``#`` are comments."""
+    """Statements ending with ``;``, or one a line without it (a line that starts
+    with SELECT, INSERT, ... begins the next); lines starting ``--`` or ``#``
+    are comments."""
     import sqlite3
 
     groups: dict[str, list[Any]] = {}
     pending: list[str] = []
     start = 0
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not pending and (not line or line.startswith(("--", "#"))):
-            continue
-        if not pending:
-            start = n
-        pending.append(raw)
-        joined = "\n".join(pending)
-        if not (sqlite3.complete_statement(joined) or not line.endswith((",", "(")) and
-                not joined.rstrip().endswith(";") and _balanced(joined)):
-            continue
+
+    def flush() -> None:
+        nonlocal pending
+        joined = "\n".join(pending).strip().rstrip(";")
         pending = []
-        found = shape_of(joined.strip().rstrip(";"))
+        found = shape_of(joined)
         if found is None:
             raise UsageError(f"{src}:{start}: sqlglot cannot parse this statement: "
                              f"{' '.join(joined.split())[:80]}")
@@ -274,12 +271,24 @@ def _from_log(text: str, src: str) -> list[Shape]:
         if sql not in groups:
             groups[sql] = [0, start, values]
         groups[sql][0] += 1
+
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not pending and (not line or line.startswith(("--", "#"))):
+            continue
+        if pending and _STARTS.match(raw) and _balanced("\n".join(pending)):
+            flush()
+        if not pending:
+            start = n
+        pending.append(raw)
+        if line.endswith(";") and sqlite3.complete_statement("\n".join(pending)):
+            flush()
     if pending:
-        raise UsageError(f"{src}:{start}: statement never ends")
+        flush()
     return [Shape(sql, count, line=line, examples=values)
             for sql, (count, line, values) in groups.items()]
 
 
 def _balanced(text: str) -> bool:
-    """No open quote or parenthesis (a one-line statement without its ``;``)."""
+    """No open quote or parenthesis, so a new line may start a new statement."""
     return text.count("'") % 2 == 0 and text.count("(") == text.count(")")
