@@ -78,9 +78,8 @@ def test_what_cannot_be_inferred_is_named(saas_db: Path, tmp_path: Path) -> None
     path.write_text(json.dumps([{"query": "SELECT id FROM users WHERE json_extract(settings, "
                                           "'$.locale') = ?", "numberOfTimesRun": 3}]))
     made = from_insights(path, saas_db, tmp_path / "w.toml")
-    assert made.unresolved == (("select_users_by_json_extract", 1,
-                                "FILL IN: compared with JSON_EXTRACT(settings, '$.locale'), "
-                                "not a column"),)
+    why = "FILL IN: compared with JSON_EXTRACT(settings, '$.locale'), not a column"
+    assert made.unresolved == (("select_users_by_json_extract", 1, why),)
     assert "FILL IN" in made.path.read_text()
     tomllib.loads(made.path.read_text())
 
