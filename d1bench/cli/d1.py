@@ -37,14 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     up = sub.add_parser(
         "upload",
-        help="load a corpus (schema, rows, FTS index) into a D1 target",
-        description="Copy a d1bench corpus into a D1 database: the schema, the rows in "
-        "batches within D1's limits (100 parameters and 100 KB per statement), the "
-        "secondary indexes the corpus has, and the FTS index; then compare row counts "
-        "table by table. Writes are implied. An interrupted upload resumes where it "
-        "stopped when run again.",
+        help="load any SQLite database (schema, rows, FTS5 indexes) into a D1 target",
+        description="Copy a SQLite database (a d1bench corpus, an imported dump, your own) "
+        "into a D1 database: its tables parents first, the rows in batches within D1's "
+        "limits (100 parameters and 100 KB per statement), then its indexes, triggers and "
+        "views, and each FTS5 table over external content rebuilt; then compare row counts "
+        "table by table. What D1 refuses (other virtual tables, over 100 columns) is named "
+        "with its fix before anything is sent. Writes are implied. An interrupted upload "
+        "resumes where it stopped when run again.",
     )
-    up.add_argument("--db", required=True, metavar="PATH", help="corpus SQLite file to upload")
+    up.add_argument("--db", required=True, metavar="PATH", help="SQLite database to upload")
     up.add_argument("--target", required=True, metavar="SPEC",
                     help="d1-local, d1-local:PERSIST_DIR, or d1://ACCOUNT_ID/DATABASE")
     up.add_argument("--batch-rows", type=int, metavar="N",
@@ -98,7 +100,7 @@ def run_upload(args: argparse.Namespace) -> int:
     from d1bench.upload import UploadError, upload
 
     if not Path(args.db).is_file():
-        raise UsageError(f"{args.db}: no such corpus file")
+        raise UsageError(f"{args.db}: no such database file")
     remote = {name: value for name in ("base_url", "wrangler_config", "binding")
               if (value := getattr(args, name))}
     if remote and not args.target.startswith("d1://"):
