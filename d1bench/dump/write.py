@@ -57,14 +57,28 @@ def quote_value(value: Any) -> str:
     return out
 
 
-def dump_lines(conn: sqlite3.Connection, *, tables: list[str] | None = None) -> Iterator[str]:
-    """The statements of the dump of ``conn``, one string each (no newline)."""
+def dump_lines(conn: sqlite3.Connection, *, tables: list[str] | None = None,
+               virtual: str = "refuse") -> Iterator[str]:
+    """The statements of the dump of ``conn``, one string each (no newline).
+
+    ``virtual="schema"`` writes a virtual table's CREATE statement (and none of
+    its rows or shadow tables) where D1 would refuse the export: the dump a
+    user gets by exporting without their FTS5 table and adding its DDL back,
+    which ``import`` then rebuilds from the content table.
+    """
     yield "PRAGMA defer_foreign_keys=TRUE;"
     rows = conn.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql NOT NULL "
                         "ORDER BY tbl_name = 'sqlite_sequence', rowid").fetchall()
     wanted = set(tables or ())
+    virtuals = [name for name, sql in rows if sql.startswith("CREATE VIRTUAL TABLE")]
+    deferred: list[str] = []
     for name, sql in rows:
         if wanted and name not in wanted:
+            continue
+        if virtual == "schema" and (name in virtuals
+                                    or any(name.startswith(f"{v}_") for v in virtuals)):
+            if name in virtuals:
+                deferred.append(f"{sql};")
             continue
         if name == "sqlite_sequence":
             yield "DELETE FROM sqlite_sequence;"
@@ -84,6 +98,7 @@ def dump_lines(conn: sqlite3.Connection, *, tables: list[str] | None = None) -> 
         select = f"SELECT {', '.join(_id(c) for c in cols)} FROM {_id(name)}"
         for row in conn.execute(select):
             yield head + ",".join(map(quote_value, row)) + ");"
+    yield from deferred
     for name, sql in conn.execute("SELECT name, sql FROM sqlite_schema WHERE sql NOT NULL AND "
                                   "type IN ('index', 'trigger', 'view') ORDER BY type COLLATE NOCASE"):
         if not wanted or name in wanted:
@@ -91,9 +106,10 @@ def dump_lines(conn: sqlite3.Connection, *, tables: list[str] | None = None) -> 
 
 
 def write_dump(db: str | os.PathLike[str], out: str | os.PathLike[str], *,
-               force: bool = False) -> Path:
+               force: bool = False, virtual: str = "refuse") -> Path:
     """Write the D1 export dump of the SQLite database ``db`` to ``out``
-    (atomically: a temporary file renamed into place)."""
+    (atomically: a temporary file renamed into place); ``virtual`` as for
+    :func:`dump_lines`."""
     from d1bench.corpus.build import _publish, check_destination
 
     src = Path(db)
@@ -106,7 +122,7 @@ def write_dump(db: str | os.PathLike[str], out: str | os.PathLike[str], *,
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             # wrangler joins the statements with newlines, with none after the last
             first = True
-            for line in dump_lines(conn):
+            for line in dump_lines(conn, virtual=virtual):
                 fh.write(line if first else "\n" + line)
                 first = False
         _publish(tmp, path, force)
