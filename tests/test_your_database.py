@@ -13,8 +13,8 @@ import pytest
 
 from d1bench import advise, lint, replay, summarize, upload
 from d1bench.cli import main
-from d1bench.dump import import_dump, write_dump
-from d1bench.production import compare_production, from_insights
+from d1bench.dump import write_dump
+from d1bench.production import compare_production
 from d1bench.targets.d1_local import LocalD1
 from d1bench.workload import check_workload, load_workload
 
