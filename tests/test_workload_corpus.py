@@ -155,7 +155,7 @@ params = [{ sampler = "term", band = "rare" }]
 
 
 def test_term_sources(corpus_copy: Path, tmp_path: Path) -> None:
-    from d1bench._paths import data_dir
+    from d1bench._paths import inputs_dir
 
     path = tmp_path / "terms.toml"
     path.write_text('''
@@ -167,7 +167,7 @@ sql = "SELECT ?"
 params = [{ sampler = "term" }]
 ''')
     w = load_workload(path)
-    rank = [ln.strip() for ln in (data_dir() / "vocabulary" / "terms.txt").read_text().splitlines()
+    rank = [ln.strip() for ln in (inputs_dir() / "vocabulary" / "terms.txt").read_text().splitlines()
             if ln.strip() and not ln.startswith("#")]
     c = ApswConnection(corpus_copy, readonly=False)
     try:

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a local D1: Miniflare on 127.0.0.1 behind a Worker that speaks "
         "Cloudflare's D1 REST API, with its database kept as a SQLite file in a persist "
         "directory. `start` leaves it running in the background and records its pid, port "
-        "and a token file (mode 0600) in .d1bench/d1-local/; the target spec `d1-local` then "
+        "and a token file (mode 0600) in d1-local/ of the state directory (D1BENCH_STATE_DIR, "
+        "else ~/.local/state/d1bench); the target spec `d1-local` then "
         "uses it. Needs `make node_modules` once.",
     )
     action = local.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                               description="Start a local D1 in the background and print "
                               "where it listens (never its token).")
     start.add_argument("--persist", metavar="DIR",
-                       help="database directory (default: .d1bench/d1-local/persist)")
+                       help="database directory (default: d1-local/persist in the state directory)")
     start.add_argument("--port", type=int, metavar="P", help="TCP port (default: a free one)")
     start.add_argument("--database-id", metavar="ID", help="database id of the REST path")
     start.add_argument("--json", action="store_true", help="print the state as JSON")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from d1bench._paths import REPO_ROOT, data_dir
+from d1bench._paths import data_dir, inputs_dir
 from d1bench.errors import UsageError
 
 __all__ = ["EVIDENCE_LEVELS", "Designs", "Vocabulary", "ascii_fold", "load_vocabulary",
@@ -96,12 +96,12 @@ class Vocabulary:
 def vocabulary_dir() -> Path:
     """The folder the default vocabulary is read from: ``<data>/vocabulary``.
 
-    When ``D1BENCH_DATA`` points the data folder elsewhere (to keep big corpora off
-    the checkout, say) and that folder has no vocabulary, the repository's own is used.
+    The data folder (``D1BENCH_DATA``) may hold a vocabulary of its own; when it
+    has none, the repository's committed one is used.
     """
     folder = data_dir() / "vocabulary"
     if not folder.is_dir():
-        shipped = REPO_ROOT / "data" / "vocabulary"
+        shipped = inputs_dir() / "vocabulary"
         if shipped.is_dir():
             return shipped
     return folder
