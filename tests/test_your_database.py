@@ -11,11 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from d1bench import advise, lint, replay, summarize, upload
+# from the owning modules: `from d1bench import lint` gives the subpackage once it is imported
+from d1bench.advisor import advise
+from d1bench.analysis import summarize
 from d1bench.cli import main
 from d1bench.dump import write_dump
+from d1bench.lint import lint
 from d1bench.production import compare_production
+from d1bench.runner import replay
 from d1bench.targets.d1_local import LocalD1
+from d1bench.trace import load_trace
+from d1bench.upload import upload
 from d1bench.workload import check_workload, load_workload
 
 INSIGHTS = Path(__file__).parent / "fixtures" / "insights"
@@ -66,7 +72,7 @@ def test_own_database_end_to_end(other_schema, d1: LocalD1, tmp_path: Path, caps
     replay(reads, f"sqlite:{db}", trace_path=sqlite_trace, concurrency=1, requests=200,
            progress=False, seed=1)
     # 6. analyze
-    summary = summarize(_load(sqlite_trace)).set_index("template")
+    summary = summarize(load_trace(sqlite_trace)).set_index("template")
     ran = set(summary.index) - {"ALL"}
     busiest = sorted(reads.templates.values(), key=lambda t: -t.weight)[:3]
     assert {t.name for t in busiest} <= ran <= set(reads.templates)
@@ -80,7 +86,7 @@ def test_own_database_end_to_end(other_schema, d1: LocalD1, tmp_path: Path, caps
     with d1.target() as target:
         replay(reads, target, trace_path=d1_trace, concurrency=1, requests=40, progress=False,
                seed=1)
-    d1_summary = summarize(_load(d1_trace)).set_index("template")
+    d1_summary = summarize(load_trace(d1_trace)).set_index("template")
     on_d1 = [t for t in reads.templates if t in d1_summary.index]
     assert on_d1 and (d1_summary.loc[on_d1, "errors"] == 0).all()
     assert (d1_summary.loc[on_d1, "rows_read_per_exec"] > 0).all()  # D1's own counter
@@ -107,9 +113,3 @@ def test_own_database_end_to_end(other_schema, d1: LocalD1, tmp_path: Path, caps
     assert replayed["verdict"].str.startswith("data size").any()
     assert main(["compare-production", str(sqlite_trace), "--insights", str(insights)]) == 0
     assert "prod rows read" in capsys.readouterr().out
-
-
-def _load(path: Path):
-    from d1bench import load_trace
-
-    return load_trace(path)
