@@ -76,18 +76,26 @@ def run(args: argparse.Namespace) -> int:
     from d1bench._paths import data_dir
     from d1bench.corpus import generate_corpus
 
+    from d1bench.corpus.build import check_destination
+    from d1bench.corpus.plan import parse_as_of
+
     papers = _whole("--papers", args.papers, 1)
     seed = _whole("--seed", args.seed, 0)
-    fits = _d1_fit_lines(papers)
-    for line in fits:
-        print(line, file=sys.stderr)
-    if args.dry_run:
-        return 0
     if args.out:
         out = Path(args.out)
     else:
         data_dir().mkdir(parents=True, exist_ok=True)
         out = data_dir() / f"corpus-{papers}.sqlite"
+    # bad input is refused first, so its error is the only line printed
+    parse_as_of(args.as_of)
+    if not args.dry_run:
+        check_destination(out, args.force)
+    for line in _d1_fit_lines(papers):
+        # --quiet keeps the warnings, not the all-is-well line
+        if args.dry_run or not args.quiet or not line.endswith("within D1's free plan"):
+            print(line, file=sys.stderr)
+    if args.dry_run:
+        return 0
     info = generate_corpus(out, papers, seed, force=args.force, progress=not args.quiet,
                            as_of=args.as_of)
     counts = ", ".join(f"{n:,} {table}" for table, n in info.row_counts.items())
