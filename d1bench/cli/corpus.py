@@ -75,7 +75,6 @@ def _d1_fit_lines(papers: int) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from d1bench._paths import data_dir
     from d1bench.corpus import generate_corpus
-
     from d1bench.corpus.build import check_destination
     from d1bench.corpus.plan import parse_as_of
 
