@@ -267,3 +267,22 @@ def test_export_errors_are_one_line_and_leave_nothing(tmp_path: Path, monkeypatc
         assert not out.exists()
     finally:
         server.close()
+
+
+@pytest.mark.slow
+def test_local_d1_exports_what_write_dump_writes(events_db: Path, tmp_path: Path, capsys) -> None:
+    """Miniflare's own dump code (D1's) against ours, byte for byte, through the REST export."""
+    from d1bench.targets.d1_local import LocalD1
+    from d1bench.upload import upload
+
+    with LocalD1(tmp_path / "d1") as d1:
+        with d1.target(allow_writes=True) as target:
+            upload(events_db, target, progress=False)
+        out = tmp_path / "exported.sql"
+        assert main(["export", "--target", f"d1-local:{tmp_path / 'd1'}", "--out", str(out),
+                     "--quiet"]) == 0
+        assert d1.token not in capsys.readouterr().out
+    ours = write_dump(events_db, tmp_path / "ours.sql").read_text()
+    assert out.read_text() == ours
+    info = import_dump(out, tmp_path / "back.sqlite", progress=False)
+    assert info.row_counts["events"] == _rows(events_db, "SELECT count(*) FROM events")[0][0]

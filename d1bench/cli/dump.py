@@ -20,7 +20,9 @@ Download a D1 database's SQL dump through Cloudflare's REST export endpoint
 (start the export, poll until it is ready, download the signed URL), in the
 format `wrangler d1 export` writes.  The token comes from CLOUDFLARE_API_TOKEN
 and is sent only to the API, never to the download URL, and never printed.
-Note that D1 cannot export a database holding a virtual table (FTS5).
+`--target d1-local` exports the local D1 the same way, with Miniflare's copy of
+D1's dump code.  Note that D1 cannot export a database holding a virtual table
+(FTS5).
 """
 
 
@@ -38,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                          description=EXPORT_DESCRIPTION,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     exp.add_argument("--target", required=True, metavar="SPEC",
-                     help="d1://ACCOUNT_ID/DATABASE_ID or d1://DATABASE_NAME")
+                     help="d1://ACCOUNT_ID/DATABASE_ID, d1://DATABASE_NAME, or d1-local[:DIR]")
     exp.add_argument("--out", required=True, metavar="PATH", help="dump file to write")
     exp.add_argument("--force", action="store_true", help="replace PATH if it exists")
     exp.add_argument("--no-data", action="store_true", help="the schema only")

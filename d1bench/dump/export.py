@@ -55,22 +55,41 @@ def export_dump(spec: str, out: str | os.PathLike[str], *, force: bool = False,
                 no_data: bool = False, no_schema: bool = False, tables: tuple[str, ...] = (),
                 poll_seconds: float = POLL_SECONDS, timeout: float = EXPORT_TIMEOUT,
                 progress: bool = True, **options: Any) -> ExportInfo:
-    """Export the D1 database ``spec`` (``d1://ACCOUNT/DB``, as for replay) to ``out``.
+    """Export the D1 database ``spec`` (``d1://ACCOUNT/DB``, as for replay, or
+    ``d1-local`` / ``d1-local:DIR``, whose Worker answers the same protocol with
+    Miniflare's own dump code) to ``out``.
 
     ``options`` are those of :meth:`D1Target.from_spec` (``token``,
     ``base_url``, ``wrangler_config``...).  Raises
     :class:`~d1bench.errors.UsageError` for a refused token, a failed export
     or a download that fails; nothing is left at ``out`` then.
     """
-    import httpx
-
-    from d1bench.corpus.build import _publish, check_destination
-    from d1bench.targets.d1.classify import redact
-    from d1bench.targets.d1.config import TOKEN_ADVICE
+    from d1bench.corpus.build import check_destination
     from d1bench.targets.d1.target import D1Target
 
     path = check_destination(out, force)
-    target = D1Target.from_spec(spec, **options)
+    if spec.startswith("d1-local"):
+        from d1bench.targets.d1_local import LocalD1Target
+
+        target: D1Target = LocalD1Target.from_spec(spec, **options)
+    else:
+        target = D1Target.from_spec(spec, **options)
+    try:
+        return _export(target, path, force, no_data, no_schema, tables, poll_seconds, timeout,
+                       progress)
+    finally:
+        target.close()
+
+
+def _export(target: Any, path: Path, force: bool, no_data: bool, no_schema: bool,
+            tables: tuple[str, ...], poll_seconds: float, timeout: float,
+            progress: bool) -> ExportInfo:
+    import httpx
+
+    from d1bench.corpus.build import _publish
+    from d1bench.targets.d1.classify import redact
+    from d1bench.targets.d1.config import TOKEN_ADVICE
+
     token = target._token.reveal()
     secrets = [token]
     url = (f"{target.base_url}/accounts/{quote(target.account_id, safe='')}/d1/database/"
