@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from d1bench import _paths
-from d1bench.targets import d1_local
+from d1bench.targets.d1 import local as d1_local
 
 
 def test_defaults_follow_xdg_not_the_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

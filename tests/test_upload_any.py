@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from d1bench.errors import UsageError
-from d1bench.targets.d1_local import LocalD1
+from d1bench.targets.d1.local import LocalD1
 from d1bench.targets.sqlite import SQLiteTarget
 from d1bench.upload import upload
 

@@ -69,7 +69,7 @@ def export_dump(spec: str, out: str | os.PathLike[str], *, force: bool = False,
 
     path = check_destination(out, force)
     if spec.startswith("d1-local"):
-        from d1bench.targets.d1_local import LocalD1Target
+        from d1bench.targets.d1.local import LocalD1Target
 
         target: D1Target = LocalD1Target.from_spec(spec, **options)
     else:

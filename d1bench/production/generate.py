@@ -149,7 +149,7 @@ def from_insights(insights: str | os.PathLike[str], db: str | os.PathLike[str],
 
 def _prepares(conn: sqlite3.Connection, shape: Shape, source: str, db: Path) -> None:
     """Refuse a query the database cannot run (a table or column it lacks), by its line."""
-    from d1bench.workload.sqltext import scan_placeholders
+    from d1bench.sql.text import scan_placeholders
 
     count = scan_placeholders(shape.sql).count
     try:

@@ -100,7 +100,7 @@ def infer_params(sql: str, schema: Schema) -> list[Guess]:
     import sqlglot
     from sqlglot import exp
 
-    from d1bench.workload.sqltext import quiet_sqlglot
+    from d1bench.sql.text import quiet_sqlglot
 
     with quiet_sqlglot():
         tree = sqlglot.parse_one(sql, read="sqlite")

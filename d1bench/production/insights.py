@@ -209,7 +209,7 @@ def shape_of(sql: str) -> tuple[str, tuple[Any, ...]] | None:
     import sqlglot
     from sqlglot import exp
 
-    from d1bench.workload.sqltext import quiet_sqlglot
+    from d1bench.sql.text import quiet_sqlglot
 
     try:
         with quiet_sqlglot():

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from d1bench.errors import UsageError
+from d1bench.sql.limits import MAX_COLUMNS
 from d1bench.upload.packing import Table, quote
 
 __all__ = ["FtsTable", "SourceSchema", "read_source_schema"]
-
-#: D1 refuses a table with more columns than this.
-MAX_COLUMNS = 100
 
 _FTS5 = re.compile(r"(?is)^\s*CREATE\s+VIRTUAL\s+TABLE\s+.*?\bUSING\s+fts5\s*\((.*)\)\s*$")
 _VIRTUAL = re.compile(r"(?is)^\s*CREATE\s+VIRTUAL\s+TABLE\s+.*?\bUSING\s+(\w+)")
