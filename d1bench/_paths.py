@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "data_dir", "inputs_dir", "state_dir"]
+__all__ = ["REPO_ROOT", "data_dir", "inputs_dir", "state_dir", "vocabulary_dir"]
 
 #: The checkout d1bench runs from: read for committed inputs, never written to.
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,3 +45,17 @@ def state_dir() -> Path:
     (``~/.local/state/d1bench``)."""
     override = os.environ.get("D1BENCH_STATE_DIR")
     return Path(override) if override else _xdg("XDG_STATE_HOME", ".local/state")
+
+
+def vocabulary_dir() -> Path:
+    """The folder the default vocabulary is read from: ``<data>/vocabulary``.
+
+    The data folder (``D1BENCH_DATA``) may hold a vocabulary of its own; when it
+    has none, the repository's committed one is used.
+    """
+    folder = data_dir() / "vocabulary"
+    if not folder.is_dir():
+        shipped = inputs_dir() / "vocabulary"
+        if shipped.is_dir():
+            return shipped
+    return folder

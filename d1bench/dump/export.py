@@ -86,7 +86,7 @@ def _export(target: Any, path: Path, force: bool, no_data: bool, no_schema: bool
             progress: bool) -> ExportInfo:
     import httpx
 
-    from d1bench.corpus.build import _publish
+    from d1bench._atomic import publish
     from d1bench.targets.d1.classify import redact
     from d1bench.targets.d1.config import TOKEN_ADVICE
 
@@ -145,7 +145,7 @@ def _export(target: Any, path: Path, force: bool, no_data: bool, no_schema: bool
                 raise UsageError(redact(f"{target.url}: downloading the dump failed: "
                                         f"{type(exc).__name__}: {exc}", secrets)) from None
         size = tmp.stat().st_size
-        _publish(tmp, path, force)
+        publish(tmp, path, force=force)
     finally:
         tmp.unlink(missing_ok=True)
     return ExportInfo(path, size, polls, bookmark, time.perf_counter() - started)

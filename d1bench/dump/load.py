@@ -244,7 +244,8 @@ def import_dump(dump: str | os.PathLike[str], out: str | os.PathLike[str], *,
     dump's line, and nothing is written; ``out`` is replaced only with
     ``force``.
     """
-    from d1bench.corpus.build import _publish, check_destination
+    from d1bench._atomic import publish
+    from d1bench.corpus.build import check_destination
 
     src = Path(dump)
     if not src.is_file():
@@ -280,7 +281,7 @@ def import_dump(dump: str | os.PathLike[str], out: str | os.PathLike[str], *,
         violations = len(conn.execute("PRAGMA foreign_key_check").fetchall())
         conn.execute("COMMIT")
         conn.close()
-        _publish(tmp, path, force)
+        publish(tmp, path, force=force)
     finally:
         conn.close()
         tmp.unlink(missing_ok=True)

@@ -110,7 +110,8 @@ def write_dump(db: str | os.PathLike[str], out: str | os.PathLike[str], *,
     """Write the D1 export dump of the SQLite database ``db`` to ``out``
     (atomically: a temporary file renamed into place); ``virtual`` as for
     :func:`dump_lines`."""
-    from d1bench.corpus.build import _publish, check_destination
+    from d1bench._atomic import publish
+    from d1bench.corpus.build import check_destination
 
     src = Path(db)
     if not src.is_file():
@@ -125,7 +126,7 @@ def write_dump(db: str | os.PathLike[str], out: str | os.PathLike[str], *,
             for line in dump_lines(conn, virtual=virtual):
                 fh.write(line if first else "\n" + line)
                 first = False
-        _publish(tmp, path, force)
+        publish(tmp, path, force=force)
     finally:
         conn.close()
         tmp.unlink(missing_ok=True)

@@ -101,7 +101,8 @@ def from_insights(insights: str | os.PathLike[str], db: str | os.PathLike[str],
     """
     import pandas as pd
 
-    from d1bench.corpus.build import _publish, check_destination
+    from d1bench._atomic import publish
+    from d1bench.corpus.build import check_destination
 
     if weight not in WEIGHTS:
         raise UsageError(f"--weight {weight!r}: expected one of {', '.join(WEIGHTS)}")
@@ -141,7 +142,7 @@ def from_insights(insights: str | os.PathLike[str], db: str | os.PathLike[str],
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
-        _publish(tmp, path, force)
+        publish(tmp, path, force=force)
     finally:
         tmp.unlink(missing_ok=True)
     return FromInsights(path, pd.DataFrame(rows), tuple(unresolved))

@@ -289,7 +289,7 @@ _Op = tuple[str, Any, SamplerSpec]
 
 def _bind(w: Workload, conn: Any, seed: int, vocabulary_dir: Path | None,
           fail: Callable[[str, str, int, str], None]) -> BoundWorkload:
-    from d1bench.corpus.vocabulary import vocabulary_dir as default_vocabulary
+    from d1bench._paths import vocabulary_dir as default_vocabulary
     from d1bench.workload.resolve import Resolver
 
     resolver = Resolver(conn, seed, vocabulary_dir or default_vocabulary())
