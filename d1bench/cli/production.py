@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from d1bench.production.insights import FORMATS
+
 __all__ = ["register", "run_compare_production"]
 
 
@@ -20,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("trace", metavar="TRACE", help="a trace written by `d1bench replay`")
     cp.add_argument("--insights", required=True, metavar="FILE",
                     help="the insights file the workload was made from")
-    cp.add_argument("--format", choices=("auto", "insights", "graphql", "log"), default="auto",
+    cp.add_argument("--format", choices=("auto", *FORMATS), default="auto",
                     dest="fmt", help="the insights file's format (default: by its content)")
     cp.set_defaults(func=run_compare_production)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from d1bench.production.insights import FORMATS
+
 __all__ = ["register", "run_check", "run_from_insights", "run_show"]
 
 
@@ -60,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     fi.add_argument("--out", required=True, metavar="PATH", help="workload file to write")
     fi.add_argument("--weight", choices=("runs", "reads"), default="runs",
                     help="weight templates by production's runs (default) or rows read")
-    fi.add_argument("--format", choices=("auto", "insights", "graphql", "log"), default="auto",
+    fi.add_argument("--format", choices=("auto", *FORMATS), default="auto",
                     dest="fmt", help="the input's format (default: by its content)")
     fi.add_argument("--force", action="store_true", help="replace PATH if it exists")
     fi.set_defaults(func=run_from_insights)
