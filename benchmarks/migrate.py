@@ -63,7 +63,7 @@ def _bare(url: str, out: Path, batch: int) -> float:
     sqlite3.register_adapter(dt.datetime, lambda v: v.isoformat(sep=" "))
     sqlite3.register_adapter(Decimal, float)
     sqlite3.register_adapter(list, json.dumps)
-    from d1bench.migrate.model import parse_source_url
+    from d1bench.migrator.model import parse_source_url
 
     u = parse_source_url(url)
     started = time.perf_counter()
@@ -84,7 +84,7 @@ def _bare(url: str, out: Path, batch: int) -> float:
 
 
 def _migrate(url: str, out: Path, batch: int) -> tuple[float, dict]:
-    from d1bench.migrate import migrate
+    from d1bench.migrator import migrate
 
     started = time.perf_counter()
     result = migrate(url, f"sqlite:{out}", batch_rows=batch, progress=False)
@@ -100,8 +100,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each side, alternating")
     args = parser.parse_args()
 
-    from d1bench.migrate.demo import _connect, create_database
-    from d1bench.migrate.servers import postgres_server
+    from d1bench.migrator.demo import _connect, create_database
+    from d1bench.migrator.servers import postgres_server
 
     with postgres_server("bench-only-password") as server, \
             tempfile.TemporaryDirectory(prefix="d1bench-migrate-") as tmp:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from d1bench.migrate import ValidationFailed, aside_path, migrate
-from d1bench.migrate.demo import create_database, load_medical
-from d1bench.migrate.servers import mariadb_server, postgres_server
-from d1bench.migrate.sqlfix import transpile
+from d1bench.migrator import ValidationFailed, aside_path, migrate
+from d1bench.migrator.demo import create_database, load_medical
+from d1bench.migrator.servers import mariadb_server, postgres_server
+from d1bench.migrator.sqlfix import transpile
 
 pytestmark = pytest.mark.slow
 
@@ -78,7 +78,7 @@ MY_PROBE_ROW = (1, 1, "2024-03-01 13:05:00.250000", "2024-03-01 13:05:00", "2024
 
 
 def _run_sql(url: str, script: str) -> None:
-    from d1bench.migrate.demo import _connect
+    from d1bench.migrator.demo import _connect
 
     conn = _connect(url)
     try:
@@ -251,7 +251,7 @@ SAAS_TABLES = ("tenants", "users", "projects", "tasks", "comments", "audit_log",
 
 @pytest.fixture(scope="session")
 def pg_saas(pg, saas_db: Path) -> str:
-    from d1bench.migrate.demo import load_sqlite
+    from d1bench.migrator.demo import load_sqlite
     from d1bench.schema import split_statements
 
     url = create_database(pg["server"].url(), "saas")

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_migrate(args: argparse.Namespace) -> int:
-    from d1bench.migrate import ValidationFailed, migrate
+    from d1bench.migrator import ValidationFailed, migrate
 
     tables = [t.strip() for t in args.tables.split(",") if t.strip()] if args.tables else None
     try:
@@ -72,7 +72,7 @@ def run_migrate(args: argparse.Namespace) -> int:
         print("\n# Validation\n")
         print(result.checks.to_string(index=False))
     if args.report:
-        from d1bench.migrate.convert import frame_markdown
+        from d1bench.migrator.convert import frame_markdown
 
         text = ("# Conversion report\n\n" + result.conversion.markdown() + "\n# Copy\n\n"
                 + frame_markdown(result.copies) + "\n# Validation\n\n"

@@ -16,8 +16,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from d1bench.errors import UsageError
-from d1bench.migrate.model import Column, ForeignKey, Index, SourceTable, SourceUrl
-from d1bench.migrate.source import Source, quote_ident
+from d1bench.migrator.model import Column, ForeignKey, Index, SourceTable, SourceUrl
+from d1bench.migrator.source import Source, quote_ident
 
 __all__ = ["PostgresSource"]
 

@@ -3,7 +3,7 @@
 The DDL is built from the catalog records, not by passing the source's own
 CREATE TABLE through sqlglot (which has carried ``GENERATED ... AS IDENTITY``
 through unchanged): only expressions (CHECKs, defaults) go through
-:func:`~d1bench.migrate.sqlfix.transpile`.  Every decision, carried or not,
+:func:`~d1bench.migrator.sqlfix.transpile`.  Every decision, carried or not,
 becomes one row of the report; the whole DDL is then run on an in-memory
 SQLite and passed through d1bench's D1 check before anything else happens.
 """
@@ -18,9 +18,9 @@ from typing import Any
 import pandas as pd
 
 from d1bench.errors import UsageError
-from d1bench.migrate.model import SourceTable
-from d1bench.migrate.sqlfix import transpile
-from d1bench.migrate.types import TypeRule, rule_for
+from d1bench.migrator.model import SourceTable
+from d1bench.migrator.sqlfix import transpile
+from d1bench.migrator.types import TypeRule, rule_for
 from d1bench.upload.packing import quote
 
 __all__ = ["Conversion", "TablePlan", "convert", "frame_markdown", "load_order"]
@@ -92,7 +92,7 @@ def frame_markdown(frame: pd.DataFrame) -> str:
 def load_order(tables: Sequence[SourceTable]) -> list[SourceTable]:
     """Parents before children (self-references and cycles do not block; names break ties).
 
-    >>> from d1bench.migrate.model import ForeignKey
+    >>> from d1bench.migrator.model import ForeignKey
     >>> a = SourceTable("a", (), foreign_keys=(ForeignKey(("b_id",), "b", ("id",)),))
     >>> [t.name for t in load_order([a, SourceTable("b", ())])]
     ['b', 'a']

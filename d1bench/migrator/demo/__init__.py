@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from d1bench.migrate.model import parse_source_url
+from d1bench.migrator.model import parse_source_url
 from d1bench.schema import TABLES, split_statements
 
 __all__ = ["create_database", "load_medical", "load_sqlite"]

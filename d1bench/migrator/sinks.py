@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from d1bench.migrate.digest import MASK, batch_digest, table_digest
+from d1bench.migrator.digest import MASK, batch_digest, table_digest
 from d1bench.upload.packing import quote
 
 __all__ = ["STATE_TABLE", "D1Sink", "SQLiteSink", "Sink"]
@@ -80,7 +80,7 @@ class Sink:
         raise NotImplementedError
 
     def digest(self, table: str, columns: Sequence[str]) -> tuple[int, int]:
-        """(rows, checksum) of ``table`` (see :func:`~d1bench.migrate.copy.row_digest`)."""
+        """(rows, checksum) of ``table`` (see :func:`~d1bench.migrator.copy.row_digest`)."""
         return table_digest(self.read(table, columns))
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from d1bench.errors import UsageError
-from d1bench.migrate.model import Column
+from d1bench.migrator.model import Column
 
 __all__ = ["EXACT_REAL_DIGITS", "TypeRule", "rule_for"]
 

@@ -1,6 +1,6 @@
 """What a source catalog says about a table, in one shape for PostgreSQL and MySQL.
 
-The catalogs (:mod:`d1bench.migrate.postgres`, :mod:`d1bench.migrate.mysql`)
+The catalogs (:mod:`d1bench.migrator.postgres`, :mod:`d1bench.migrator.mysql`)
 fill these records; the type rules and the DDL conversion read only these, so
 they never care which server the table came from.
 """

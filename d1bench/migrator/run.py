@@ -1,6 +1,6 @@
 """PostgreSQL and MySQL to SQLite or D1: convert, copy, prove, and only then swap in.
 
-``migrate(source_url, to)`` runs the stages of this package in order:
+``migrate(source_url, to)`` runs the stages of :mod:`d1bench.migrator` in order:
 
 1. the source's catalog (:mod:`.postgres`, :mod:`.mysql`) into records (:mod:`.model`);
 2. the type rules (:mod:`.types`) and DDL conversion (:mod:`.convert`), with the
@@ -31,11 +31,11 @@ import pandas as pd
 
 from d1bench._atomic import publish
 from d1bench.errors import D1benchError, UsageError
-from d1bench.migrate.convert import Conversion, convert
-from d1bench.migrate.copy import BatchHook, CopyResult, copy_table
-from d1bench.migrate.sinks import STATE_TABLE, D1Sink, Sink, SQLiteSink
-from d1bench.migrate.source import Source, open_source
-from d1bench.migrate.validate import Finding, check_queries, findings_frame, validate_tables
+from d1bench.migrator.convert import Conversion, convert
+from d1bench.migrator.copy import BatchHook, CopyResult, copy_table
+from d1bench.migrator.sinks import STATE_TABLE, D1Sink, Sink, SQLiteSink
+from d1bench.migrator.source import Source, open_source
+from d1bench.migrator.validate import Finding, check_queries, findings_frame, validate_tables
 from d1bench.targets.base import Target
 from d1bench.upload.packing import quote
 
@@ -54,7 +54,7 @@ class Migration:
         conversion: DDL and the conversion report (:attr:`Conversion.report`).
         copies: one row per table: ``rows``, ``rows_copied`` (this run),
             ``seconds``, ``rows_per_s``, ``resumed``.
-        checks: validation findings (:data:`~d1bench.migrate.validate.CHECK_COLUMNS`).
+        checks: validation findings (:data:`~d1bench.migrator.validate.CHECK_COLUMNS`).
         dry_run: stopped after the conversion report.
         seconds: the stages' wall time: ``convert``, ``copy``, ``validate``, ``swap``.
     """
@@ -127,7 +127,7 @@ def _describe(source: Source, tables: Sequence[str] | None) -> list[Any]:
 
 
 def _max_ids(source: Source, described: Sequence[Any]) -> dict[str, int | None]:
-    from d1bench.migrate.source import quote_ident
+    from d1bench.migrator.source import quote_ident
 
     out: dict[str, int | None] = {}
     for t in described:
@@ -306,18 +306,3 @@ def _into_d1(source: Source, conversion: Conversion, to: str | Target, batch_row
         finally:
             with contextlib.suppress(Exception):
                 conn.close()
-
-
-class _CallableModule(type(contextlib)):  # type: ignore[misc]
-    """``d1bench.migrate`` is this package once it is imported, and still a function to call.
-
-    Importing ``d1bench.migrate.anything`` binds the package to the attribute
-    ``d1bench.migrate``, where the public API promises the function: calling
-    the package calls :func:`migrate`.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Migration:
-        return migrate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,6 +1,6 @@
 """The one protocol both source servers speak, and opening one from a URL.
 
-A source describes its tables (:class:`~d1bench.migrate.model.SourceTable`),
+A source describes its tables (:class:`~d1bench.migrator.model.SourceTable`),
 counts them, streams their rows in key order through a server-side cursor
 (resuming after a key), and runs the user's check queries.  Errors from the
 driver become one-line :class:`~d1bench.errors.UsageError` messages with the
@@ -15,7 +15,7 @@ from importlib import import_module
 from typing import Any, Self
 
 from d1bench.errors import UsageError
-from d1bench.migrate.model import SourceTable, SourceUrl, parse_source_url
+from d1bench.migrator.model import SourceTable, SourceUrl, parse_source_url
 
 __all__ = ["Source", "open_source", "scrub"]
 
@@ -100,8 +100,8 @@ class Source(ABC):
         self.close()
 
 
-_KINDS = {"postgresql": "d1bench.migrate.postgres:PostgresSource",
-          "mysql": "d1bench.migrate.mysql:MySQLSource"}
+_KINDS = {"postgresql": "d1bench.migrator.postgres:PostgresSource",
+          "mysql": "d1bench.migrator.mysql:MySQLSource"}
 
 
 def open_source(url: str | SourceUrl, password: str | None = None) -> Source:

@@ -2,7 +2,7 @@
 
 Each table streams through the source's server-side cursor ordered by its
 key; every batch is converted by the table's type rules and written with the
-last key it holds (see :mod:`d1bench.migrate.sinks`), so a rerun continues
+last key it holds (see :mod:`d1bench.migrator.sinks`), so a rerun continues
 after that key.  A table without a key cannot say where it stopped: it is
 emptied and copied again.
 
@@ -20,11 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from d1bench.migrate.convert import TablePlan
-from d1bench.migrate.digest import MASK as _MASK
-from d1bench.migrate.digest import batch_digest, row_digest, table_digest
-from d1bench.migrate.sinks import Sink
-from d1bench.migrate.source import Source
+from d1bench.migrator.convert import TablePlan
+from d1bench.migrator.digest import MASK as _MASK
+from d1bench.migrator.digest import batch_digest, row_digest, table_digest
+from d1bench.migrator.sinks import Sink
+from d1bench.migrator.source import Source
 from d1bench.upload.packing import quote
 
 __all__ = ["CopyResult", "batch_digest", "converter", "copy_table", "row_digest", "table_digest"]

@@ -2,7 +2,7 @@
 
 Every check is computed the same way on both sides: the source's rows pass
 through the same type rules as the copy, and both sides' rows are hashed by
-:func:`~d1bench.migrate.copy.row_digest`.  A table whose checksum differs is
+:func:`~d1bench.migrator.copy.row_digest`.  A table whose checksum differs is
 named with the first key (in the source's key order) whose row differs or is
 missing, so the user can look at that row on both sides.
 """
@@ -17,13 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from d1bench.migrate.convert import TablePlan
-from d1bench.migrate.copy import CopyResult, converter
-from d1bench.migrate.digest import row_digest, table_digest
-from d1bench.migrate.sinks import Sink
-from d1bench.migrate.source import Source
-from d1bench.migrate.sqlfix import transpile
-from d1bench.migrate.types import timestamp_text
+from d1bench.migrator.convert import TablePlan
+from d1bench.migrator.copy import CopyResult, converter
+from d1bench.migrator.digest import row_digest, table_digest
+from d1bench.migrator.sinks import Sink
+from d1bench.migrator.source import Source
+from d1bench.migrator.sqlfix import transpile
+from d1bench.migrator.types import timestamp_text
 from d1bench.upload.packing import quote
 
 __all__ = ["CHECK_COLUMNS", "Finding", "check_queries", "validate_tables"]
