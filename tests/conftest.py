@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+
 @pytest.fixture(autouse=True, scope="session")
 def _user_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Statement analyses and corpus digests go to a folder of this session, not ~/.cache."""
