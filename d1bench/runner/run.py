@@ -226,6 +226,8 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
     try:
         target.health()  # auth, database, schema: fail before drawing anything
         conns.append(target.connect())
+        if getattr(target, "defers_estimates", False):
+            conns[0].defer_estimates(estimate=False)  # binding the samplers needs no rows read
         wl, bound = _resolve_workload(workload, bind_conn or conns[0], seed)
         if getattr(target, "kind", None) in ("d1", "d1-local"):
             from d1bench.targets.d1 import guard_read_only
