@@ -119,10 +119,11 @@ def _run(db: Path, workload: Any, calls: list, *, deferred: bool) -> list[tuple]
     return [m if isinstance(m, str) else (m.rows_read, m.rows_written) for m in metas]
 
 
+@pytest.mark.slow
 def test_deferred_estimates_equal_the_synchronous_ones(schema, tmp_path: Path) -> None:
     name, db, workload = schema
     workload = workload.with_write_weight(0.2)
-    calls = _calls(workload, db, 300, seed=5)
+    calls = _calls(workload, db, 150, seed=5)
     twin = tmp_path / "twin.sqlite"
     shutil.copyfile(db, twin)
     deferred = _run(db, workload, calls, deferred=True)
@@ -133,12 +134,13 @@ def test_deferred_estimates_equal_the_synchronous_ones(schema, tmp_path: Path) -
     assert len({r for r in deferred if not isinstance(r, str)}) > 10  # the figures vary
 
 
+@pytest.mark.slow
 def test_a_replay_with_writes_leaves_the_corpus_as_it_was(schema) -> None:
     name, db, workload = schema
     writing = workload.with_write_weight(0.5)
     before_hash, before_rows = _file_hash(db), _contents(db)
     before_digest = content_digest(db, cache=False)
-    trace = replay(writing, f"sqlite:{db}", concurrency=2, requests=80, seed=1, progress=False)
+    trace = replay(writing, f"sqlite:{db}", concurrency=2, requests=40, seed=1, progress=False)
     r = trace.requests
     assert (r["rows_written"].fillna(0) > 0).any(), "no write ran"
     assert trace.meta["database"]["on"] == "snapshot"
@@ -146,13 +148,14 @@ def test_a_replay_with_writes_leaves_the_corpus_as_it_was(schema) -> None:
     assert _file_hash(db) == before_hash and _contents(db) == before_rows
     assert sorted(p.name for p in db.parent.iterdir()) == [db.name]  # the snapshot is gone
 
-    in_place = replay(writing, f"sqlite:{db}", concurrency=2, requests=80, seed=1,
+    in_place = replay(writing, f"sqlite:{db}", concurrency=2, requests=40, seed=1,
                       progress=False, in_place=True)
     assert in_place.meta["database"]["on"] == "original, in place"
     assert _contents(db) != before_rows
     assert content_digest(db) != before_digest
 
 
+@pytest.mark.slow
 def test_a_write_protected_corpus_replays_its_reads(small_corpus: Path, tmp_path: Path) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()
@@ -163,7 +166,7 @@ def test_a_write_protected_corpus_replays_its_reads(small_corpus: Path, tmp_path
     folder.chmod(0o555)
     try:
         trace = replay(load_workload("medical").reads_only(), f"sqlite:{db}", concurrency=2,
-                       requests=60, seed=0, progress=False)
+                       requests=30, seed=0, progress=False)
         assert trace.requests["error_class"].isna().all()
         assert trace.meta["database"]["on"] == "original, read-only"
         assert stat.S_IMODE(db.stat().st_mode) == 0o444 and os.listdir(folder) == [db.name]
@@ -190,6 +193,7 @@ def test_the_corpus_digest_follows_one_changed_row(schema) -> None:
     assert content_digest(db) == content_digest(db, cache=False)
 
 
+@pytest.mark.slow
 def test_the_second_replay_analyses_nothing_and_a_changed_corpus_misses(
         schema, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import d1bench.targets.sqlite as sqlite_target
@@ -209,10 +213,10 @@ def test_the_second_replay_analyses_nothing_and_a_changed_corpus_misses(
         return real(db_, sql, params)
 
     monkeypatch.setattr(sqlite_target, "read_program", counting)
-    first = replay(reads, f"sqlite:{db}", concurrency=1, requests=30, seed=0, progress=False)
+    first = replay(reads, f"sqlite:{db}", concurrency=1, requests=20, seed=0, progress=False)
     assert first.meta["estimate"]["analysed"] == len(reads.templates) and explained
     explained.clear()
-    second = replay(reads, f"sqlite:{db}", concurrency=1, requests=30, seed=0, progress=False)
+    second = replay(reads, f"sqlite:{db}", concurrency=1, requests=20, seed=0, progress=False)
     assert second.meta["estimate"]["analysed"] == 0 and explained == []
     assert second.meta["estimate"]["from_cache"] == len(reads.templates)
     key = ["unit_index", "step"]
@@ -224,7 +228,7 @@ def test_the_second_replay_analyses_nothing_and_a_changed_corpus_misses(
     conn.execute(f"DELETE FROM {table} WHERE rowid = (SELECT max(rowid) FROM {table}) "
                  f"AND NOT EXISTS (SELECT 1 FROM pragma_foreign_key_list('{table}') WHERE 0)")
     conn.close()
-    third = replay(reads, f"sqlite:{db}", concurrency=1, requests=30, seed=0, progress=False)
+    third = replay(reads, f"sqlite:{db}", concurrency=1, requests=20, seed=0, progress=False)
     assert third.meta["estimate"]["analysed"] == len(reads.templates) and explained
 
 
