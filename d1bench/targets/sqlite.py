@@ -48,7 +48,9 @@ import apsw.ext
 from d1bench.errors import TargetError, UsageError
 from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result, Target
 from d1bench.targets.rowcount import TRACE_COUNTERS, DataFacts, RowEstimator, read_program
+from d1bench.targets.rowcount.schema import schema_maps
 from d1bench.targets.rowcount.store import AnalysisStore
+from d1bench.targets.sqlite_errors import classify_error
 
 __all__ = ["SQLiteConnection", "SQLiteTarget", "classify_error"]
 
@@ -70,41 +72,6 @@ _NESTED_LIMIT = 64  # nested statements per execution beyond which counting cost
 _NESTED_PAUSE = 8  # executions left uncounted after one that ran too many
 _RECHECK = 64  # count-free executions between two checks
 _DDL = re.compile(r"^\s*(CREATE|DROP|ALTER|ANALYZE|VACUUM|REINDEX)\b", re.IGNORECASE)
-
-#: APSW exception -> (error class, retryable)
-_ERROR_CLASSES: dict[type, tuple[str, bool]] = {
-    apsw.SQLError: ("syntax", False),
-    apsw.BindingsError: ("syntax", False),
-    apsw.RangeError: ("syntax", False),
-    apsw.ConstraintError: ("constraint", False),
-    apsw.MismatchError: ("constraint", False),
-    apsw.ReadOnlyError: ("read_only", False),
-    apsw.TooBigError: ("limit", False),
-    apsw.FullError: ("limit", False),
-    apsw.BusyError: ("overloaded", True),
-    apsw.LockedError: ("overloaded", True),
-    apsw.InterruptError: ("interrupted", False),
-    apsw.AuthError: ("auth", False),
-    apsw.CantOpenError: ("not_found", False),
-}
-
-
-def classify_error(exc: BaseException) -> TargetError:
-    """Turn an APSW exception into a :class:`TargetError`, keeping SQLite's words.
-
-    >>> import apsw
-    >>> classify_error(apsw.ConstraintError("UNIQUE constraint failed: t.a")).error_class
-    'constraint'
-    """
-    error_class, retryable = "other", False
-    for cls in type(exc).__mro__:
-        if cls in _ERROR_CLASSES:
-            error_class, retryable = _ERROR_CLASSES[cls]
-            break
-    message = str(exc.args[0]) if exc.args else type(exc).__name__
-    return TargetError(message, error_class=error_class, retryable=retryable,
-                       code=getattr(exc, "extendedresult", None))
-
 
 @dataclass(slots=True)
 class _Statement:
@@ -224,10 +191,6 @@ class SQLiteTarget(Target):
     def forget_data_facts(self) -> None:
         """Drop cached table sizes, column samples and FTS match counts (after bulk changes)."""
         self.facts.forget()
-
-
-def _quote(name: str) -> str:
-    return name.replace('"', '""')
 
 
 class SQLiteConnection(Connection):
@@ -505,37 +468,8 @@ class SQLiteConnection(Connection):
     def _schema_maps(self) -> tuple[dict, dict]:
         """B-tree root pages and virtual-table handles of this connection's schema."""
         if self._schema is None:
-            db = self._db
-            btrees = {}
-            for root, name, table, kind, sql in db.execute(
-                    "SELECT rootpage, name, tbl_name, type, sql FROM sqlite_schema WHERE rootpage > 0"
-                    ).fetchall():
-                partial = kind == "index" and bool(sql) and bool(re.search(r"\bWHERE\b", sql, re.IGNORECASE))
-                columns: tuple[int, ...] = ()
-                if kind == "index":
-                    columns = tuple(r[1] for r in db.execute(
-                        f'PRAGMA index_info("{_quote(name)}")'))
-                btrees[root] = (name, table, partial, columns)
-            vtabs = {}
-            names = [(r[0], True) for r in db.execute(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")]
-            for name, is_table in [*names, ("json_each", False), ("json_tree", False)]:
-                try:
-                    ops = list(db.execute(f'EXPLAIN SELECT * FROM "{_quote(name)}"'))
-                    fts_cols = 0
-                    if is_table and self._is_fts5(name):
-                        fts_cols = len(db.execute(f'PRAGMA table_info("{_quote(name)}")').fetchall())
-                except apsw.Error:
-                    continue
-                for op in ops:
-                    if op[1] == "VOpen":
-                        vtabs[str(op[5])] = (name, fts_cols)
-            self._schema = (btrees, vtabs)
+            self._schema = schema_maps(self._db)
         return self._schema
-
-    def _is_fts5(self, name: str) -> bool:
-        rows = self._db.execute("SELECT sql FROM sqlite_schema WHERE name = ?", (name,)).fetchall()
-        return bool(rows) and bool(re.search(r"USING\s+fts5", rows[0][0] or "", re.IGNORECASE))
 
     def _schema_changed(self) -> None:
         # Pending records keep their statements (and estimators) alive; the SQL names are
