@@ -70,10 +70,30 @@ def prepare(target: Any, conns: Sequence[Any], workload: Any, samples: Mapping[s
     }
 
 
-def finish(conns: Sequence[Any], info: dict[str, Any]) -> None:
-    """Work out the pending estimates of every connection (the run is over)."""
+def finish(conns: Sequence[Any], info: dict[str, Any], *, progress: bool = False) -> None:
+    """Work out the pending estimates of every connection (the run is over).
+
+    A progress bar when there are many; Ctrl-C stops the estimating (the
+    executions not reached keep null rows read, and ``info`` says so) but
+    not the writing of the trace.
+    """
     if not info.get("estimated"):
         return
     start = time.perf_counter()
-    info["estimates"] = sum(conn.finish_estimates() for conn in conns)
+    total = sum(conn.pending_estimates for conn in conns)
+    bar = None
+    if progress and total > 5_000:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="rows-read estimates", unit="exec", leave=False)
+    done = 0
+    try:
+        for conn in conns:
+            done += conn.finish_estimates(bar.update if bar is not None else None)
+    except KeyboardInterrupt:
+        info["estimates_interrupted"] = True
+    finally:
+        if bar is not None:
+            bar.close()
+    info["estimates"] = done
     info["estimate_s"] = round(time.perf_counter() - start, 4)

@@ -276,7 +276,7 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
             drop_after = span + (overrun if overrun is not None else max(1.0, 0.1 * span))
         rows, interrupted, elapsed_ns = _run(target, workers_conns, ctl, n_workers, use_async,
                                              progress, drop_after=drop_after)
-        finish(workers_conns, meta["estimate"])
+        finish(workers_conns, meta["estimate"], progress=progress)
     finally:
         for conn in conns:
             conn.close()

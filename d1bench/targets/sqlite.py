@@ -37,7 +37,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -333,8 +333,16 @@ class SQLiteConnection(Connection):
         for st in self._statements.values():
             st.hot, st.hot_countdown = st.traced, 0
 
-    def finish_estimates(self) -> int:
+    @property
+    def pending_estimates(self) -> int:
+        """Executions whose estimate :meth:`finish_estimates` has still to work out."""
+        return len(self._pending or ())
+
+    def finish_estimates(self, tick: Callable[[int], Any] | None = None) -> int:
         """Work out every pending estimate and fill its ``Meta``; returns how many.
+
+        ``tick(n)`` is called after every ``n`` estimates (a progress bar).  If
+        interrupted, the executions not reached keep ``rows_read = None``.
 
         Runs each statement's counting decisions in execution order, as the
         synchronous path would have taken them: an execution the synchronous
@@ -345,7 +353,9 @@ class SQLiteConnection(Connection):
         if not pending:
             return 0
         sql_of = {id(st): sql for sql, st in self._statements.items()}
-        for meta, st, status, events, nrows, changes, params, rows in pending:
+        for k, (meta, st, status, events, nrows, changes, params, rows) in enumerate(pending, 1):
+            if tick is not None and k % 256 == 0:
+                tick(256)
             counted = status if st.traced else None
             if counted is None and st.traced:
                 events = 0
