@@ -121,7 +121,7 @@ def _run(db: Path, workload: Any, calls: list, *, deferred: bool) -> list[tuple]
 
 @pytest.mark.slow
 def test_deferred_estimates_equal_the_synchronous_ones(schema, tmp_path: Path) -> None:
-    name, db, workload = schema
+    _name, db, workload = schema
     workload = workload.with_write_weight(0.2)
     calls = _calls(workload, db, 150, seed=5)
     twin = tmp_path / "twin.sqlite"
@@ -136,7 +136,7 @@ def test_deferred_estimates_equal_the_synchronous_ones(schema, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_a_replay_with_writes_leaves_the_corpus_as_it_was(schema) -> None:
-    name, db, workload = schema
+    _name, db, workload = schema
     writing = workload.with_write_weight(0.5)
     before_hash, before_rows = _file_hash(db), _contents(db)
     before_digest = content_digest(db, cache=False)
@@ -177,17 +177,21 @@ def test_a_write_protected_corpus_replays_its_reads(small_corpus: Path, tmp_path
 
 
 def test_the_corpus_digest_follows_one_changed_row(schema) -> None:
-    _name, db, _workload = schema
+    name, db, _workload = schema
     first = content_digest(db)
     assert content_digest(db) == first  # the cached answer for the unchanged file
+    table, column = ("papers", "citation_count") if name == "medical" else ("tasks", "title")
     conn = apsw.Connection(str(db))
-    table = "papers" if _name == "medical" else "users"
-    conn.execute(f"UPDATE {table} SET name = name WHERE 0" if table == "users" else "SELECT 1")
-    conn.execute(f"UPDATE {table} SET rowid = rowid WHERE rowid = (SELECT max(rowid) FROM {table})")
-    assert content_digest(db) == first  # nothing changed in content, though the file was written
-    column = "citation_count" if table == "papers" else "name"
-    value = "citation_count + 1" if table == "papers" else "name || 'x'"
-    conn.execute(f"UPDATE {table} SET {column} = {value} WHERE rowid = 1")
+    conn.execute("CREATE INDEX IF NOT EXISTS digest_test ON users (name)")
+    assert content_digest(db) == first  # the file changed, its rows did not: an index set
+    key = conn.execute(f"SELECT min(rowid) FROM {table}").fetchall()[0][0] \
+        if name == "medical" else None
+    if key is not None:
+        conn.execute(f"UPDATE {table} SET {column} = {column} + 1 WHERE rowid = ?", (key,))
+    else:  # tasks is WITHOUT ROWID
+        conn.execute(f"UPDATE {table} SET {column} = {column} || '.' "
+                     f"WHERE (project_id, task_no) = (SELECT project_id, task_no FROM {table} LIMIT 1)")
+    assert conn.changes() == 1
     conn.close()
     assert content_digest(db) != first
     assert content_digest(db) == content_digest(db, cache=False)
@@ -207,7 +211,7 @@ def test_the_second_replay_analyses_nothing_and_a_changed_corpus_misses(
 
     templates = {t.sql for t in reads.templates.values()}
 
-    def counting(db_, sql, params):  # noqa: ANN001, ANN202
+    def counting(db_, sql, params):
         if sql in templates:  # not the statements that bind the workload's samplers
             explained.append(sql)
         return real(db_, sql, params)
@@ -247,3 +251,35 @@ def test_no_estimate_says_so_and_leaves_rows_read_null(small_corpus: Path, tmp_p
     assert trace.requests["rows_read"].isna().all()
     assert trace.requests["rows_written"].isna().all()
     assert trace.requests["rows_returned"].notna().all()
+
+
+def test_a_snapshot_holds_what_a_write_ahead_log_holds(tmp_path: Path) -> None:
+    """Pages still in the WAL are not in the main file: the snapshot must take them too."""
+    from d1bench.runner.snapshot import make_snapshot
+
+    db = tmp_path / "wal.sqlite"
+    writer = apsw.Connection(str(db))
+    writer.pragma("journal_mode", "wal")
+    writer.pragma("wal_autocheckpoint", 0)
+    writer.execute("CREATE TABLE t (x)")
+    writer.executemany("INSERT INTO t VALUES (?)", [(k,) for k in range(1, 501)])
+    assert Path(f"{db}-wal").stat().st_size > 0
+    snap = make_snapshot(db)
+    try:
+        assert snap.method == "backup" and snap.path.parent == db.parent
+        copy = apsw.Connection(str(snap.path), flags=apsw.SQLITE_OPEN_READONLY)
+        assert copy.execute("SELECT count(*), sum(x) FROM t").fetchall() == [(500, 125250)]
+        copy.close()
+    finally:
+        snap.remove()
+        writer.close()
+    assert not snap.path.exists()
+
+    rollback = tmp_path / "plain.sqlite"
+    apsw.Connection(str(rollback)).execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+    snap = make_snapshot(rollback)
+    try:
+        assert snap.method in ("reflink", "copy_file_range", "copy")
+        assert _file_hash(snap.path) == _file_hash(rollback)
+    finally:
+        snap.remove()
