@@ -20,7 +20,7 @@ replay's do.  The corpus is copied to a memory file system first
 on the harness.  Both run the units ``random.Random(seed)`` draws, in order,
 on a fresh snapshot of the corpus (the workload writes), with the garbage
 collector frozen and off as ``replay()`` runs its timed path.  Rounds
-alternate bare loop and replay so that a busy neighbour weighs on both;
+alternate bare loop and replay, and are short and many, so that a busy neighbour weighs on both;
 every round's samples of a template are pooled before its percentiles are
 taken.
 
@@ -31,7 +31,7 @@ until the same kind of schedule and measures how late it wakes
 the machine was too busy for the lag figure to say anything about d1bench.
 
 Run: ``python benchmarks/replay_overhead.py [--db CORPUS | --papers 20000 |
---schema saas|events [--scale 4]] [--units 1500] [--rounds 3]
+--schema saas|events [--scale 4]] [--units 400] [--rounds 6]
 [--lag-seconds 5] [--lag-rounds 2]``.  Without ``--db`` it generates a
 corpus in a temporary folder.  Ends with one JSON line.
 """
@@ -219,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="medical: papers in the generated corpus (default 20000)")
     parser.add_argument("--scale", type=float, default=4.0,
                         help="saas/events: scale of the generated database (default 4)")
-    parser.add_argument("--units", type=int, default=1500,
-                        help="units per closed-loop round (default 1500)")
-    parser.add_argument("--rounds", type=int, default=3, help="closed-loop rounds (default 3)")
+    parser.add_argument("--units", type=int, default=400,
+                        help="units per closed-loop round (default 400)")
+    parser.add_argument("--rounds", type=int, default=6, help="closed-loop rounds (default 6)")
     parser.add_argument("--lag-rounds", type=int, default=2, help="open-loop rounds (default 2)")
     parser.add_argument("--lag-seconds", type=float, default=5.0,
                         help="length of each open-loop round (default 5 s)")
