@@ -38,7 +38,6 @@ import re
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,6 +48,7 @@ from d1bench.errors import TargetError, UsageError
 from d1bench.sql.session import EXPLAIN, plan_steps
 from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result, Target
 from d1bench.targets.rowcount import TRACE_COUNTERS, DataFacts, RowEstimator, read_program
+from d1bench.targets.rowcount.counting import NESTED_LIMIT, NESTED_PAUSE, Statement, calibrate
 from d1bench.targets.rowcount.schema import schema_maps
 from d1bench.targets.rowcount.store import AnalysisStore
 from d1bench.targets.sqlite_errors import classify_error
@@ -68,36 +68,7 @@ _r_columns, _r_rows, _r_meta = (getattr(Result, name).__set__ for name in ("colu
 _EMPTY: Mapping[str, Any] = Meta().extra  # the protocol's shared empty mapping
 _VM, _FULLSCAN, _SORT, _AUTOINDEX = (TRACE_COUNTERS[k] for k in
                                      ("vm_steps", "fullscan_steps", "sort", "autoindex"))
-_AGREE = 8  # agreeing executions before a statement stops collecting counters
-_NESTED_LIMIT = 64  # nested statements per execution beyond which counting costs too much
-_NESTED_PAUSE = 8  # executions left uncounted after one that ran too many
-_RECHECK = 64  # count-free executions between two checks
 _DDL = re.compile(r"^\s*(CREATE|DROP|ALTER|ANALYZE|VACUUM|REINDEX)\b", re.IGNORECASE)
-
-@dataclass(slots=True)
-class _Statement:
-    """What one connection knows about one SQL text."""
-
-    columns: tuple[str, ...]
-    readonly: bool
-    ddl: bool
-    estimator: RowEstimator | None
-    traced: bool  #: collect counters on the next execution
-    constant: tuple[int, int] | None  #: (rows read, rows written) when they never vary
-    calibrate: bool = False  #: compare counted and count-free estimates, drop counters if equal
-    agree: int = 0  #: consecutive executions where both estimates agreed
-    countdown: int = 0  #: count-free executions left before checking again
-    #: Deferred mode: collect counters on the next execution.  The synchronous
-    #: decisions (``traced``) need each estimate, so they are replayed after the
-    #: run; the hot path collects whenever they might want counters (only
-    #: FTS5's nested statements pause it, by the same rule).
-    hot: bool = False
-    hot_countdown: int = 0
-
-    def stored(self) -> tuple:
-        """What :class:`AnalysisStore` keeps: the analysis, not this connection's state."""
-        return (self.columns, self.readonly, self.ddl, self.estimator, self.traced,
-                self.constant, self.calibrate)
 
 
 class SQLiteTarget(Target):
@@ -209,7 +180,7 @@ class SQLiteConnection(Connection):
         if target.foreign_keys:
             self._db.pragma("foreign_keys", True)
         self._cursor = self._db.cursor()
-        self._statements: dict[str, _Statement] = {}
+        self._statements: dict[str, Statement] = {}
         self._stats: Mapping[str, int] | None = None
         self._events = 0
         self._schema: tuple[dict, dict] | None = None
@@ -259,10 +230,10 @@ class SQLiteConnection(Connection):
         elif pending is not None:
             rows_read = rows_written = None
             events = self._events if collect else 0
-            if events > _NESTED_LIMIT and st.calibrate:
+            if events > NESTED_LIMIT and st.calibrate:
                 # Each nested statement (FTS5's bm25 runs one per row) costs a callback
                 # inside the timing: pause as the synchronous path would.
-                st.hot, st.hot_countdown = False, _NESTED_PAUSE
+                st.hot, st.hot_countdown = False, NESTED_PAUSE
             elif not collect:
                 st.hot_countdown -= 1
                 st.hot = st.hot_countdown <= 0
@@ -289,7 +260,7 @@ class SQLiteConnection(Connection):
 
     # --- the estimate, now or after the run ---------------------------------------
 
-    def _settle(self, sql: str, st: _Statement, status: Mapping[str, int] | None, events: int,
+    def _settle(self, sql: str, st: Statement, status: Mapping[str, int] | None, events: int,
                 nrows: int, changes: int, params: Params, rows: list | None
                 ) -> tuple[int | None, int | None]:
         """One execution's estimate, and the statement's next counting decision.
@@ -301,15 +272,15 @@ class SQLiteConnection(Connection):
         """
         est = st.estimator
         assert est is not None
-        if status is not None and events > _NESTED_LIMIT and st.calibrate:
+        if status is not None and events > NESTED_LIMIT and st.calibrate:
             # Counting cost a callback per nested statement (FTS5's bm25 runs
             # one per row): too slow to keep up; check again later.
-            st.traced, st.countdown, st.agree = False, _NESTED_PAUSE, 0
+            st.traced, st.countdown, st.agree = False, NESTED_PAUSE, 0
         rows = rows or []
         try:
             rows_read, rows_written, _ = est.rows(status, nrows, changes, params, rows)
             if st.calibrate:
-                self._calibrate(st, est, status, rows_read, rows_written, nrows, changes,
+                calibrate(st, est, status, rows_read, rows_written, nrows, changes,
                                 params, rows)
         except Exception as exc:  # noqa: BLE001 - an estimate must never fail a request
             _warn_once(sql, exc)
@@ -384,7 +355,7 @@ class SQLiteConnection(Connection):
                     traced = calibrate = False
                 else:
                     self._bind(estimator)
-            self._remember(sql, _Statement(columns, readonly, ddl, estimator, traced, constant,
+            self._remember(sql, Statement(columns, readonly, ddl, estimator, traced, constant,
                                            calibrate=calibrate, hot=traced))
             return True
         try:
@@ -395,32 +366,6 @@ class SQLiteConnection(Connection):
             store.save(sql, st.stored())
         return True
 
-    @staticmethod
-    def _calibrate(st: _Statement, est: RowEstimator, status: Mapping[str, int] | None,
-                   rows_read: int, rows_written: int, nrows: int, changes: int, params: Params,
-                   rows: list) -> None:
-        """Stop collecting counters for a statement whose estimate does not need them.
-
-        Collecting them costs a few microseconds per execution (APSW's profile
-        callback), a lot for an indexed lookup.  After each counted execution
-        the count-free estimate is computed too; after _AGREE agreeing
-        executions in a row the statement runs without counters, with one
-        counted execution every _RECHECK to catch a change.
-        """
-        if status is None or not st.traced:
-            st.countdown -= 1
-            if st.countdown <= 0:
-                st.traced = True
-            return
-        blind_read, blind_written, _ = est.rows(None, nrows, changes, params, rows)
-        if abs(blind_read - rows_read) <= max(1, rows_read // 100) and \
-           abs(blind_written - rows_written) <= max(1, rows_written // 100):
-            st.agree += 1
-            if st.agree >= _AGREE:
-                st.traced, st.countdown = False, _RECHECK
-        else:
-            st.agree, st.traced = 0, True
-
     def _on_profile(self, event: dict) -> None:
         # Nested statements (FTS5's own) report first; the statement itself last.
         self._stats = event["stmt_status"]
@@ -428,7 +373,7 @@ class SQLiteConnection(Connection):
 
     # --- analysis, once per SQL text -------------------------------------------
 
-    def _analyse(self, sql: str, params: Params) -> _Statement:
+    def _analyse(self, sql: str, params: Params) -> Statement:
         db = self._db
         try:
             info = apsw.ext.query_info(db, sql, params)
@@ -454,7 +399,7 @@ class SQLiteConnection(Connection):
         constant = None
         if estimator is not None and estimator.constant is not None:
             constant = (estimator.constant.rows_read, estimator.constant.rows_written)
-        st = _Statement(columns, bool(info.is_readonly), ddl, estimator, traced, constant,
+        st = Statement(columns, bool(info.is_readonly), ddl, estimator, traced, constant,
                         calibrate=traced and counters == "auto", hot=traced)
         self._remember(sql, st)
         return st
@@ -469,7 +414,7 @@ class SQLiteConnection(Connection):
     def _bind(self, estimator: RowEstimator) -> RowEstimator:
         return estimator.bind(**self._facts())
 
-    def _remember(self, sql: str, st: _Statement) -> None:
+    def _remember(self, sql: str, st: Statement) -> None:
         if len(self._statements) > 10_000:
             if self._pending:
                 self.finish_estimates()  # pending records name the statements dropped here
