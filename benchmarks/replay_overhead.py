@@ -100,7 +100,7 @@ def _corpus(args: argparse.Namespace, tmp: Path) -> tuple[Path, Any]:
 def _bare_round(db: Path, bound: Any, units: int, seed: int, columns: dict[str, tuple]
                 ) -> dict[str, list[float]]:
     """Service times (ms) per template of a bare APSW loop over the units a replay draws."""
-    from d1bench.runner.schedule import Plan
+    from d1bench.runner.schedule import Schedule
     from d1bench.runner.snapshot import make_snapshot
     from d1bench.targets.base import Meta, Result
 
@@ -109,7 +109,7 @@ def _bare_round(db: Path, bound: Any, units: int, seed: int, columns: dict[str, 
     conn.pragma("foreign_keys", True)
     cursor = conn.cursor()
     perf = time.perf_counter_ns
-    plan = Plan(bound.draw, random.Random(seed))
+    plan = Schedule(bound.draw, random.Random(seed))
     plan.extend(units)
     times: dict[str, list[float]] = defaultdict(list)
     empty = Meta()
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from d1bench import load_workload, replay
-    from d1bench.runner.schedule import Plan
+    from d1bench.runner.schedule import Schedule
     from d1bench.targets.sqlite import SQLiteTarget
 
     shm = Path("/dev/shm")
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         target = SQLiteTarget(db, readonly=True)
         with target.connect() as conn:
             bound = workload.bind(conn, seed=args.seed)
-        probe = Plan(bound.draw, random.Random(args.seed))
+        probe = Schedule(bound.draw, random.Random(args.seed))
         probe.extend(args.units)
         columns = _columns(db, workload, probe.sample_params())
 

@@ -28,7 +28,7 @@ import pytest
 
 from d1bench import load_workload, replay
 from d1bench.corpus.describe import content_digest
-from d1bench.runner.schedule import Plan
+from d1bench.runner.schedule import Schedule
 from d1bench.targets.sqlite import SQLiteTarget
 
 #: Templates whose estimate is costly, per schema: (a view or join, FTS5 ranked by bm25).
@@ -91,7 +91,7 @@ def _calls(workload: Any, db: Path, n: int, seed: int) -> list[tuple[str, tuple]
     """The query units a replay with ``seed`` would draw (sessions left out)."""
     target = SQLiteTarget(db, readonly=True, estimate_rows=False)
     with target.connect() as conn:
-        plan = Plan(workload.bind(conn, seed).draw, random.Random(seed))
+        plan = Schedule(workload.bind(conn, seed).draw, random.Random(seed))
         plan.extend(n)
     return [(c[1], c[2]) for c in plan.calls if c is not None]
 
