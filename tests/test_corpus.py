@@ -178,7 +178,8 @@ def test_ctrl_c_leaves_nothing(tmp_path):
     try:
         seen = ""
         deadline = time.monotonic() + 60
-        while "%" not in seen and time.monotonic() < deadline:  # the bar is up: work has begun
+        # the bar is up ("NN%|"): work has begun (the size note before it has a % too)
+        while "%|" not in seen and time.monotonic() < deadline:
             seen += proc.stderr.read(1)
         assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir()), (seen, listing(tmp_path))
         proc.send_signal(signal.SIGINT)
