@@ -13,10 +13,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["REPO_ROOT", "data_dir", "inputs_dir", "state_dir", "vocabulary_dir"]
+__all__ = ["CACHE_ENV", "REPO_ROOT", "cache_dir", "data_dir", "inputs_dir", "state_dir",
+           "vocabulary_dir"]
 
 #: The checkout d1bench runs from: read for committed inputs, never written to.
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+#: Environment variable naming the per-user cache folder (see :func:`cache_dir`).
+CACHE_ENV = "D1BENCH_CACHE"
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -59,3 +64,13 @@ def vocabulary_dir() -> Path:
         if shipped.is_dir():
             return shipped
     return folder
+
+
+def cache_dir() -> Path:
+    """The user's cache folder: statement analyses and corpus digests kept across runs.
+
+    ``$D1BENCH_CACHE`` if set, else ``$XDG_CACHE_HOME/d1bench`` (``~/.cache/d1bench``).
+    Everything in it can be deleted at any time; it is only ever a shortcut.
+    """
+    override = os.environ.get(CACHE_ENV)
+    return Path(override) if override else _xdg("XDG_CACHE_HOME", ".cache")
