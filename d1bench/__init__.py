@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from d1bench.cost import monthly_cost as monthly_cost
     from d1bench.indexes import apply_index_set as apply_index_set
     from d1bench.lint import lint as lint
+    from d1bench.migrator import migrate as migrate
     from d1bench.plans import plan_report as plan_report
     from d1bench.runner import ReplayOptions as ReplayOptions
     from d1bench.runner import replay as replay
@@ -52,6 +53,7 @@ _EXPORTS = {
     "prepare": "d1bench.advisor",
     "Prepared": "d1bench.advisor",
     "monthly_cost": "d1bench.cost",
+    "migrate": "d1bench.migrator",
 }
 
 __all__ = ["__version__", *_EXPORTS.keys()]  # noqa: PLE0604 - the names are strings

@@ -61,6 +61,8 @@ class ReplayOptions:
     force: bool = False
     overrun: float | None = None
     allow_writes: bool | None = None
+    estimate: bool = True
+    in_place: bool = False
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.concurrency is not None:

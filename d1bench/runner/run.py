@@ -22,6 +22,7 @@ from d1bench.runner.engine import (
 )
 from d1bench.runner.metadata import describe_plans, run_metadata
 from d1bench.runner.options import DEFAULT_DURATION, DEFAULT_RATE, ReplayOptions
+from d1bench.runner.prepare import finish, prepare
 from d1bench.runner.recorder import Progress, full_rows, rows_to_table
 from d1bench.runner.schedule import Schedule, arrivals
 from d1bench.targets.base import Connection, Target
@@ -77,7 +78,8 @@ def replay(workload: WorkloadLike, target: Target | str,
            trace_path: str | os.PathLike[str] | None = None, progress: bool = True,
            bind_conn: Connection | None = None, workers: int | None = None,
            corpus: str | os.PathLike[str] | None = None, force: bool = False,
-           overrun: float | None = None, allow_writes: bool | None = None) -> Trace:
+           overrun: float | None = None, allow_writes: bool | None = None,
+           estimate: bool = True, in_place: bool = False) -> Trace:
     """Replay a workload against a target and record every statement it sends.
 
     Open loop (the default, ``rate`` units a second, ``arrival`` ``"poisson"`` or
@@ -126,6 +128,15 @@ def replay(workload: WorkloadLike, target: Target | str,
         allow_writes: send the workload's writes to a D1 target (default: what
             the target was opened with).  A workload that writes is refused
             before anything is sent otherwise; a SQLite file always takes them.
+        estimate: SQLite: estimate D1's rows read and written (after the run,
+            never on the timed path).  ``False`` gives raw speed, with
+            ``rows_read``/``rows_written`` left null; the trace's
+            ``meta["estimate"]`` says which.
+        in_place: SQLite: let a workload's writes change the database itself.
+            By default a workload that writes runs on a snapshot of the file
+            (removed afterwards) and one that only reads opens it read-only, so
+            a replay never changes the user's database and every replay of a
+            corpus starts from the same data.
 
     Returns the :class:`~d1bench.trace.Trace`: one row per statement sent
     (session steps each have theirs), with the run's metadata and histograms.
@@ -139,7 +150,8 @@ def replay(workload: WorkloadLike, target: Target | str,
         "rate": rate, "arrival": arrival, "concurrency": concurrency, "duration": duration,
         "requests": requests, "warmup": warmup, "warmup_requests": warmup_requests,
         "seed": seed, "trace_path": trace_path, "progress": progress, "workers": workers,
-        "corpus": corpus, "force": force, "overrun": overrun, "allow_writes": allow_writes}
+        "corpus": corpus, "force": force, "overrun": overrun, "allow_writes": allow_writes,
+        "estimate": estimate, "in_place": in_place}
     if options is None:
         opts = ReplayOptions(**given)
     else:
@@ -193,16 +205,18 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
     if n_workers > 1 and not target.supports_concurrency and not open_loop:
         raise UsageError(f"target {target.url} runs one statement at a time: concurrency must be 1")
     conns: list[Connection] = []
+    snapshot = None
     try:
         target.health()  # auth, database, schema: fail before drawing anything
         conns.append(target.connect())
+        if target.defers_estimates:
+            conns[0].defer_estimates(estimate=False)  # type: ignore[attr-defined]  # binding the samplers needs no rows read
         wl, bound = _resolve_workload(workload, bind_conn or conns[0], opts.seed)
         target.check_writes(wl, opts.allow_writes)
         plan = Schedule(bound.draw, random.Random(opts.seed))
         warmup_s = _schedule(plan, opts)
-        plans = describe_plans(conns[0], wl, plan.sample_params())
-        if not use_async:
-            conns.extend(target.connect() for _ in range(n_workers - 1))
+        samples = plan.sample_params()
+        plans = describe_plans(conns[0], wl, samples)
         meta = run_metadata(target, wl, corpus=opts.corpus, seed=opts.seed, schedule={
             "mode": "open" if open_loop else "closed",
             "arrival": opts.arrival if open_loop else None,
@@ -212,6 +226,18 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
             "warmup_requests": opts.warmup_requests,
             "units_scheduled": len(plan.intended) if open_loop else None,
         }, plans=plans)
+        run_target, snapshot = _database_for_run(target, wl, opts.in_place)
+        meta["database"] = _database_meta(snapshot, opts.in_place, run_target)
+        if run_target is not target:
+            # The binding connection stays open on the original (read only from here on).
+            conns.extend(run_target.connect() for _ in range(n_workers))
+            workers_conns = conns[1:]
+        else:
+            if not use_async:
+                conns.extend(target.connect() for _ in range(n_workers - 1))
+            workers_conns = conns
+        meta["estimate"] = prepare(run_target, [] if use_async else workers_conns, wl, samples,
+                                   estimate=opts.estimate, corpus=meta.get("corpus"))
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
                       warmup_units=opts.warmup_requests)
         if not open_loop:
@@ -223,11 +249,14 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
             span = warmup_s + opts.duration
             drop_after = span + (opts.overrun if opts.overrun is not None
                                  else max(1.0, 0.1 * span))
-        rows, interrupted, elapsed_ns = _run(target, conns, ctl, n_workers, use_async,
+        rows, interrupted, elapsed_ns = _run(target, workers_conns, ctl, n_workers, use_async,
                                              opts.progress, drop_after=drop_after)
+        finish(workers_conns, meta["estimate"], progress=opts.progress)
     finally:
         for conn in conns:
             conn.close()
+        if snapshot is not None:
+            snapshot.remove()
     # A row is (unit, step, worker, template, intended, sent, done, returned, meta, error).
     errors = [error for *_, error in rows if error is not None]
     meta.update(interrupted=interrupted, elapsed_s=elapsed_ns / 1e9, statements=len(rows),
@@ -239,6 +268,33 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
         trace = dataclasses.replace(
             trace, path=write_trace(trace, opts.trace_path, force=opts.force))
     return trace
+
+
+def _database_for_run(target: Any, workload: Any, in_place: bool) -> tuple[Any, Any]:
+    """The SQLite target the workers use, and the snapshot behind it (if any).
+
+    A workload that may write runs on a snapshot of the file; one that only
+    reads opens it read-only (so a write-protected file or folder replays
+    fine).  ``in_place`` uses the target as it is; non-SQLite targets always are.
+    """
+    if in_place or getattr(target, "kind", None) != "sqlite" or not hasattr(target, "sibling"):
+        return target, None
+    if not any(t.is_write for t in workload.templates.values()):
+        return target.sibling(readonly=True), None
+    from d1bench.runner.snapshot import make_snapshot
+
+    snapshot = make_snapshot(target.path)
+    return target.sibling(snapshot.path), snapshot
+
+
+def _database_meta(snapshot: Any, in_place: bool, run_target: Any) -> dict[str, Any]:
+    """What the trace says about the database the workers ran on."""
+    if snapshot is not None:
+        return {"on": "snapshot", "method": snapshot.method,
+                "snapshot_s": round(snapshot.seconds, 4)}
+    if getattr(run_target, "kind", None) != "sqlite":
+        return {"on": "target"}
+    return {"on": "original, in place" if in_place else "original, read-only"}
 
 
 def _run(target: Target, conns: list[Connection], ctl: Control, n_workers: int, use_async: bool,

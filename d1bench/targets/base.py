@@ -56,6 +56,9 @@ class Target(ABC):
     @abstractmethod
     def from_spec(cls, spec: str, **options: Any) -> Self:
         """Open the target a spec string names (see :func:`d1bench.targets.open_target`)."""
+    #: The client estimates rows read/written itself, and its connections can put that
+    #: work off until after a run (``prepare``, ``defer_estimates``, ``finish_estimates``).
+    defers_estimates: ClassVar[bool] = False
 
     @property
     @abstractmethod
