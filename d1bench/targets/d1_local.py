@@ -43,6 +43,7 @@ from d1bench._paths import REPO_ROOT
 from d1bench.errors import D1benchError, UsageError
 from d1bench.targets._procgroup import StopFailed, alive, process_group, stop_group
 from d1bench.targets.d1.target import D1Target
+from d1bench.worker.options import WorkerOptions
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -162,6 +163,8 @@ class LocalD1:
             Never printed; :meth:`__repr__` omits it.
         database_id, account_id: the ids of the REST path.
         ready_timeout: seconds to wait for ``/health`` to answer.
+        worker: the bench Worker's options (its cache); see
+            :class:`~d1bench.worker.options.WorkerOptions`.
 
     After :meth:`start`: ``base_url`` (``http://127.0.0.1:PORT/client/v4``),
     ``port``, ``pid``, ``sqlite_path`` and ``ready_seconds`` (time to healthy).
@@ -169,7 +172,9 @@ class LocalD1:
 
     def __init__(self, persist_dir: str | Path | None = None, *, port: int | None = None,
                  token: str | None = None, database_id: str = DEFAULT_DATABASE_ID,
-                 account_id: str = DEFAULT_ACCOUNT_ID, ready_timeout: float = 60.0) -> None:
+                 account_id: str = DEFAULT_ACCOUNT_ID, ready_timeout: float = 60.0,
+                 worker: WorkerOptions | None = None) -> None:
+        self.worker = worker or WorkerOptions()
         self.persist_dir = Path(persist_dir).resolve() if persist_dir is not None else None
         self._temporary = persist_dir is None
         self.requested_port = port
@@ -208,6 +213,8 @@ class LocalD1:
         cmd = [str(node), str(_RUNNER), "--miniflare", str(entry), "--worker", str(_WORKER),
                "--persist", str(self.persist_dir), "--port", str(self.requested_port or 0),
                "--database-id", self.database_id, "--account-id", self.account_id]
+        for name, value in self.worker.bindings().items():
+            cmd += ["--var", f"{name}={value}"]
         if not detached:
             cmd.append("--watch-stdin")
         started = time.monotonic()
@@ -246,7 +253,7 @@ class LocalD1:
                     raise LocalD1Error(f"local D1 not ready after {self.ready_timeout:.0f} s; "
                                        f"node's stderr ends with:\n{_tail(err, self.token)}")
                 time.sleep(0.02)
-        with httpx.Client(timeout=5.0) as client:
+        with httpx.Client(timeout=5.0, headers=self._auth()) as client:
             while True:
                 try:
                     if client.get(f"{self.origin}/health").status_code == 200:
@@ -298,6 +305,10 @@ class LocalD1:
         where = f"port {self.port}" if self.port else "not started"
         return f"LocalD1({str(self.persist_dir)!r}, {where}, database_id={self.database_id!r})"
 
+    def _auth(self) -> dict[str, str]:
+        # The Worker tells nothing, /health included, to a caller without the secret.
+        return {"Authorization": f"Bearer {self.token}"}
+
     # -- what it serves
     @property
     def origin(self) -> str:
@@ -324,7 +335,7 @@ class LocalD1:
         """``GET /health``: the server answers and its database runs ``SELECT 1``."""
         import httpx
 
-        response = httpx.get(f"{self.origin}/health", timeout=5.0)
+        response = httpx.get(f"{self.origin}/health", timeout=5.0, headers=self._auth())
         if response.status_code != 200:
             raise LocalD1Error(f"local D1 unhealthy: HTTP {response.status_code} "
                                f"{response.text[:200]}")
