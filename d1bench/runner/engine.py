@@ -73,6 +73,8 @@ class Control:
         drop_ns: open loop: a unit still unsent at this time is recorded as dropped.
         stop: set by Ctrl-C, a worker's crash, or the end of a closed-loop run.
         failure: the first unexpected exception a worker raised.
+        chain_bookmarks: the target carries D1 sessions: each step of a simulated
+            user's session sends the bookmark the previous step returned.
     """
 
     plan: Plan
@@ -86,6 +88,7 @@ class Control:
     stop: threading.Event = field(default_factory=threading.Event)
     failure: BaseException | None = None
     deadline_ns: int = _NEVER
+    chain_bookmarks: bool = False
     claim: Callable[[], int] = field(default_factory=lambda: itertools.count().__next__)
     measured: Callable[[], int] = field(default_factory=lambda: itertools.count().__next__)
 
@@ -223,11 +226,13 @@ def _run_session(i: int, due: int, execute: Callable[..., Any], ctl: Control,
     except StopIteration:
         return
     step, intended = 0, due
+    chain = {"bookmark": None} if ctl.chain_bookmarks else None
     while True:
         template = call.template
         sent = perf()
         try:
-            result = execute(template.sql, call.params)
+            result = (execute(template.sql, call.params) if chain is None
+                      else execute(template.sql, call.params, **chain))
         except Exception as exc:  # noqa: BLE001
             append((i, step, wid, template.name, intended, sent, perf(), 0, None, _error(exc)))
             steps.close()
@@ -235,6 +240,8 @@ def _run_session(i: int, due: int, execute: Callable[..., Any], ctl: Control,
         done = perf()
         append((i, step, wid, template.name, intended, sent, done, len(result.rows), result.meta,
                 None))
+        if chain is not None:
+            chain["bookmark"] = result.meta.extra.get("bookmark") or chain["bookmark"]
         if ctl.stop.is_set():
             steps.close()
             return
@@ -267,11 +274,13 @@ async def _async_unit(i: int, due: int, slot: int, target: Any, ctl: Control,
     except StopIteration:
         return
     step, intended = 0, due
+    chain = {"bookmark": None} if ctl.chain_bookmarks else None
     while True:
         template = step_call.template
         sent = perf()
         try:
-            result = await target.execute_async(template.sql, step_call.params)
+            result = await (target.execute_async(template.sql, step_call.params) if chain is None
+                            else target.execute_async(template.sql, step_call.params, **chain))
         except Exception as exc:  # noqa: BLE001
             append((i, step, slot, template.name, intended, sent, perf(), 0, None, _error(exc)))
             steps.close()
@@ -279,6 +288,8 @@ async def _async_unit(i: int, due: int, slot: int, target: Any, ctl: Control,
         done = perf()
         append((i, step, slot, template.name, intended, sent, done, len(result.rows),
                 result.meta, None))
+        if chain is not None:
+            chain["bookmark"] = result.meta.extra.get("bookmark") or chain["bookmark"]
         if ctl.stop.is_set():
             steps.close()
             return

@@ -215,7 +215,7 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
         target.health()  # auth, database, schema: fail before drawing anything
         conns.append(target.connect())
         wl, bound = _resolve_workload(workload, bind_conn or conns[0], seed)
-        if getattr(target, "kind", None) in ("d1", "d1-local"):
+        if getattr(target, "kind", None) in ("d1", "d1-local", "d1-worker"):
             from d1bench.targets.d1 import guard_read_only
 
             own = getattr(target, "allow_writes", False)
@@ -240,7 +240,9 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
             "units_scheduled": len(plan.intended) if open_loop else None,
         }, plans=plans)
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
-                      warmup_units=warmup_requests)
+                      warmup_units=warmup_requests,
+                      chain_bookmarks=getattr(target, "supports_sessions", False)
+                      and getattr(target, "session", "none") != "none")
         if not open_loop:
             ctl.measured_limit = requests
             if duration is not None:

@@ -43,7 +43,8 @@ from d1bench._paths import REPO_ROOT
 from d1bench.errors import D1benchError, UsageError
 from d1bench.targets._procgroup import StopFailed, alive, process_group, stop_group
 from d1bench.targets.d1.target import D1Target
-from d1bench.worker.options import WorkerOptions
+from d1bench.worker.options import COMPATIBILITY_DATE, WorkerOptions
+from d1bench.worker.target import SessionRequests
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -212,7 +213,8 @@ class LocalD1:
         self._logs = (out, err)
         cmd = [str(node), str(_RUNNER), "--miniflare", str(entry), "--worker", str(_WORKER),
                "--persist", str(self.persist_dir), "--port", str(self.requested_port or 0),
-               "--database-id", self.database_id, "--account-id", self.account_id]
+               "--database-id", self.database_id, "--account-id", self.account_id,
+               "--compat-date", COMPATIBILITY_DATE]
         for name, value in self.worker.bindings().items():
             cmd += ["--var", f"{name}={value}"]
         if not detached:
@@ -461,21 +463,24 @@ def local_status(directory: str | Path | None = None) -> dict[str, Any]:
 # --- the target ----------------------------------------------------------------------
 
 
-def _attach_or_start(persist_dir: str | Path | None) -> LocalD1:
-    """The detached server if it serves ``persist_dir``, else a new server of our own."""
+def _attach_or_start(persist_dir: str | Path | None, worker: WorkerOptions) -> LocalD1:
+    """The detached server if it serves ``persist_dir`` (with default Worker options),
+    else a new server of our own."""
     persist = Path(persist_dir) if persist_dir is not None else default_persist_dir()
-    running = LocalD1.attach()
+    running = LocalD1.attach() if worker == WorkerOptions() else None
     if running is not None and Path(running.persist_dir).resolve() == persist.resolve():
         return running
-    return LocalD1(persist).start()
+    return LocalD1(persist, worker=worker).start()
 
 
-class LocalD1Target(D1Target):
+class LocalD1Target(SessionRequests, D1Target):
     """The D1 REST client on a local D1; spec ``d1-local`` or ``d1-local:PERSIST_DIR``.
 
     Given ``local`` (a started :class:`LocalD1`), the target only talks to it.
     Otherwise it attaches to the server ``d1bench d1-local start`` left running
-    on the same directory, or starts one of its own, stopped by :meth:`close`.
+    on the same directory, or starts one of its own, stopped by :meth:`close`
+    (always its own when ``worker`` sets a cache).  ``session`` is as for
+    ``d1-worker:`` (:class:`~d1bench.worker.target.SessionRequests`).
     Every other keyword goes to :class:`~d1bench.targets.d1.D1Target`.
     """
 
@@ -483,11 +488,13 @@ class LocalD1Target(D1Target):
     exact_rows_read = True
 
     def __init__(self, persist_dir: str | Path | None = None, *, local: LocalD1 | None = None,
+                 session: str | None = None, worker: WorkerOptions | None = None,
                  **options: Any) -> None:
         self._explicit_dir = Path(persist_dir) if persist_dir is not None else None
         self._owned: LocalD1 | None = None
+        self._set_session(session)
         if local is None:
-            local = _attach_or_start(persist_dir)
+            local = _attach_or_start(persist_dir, worker or WorkerOptions())
             self._owned = local if local.owned else None
         self.local = local
         try:
@@ -513,6 +520,9 @@ class LocalD1Target(D1Target):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update({f"local_{k}": v for k, v in self.local.describe().items()})
+        info.update(session=self.session, worker_cache=self.local.worker.bindings()["CACHE"],
+                    worker_cache_invalidate=self.local.worker.invalidate,
+                    worker_cache_check=self.local.worker.check)
         return info
 
     def close(self) -> None:

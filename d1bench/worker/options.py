@@ -12,11 +12,14 @@ from dataclasses import dataclass
 
 from d1bench.errors import UsageError
 
-__all__ = ["DEFAULT_CACHE_SIZE", "SESSION_MODES", "CacheSpec", "WorkerOptions", "check_session"]
+__all__ = ["COMPATIBILITY_DATE", "DEFAULT_CACHE_SIZE", "SESSION_MODES", "CacheSpec", "WorkerOptions", "check_session"]
 
 #: ``--session`` values: no session (the primary, as ``env.DB.prepare()``), or a
 #: Sessions API constraint for each simulated user's first query.
 SESSION_MODES = ("none", "first-primary", "first-unconstrained")
+
+#: The Workers runtime date the bench Worker is written for, locally and deployed.
+COMPATIBILITY_DATE = "2026-07-01"
 
 #: Entries the in-memory level keeps when SIZE is not given (the Worker's default too).
 DEFAULT_CACHE_SIZE = 10_000
