@@ -26,7 +26,8 @@
 //
 // Per-request headers: x-d1bench-session (none | first-primary |
 // first-unconstrained), x-d1bench-bookmark (continue a session from it).
-// Every statement's meta gains: bookmark, served_by_region, served_by_primary,
+// Every statement's meta gains: bookmark (the session's after it), session_in
+// (the constraint or bookmark the request carried), served_by_region, served_by_primary,
 // total_attempts, sql_duration_ms (null where D1 leaves them undefined, as
 // Miniflare does), worker_ms (time inside the Worker), and cache (off, miss,
 // hit, bypass) with rows_read_saved, cache_age_ms and stale on hits.
@@ -315,7 +316,7 @@ async function query(request, env, endpoint) {
         ? { columns: r.results.columns, rows: r.results.rows }
         : asObjects(r.results.columns, r.results.rows),
     success: r.success,
-    meta: { ...r.meta, bookmark, worker_ms: workerMs },
+    meta: { ...r.meta, bookmark, session_in: session, worker_ms: workerMs },
   }));
   return envelope(200, { success: true, errors: [], messages: [], result });
 }
