@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from d1bench.errors import UsageError
 from d1bench.cli.worker import add_worker_arguments, worker_target_options
+from d1bench.errors import UsageError
 from d1bench.targets.d1.config import add_d1_arguments, d1_options
 
 __all__ = ["format_summary", "register", "run_analyze", "run_compare", "run_replay"]

@@ -31,7 +31,7 @@ __all__ = ["WORKER_ACCOUNT_ID", "DeployResult", "WorkerProject", "deploy_worker"
 #: The account id of the Worker's REST paths (the Worker serves one database, so any fixed value).
 WORKER_ACCOUNT_ID = "d1bench-worker"
 _WORKER_MODULE = Path(__file__).resolve().parent.parent / "targets" / "worker.mjs"
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _FILES = ("wrangler.jsonc", "worker.mjs", "README.md")
 
@@ -172,6 +172,7 @@ def deploy_worker(directory: str | Path = "d1bench-worker", *, dry_run: bool = F
     environ.update(WRANGLER_SEND_METRICS="false", WRANGLER_SEND_ERROR_REPORTS="false")
     try:
         done = subprocess.run(command, cwd=folder, env=environ, capture_output=True, text=True,
+                              check=False,
                               timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise UsageError(f"wrangler deploy in {folder} did not finish in {timeout:g} s") from None

@@ -96,7 +96,7 @@ class WorkerTarget(SessionRequests, D1Target):
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> WorkerTarget:
         """Open ``d1-worker:https://HOST``; ``secret``, ``session`` and D1 options as keywords."""
-        kind, sep, rest = spec.partition(":")
+        kind, _, rest = spec.partition(":")
         if kind != "d1-worker" or not rest:
             raise UsageError(f"{spec!r}: expected d1-worker:https://HOST")
         for name in ("wrangler_config", "binding", "base_url", "account_id", "token"):
