@@ -489,10 +489,10 @@ class LocalD1Target(SessionRequests, D1Target):
 
     def __init__(self, persist_dir: str | Path | None = None, *, local: LocalD1 | None = None,
                  session: str | None = None, worker: WorkerOptions | None = None,
-                 **options: Any) -> None:
+                 binding: str | None = None, **options: Any) -> None:
         self._explicit_dir = Path(persist_dir) if persist_dir is not None else None
         self._owned: LocalD1 | None = None
-        self._set_session(session)
+        self._set_session(session, binding)
         if local is None:
             local = _attach_or_start(persist_dir, worker or WorkerOptions())
             self._owned = local if local.owned else None
@@ -520,7 +520,8 @@ class LocalD1Target(SessionRequests, D1Target):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update({f"local_{k}": v for k, v in self.local.describe().items()})
-        info.update(session=self.session, worker_cache=self.local.worker.bindings()["CACHE"],
+        info.update(session=self.session, worker_binding=self.binding,
+                    worker_cache=self.local.worker.bindings()["CACHE"],
                     worker_cache_invalidate=self.local.worker.invalidate,
                     worker_cache_check=self.local.worker.check)
         return info

@@ -154,6 +154,7 @@ async function runThroughApi(env, queries, session, reuse) {
 // --- the cache: the seed's two levels, as options --------------------------------
 
 const memory = new Map(); // key -> {result, rowsRead, storedAt}; insertion order is LRU order
+let memoryGeneration = 0; // bumped by each invalidation
 
 function cacheOptions(env) {
   const spec = String(env.CACHE ?? "off").trim();
@@ -187,7 +188,7 @@ async function kvGeneration(env) {
   return (await env.CACHE_KV.get("d1bench:generation")) ?? "0";
 }
 
-async function cacheGet(env, opts, key, now) {
+async function cacheGet(env, opts, key, now, generation) {
   if (opts.level === "memory") {
     const entry = memory.get(key);
     if (!entry) return null;
@@ -196,24 +197,33 @@ async function cacheGet(env, opts, key, now) {
     memory.set(key, entry); // most recently used goes last
     return entry;
   }
-  const entry = await env.CACHE_KV.get(`${await kvGeneration(env)}:${key}`, "json");
+  const entry = await env.CACHE_KV.get(`${generation}:${key}`, "json");
   if (!entry || now - entry.storedAt >= opts.ttlMs) return null;
   return entry;
 }
 
-async function cachePut(env, opts, key, entry) {
+// An answer read before a write but stored after that write's invalidation
+// would be stale for its whole TTL: it is stored only if no invalidation came
+// in between (`generation` is the one seen when the miss began).
+async function cacheGeneration(env, opts) {
+  return opts.level === "memory" ? String(memoryGeneration) : await kvGeneration(env);
+}
+
+async function cachePut(env, opts, key, entry, generation) {
+  if ((await cacheGeneration(env, opts)) !== generation) return;
   if (opts.level === "memory") {
     memory.set(key, entry);
     while (memory.size > opts.size) memory.delete(memory.keys().next().value);
     return;
   }
-  await env.CACHE_KV.put(`${await kvGeneration(env)}:${key}`, JSON.stringify(entry),
+  await env.CACHE_KV.put(`${generation}:${key}`, JSON.stringify(entry),
                          { expirationTtl: Math.max(60, Math.ceil(opts.ttlMs / 1000)) });
 }
 
 async function invalidate(env, opts) {
   if (opts.level === "memory") {
     memory.clear();
+    memoryGeneration += 1;
     return;
   }
   const next = String(Number(await kvGeneration(env)) + 1);
@@ -278,9 +288,11 @@ async function query(request, env, endpoint) {
   let bookmark = session && !CONSTRAINTS[session] ? session : null;
   const started = Date.now();
   let hit = null;
+  let generation = null;
   if (useCache) {
     key = await digest(JSON.stringify([endpoint, queries[0].sql, queries[0].params]));
-    hit = await cacheGet(env, opts, key, started);
+    generation = await cacheGeneration(env, opts);
+    hit = await cacheGet(env, opts, key, started, generation);
   }
   if (hit) {
     extra = { cache: "hit", rows_read_saved: hit.rowsRead, cache_age_ms: started - hit.storedAt,
@@ -302,7 +314,7 @@ async function query(request, env, endpoint) {
       const r = outcome.results[0];
       if (!wrote(outcome.results)) {
         await cachePut(env, opts, key, { result: { results: r.results }, rowsRead: r.meta.rows_read,
-                                         storedAt: started });
+                                         storedAt: started }, generation);
       }
       extra = { cache: "miss" };
     }

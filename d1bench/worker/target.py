@@ -25,7 +25,10 @@ from d1bench.targets.d1.classify import redact
 from d1bench.targets.d1.target import D1Target
 from d1bench.worker.options import check_session
 
-__all__ = ["SECRET_ENV", "SessionRequests", "WorkerTarget"]
+__all__ = ["BINDINGS", "SECRET_ENV", "SessionRequests", "WorkerTarget"]
+
+#: How the Worker reaches D1 (``x-d1bench-binding``): measured by benchmarks/cache_effect.py.
+BINDINGS = ("direct", "api-per-request", "api-reused")
 
 #: Where the bench Worker's shared secret is read from (never from argv).
 SECRET_ENV = "D1BENCH_WORKER_SECRET"
@@ -44,19 +47,30 @@ class SessionRequests:
 
     supports_sessions: ClassVar[bool] = True
     session: str = "none"
+    binding: str = "direct"
     _first_line: bytes = b""
+    _binding_line: bytes = b""
 
-    def _set_session(self, session: str | None) -> None:
+    def _set_session(self, session: str | None, binding: str | None = None) -> None:
+        """``binding`` (to measure pooling inside the Worker): ``direct`` (the binding's
+        transport), ``api-per-request`` (a new Sessions API object per request) or
+        ``api-reused`` (one per Worker isolate)."""
         self.session = check_session(session or "none")
-        self._first_line = (b"" if self.session == "none"
-                            else f"x-d1bench-session: {self.session}\r\n".encode("ascii"))
+        self.binding = binding or "direct"
+        if self.binding not in BINDINGS:
+            raise UsageError(f"binding {self.binding!r}: expected one of {', '.join(BINDINGS)}")
+        self._binding_line = (b"" if self.binding == "direct"
+                              else f"x-d1bench-binding: {self.binding}\r\n".encode("ascii"))
+        self._first_line = self._binding_line + (
+            b"" if self.session == "none"
+            else f"x-d1bench-session: {self.session}\r\n".encode("ascii"))
 
     def _session_headers(self, bookmark: str | None) -> bytes:
         if bookmark is None or self.session == "none":
             return self._first_line
         if not _BOOKMARK.match(bookmark):
             raise UsageError(f"not a D1 bookmark: {bookmark[:40]!r}")
-        return f"x-d1bench-bookmark: {bookmark}\r\n".encode("ascii")
+        return self._binding_line + f"x-d1bench-bookmark: {bookmark}\r\n".encode("ascii")
 
 
 class WorkerTarget(SessionRequests, D1Target):
@@ -76,7 +90,8 @@ class WorkerTarget(SessionRequests, D1Target):
     kind: ClassVar[str] = "d1-worker"
 
     def __init__(self, origin: str, *, secret: str | None = None, session: str | None = None,
-                 env: Mapping[str, str] | None = None, **options: Any) -> None:
+                 binding: str | None = None, env: Mapping[str, str] | None = None,
+                 **options: Any) -> None:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
             raise UsageError(f"d1-worker:{origin}: expected d1-worker:https://HOST")
@@ -88,7 +103,7 @@ class WorkerTarget(SessionRequests, D1Target):
             raise UsageError(f"d1-worker:{origin}: no shared secret: set {SECRET_ENV} to the value "
                              "given to `wrangler secret put TOKEN`")
         self.origin = f"{parts.scheme}://{parts.netloc}"
-        self._set_session(session)
+        self._set_session(session, binding)
         self.worker_info = _worker_health(self.origin, secret, options.get("timeout", 30.0))
         super().__init__(f"{self.origin}/client/v4", str(self.worker_info["account_id"]),
                          str(self.worker_info["database_id"]), secret, **options)
@@ -111,7 +126,8 @@ class WorkerTarget(SessionRequests, D1Target):
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info.update(session=self.session, worker_cache=self.worker_info.get("cache"),
+        info.update(session=self.session, worker_binding=self.binding,
+                    worker_cache=self.worker_info.get("cache"),
                     worker_cache_invalidate=self.worker_info.get("cache_invalidate"),
                     worker_cache_check=self.worker_info.get("cache_check"))
         return info
