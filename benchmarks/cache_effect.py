@@ -10,9 +10,12 @@ identical schedule of requests (same seed) under each configuration:
   (every hit is also run against the database, so stale answers and rows saved
   are counted exactly) and once without (for latency, which the check would
   inflate); and ``memory:60`` with invalidation on writes;
-- without a cache: keep-alive against a new HTTP connection per request, and
-  inside the Worker the D1 binding's transport against a Sessions API object
-  created per request or reused by the isolate.
+- pooling, without a cache, on primary-key lookups (where a per-request cost
+  shows): keep-alive against a new HTTP connection per request, and inside the
+  Worker the D1 binding's transport against a Sessions API object created per
+  request or reused by the isolate; closed loop, 4 in flight, the variants
+  alternating over ``--pool-rounds`` rounds, each round's ratio to the
+  keep-alive/direct round beside it, the median reported.
 
 Time is compressed so that a run of seconds stands for minutes of an
 application's traffic: the workload's nominal rate (``--app-rate``, units a
@@ -21,7 +24,7 @@ divided by the same factor.  Which request hits, misses or reads stale data
 depends only on the order of requests and writes and on the TTL in units of
 traffic, all of which the compression keeps; latencies are wall-clock.
 
-Every figure is per read statement (writes and batches bypass the cache):
+Every cache figure is per read statement (writes bypass the cache):
 ``hit_rate``, ``rows_read_saved`` (share of the rows reads would have read),
 ``stale_rate`` (stale hits / all hits), ``usd_saved_per_million`` reads (at
 the paid plan's price, d1bench.cost), p50/p99 service time with the cache
@@ -46,12 +49,26 @@ import numpy as np
 
 TTLS = (60, 300)
 
+POOL_WORKLOAD = """
+[workload]
+name = "pk_lookups"
+format = 1
+
+[templates.paper_by_id]
+family = "retrieval"
+weight = 1
+sql = "SELECT id, title FROM papers WHERE id = ?"
+params = [{ sampler = "id", table = "papers" }]
+"""
+
+_READS: set[str] = set()
+
 
 def _reads(trace: Any) -> Any:
     from d1bench.worker import worker_fields
 
     fields = worker_fields(trace)
-    return fields[fields["cache"] != "bypass"]
+    return fields[fields["template"].isin(_READS)]
 
 
 def _latency(fields: Any) -> dict[str, float]:
@@ -87,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", help="corpus to upload (default: a generated medical corpus)")
     parser.add_argument("--papers", type=int, default=2000, help="generated corpus size")
     parser.add_argument("--units", type=int, default=3000, help="units per configuration")
-    parser.add_argument("--rate", type=float, default=100.0, help="units a second replayed")
-    parser.add_argument("--app-rate", type=float, default=5.0,
+    parser.add_argument("--rate", type=float, default=50.0, help="units a second replayed")
+    parser.add_argument("--pool-requests", type=int, default=400, help="requests per pool round")
+    parser.add_argument("--pool-rounds", type=int, default=3, help="alternating pooling rounds")
+    parser.add_argument("--app-rate", type=float, default=2.5,
                         help="the application's units a second that the replay stands for")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="memory level and TTL 60 only")
@@ -99,10 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     from d1bench.targets.d1_local import LocalD1, sqlite_file
     from d1bench.upload import upload
     from d1bench.worker import WorkerOptions
-    from d1bench.workload import load_workload
+    from d1bench.targets.d1 import is_read_only
+    from d1bench.workload import load_workload, parse_workload
 
     scale = args.rate / args.app_rate
     workload = load_workload(args.workload)
+    _READS.update(name for name, t in workload.templates.items() if is_read_only(t.sql))
+    _READS.add("paper_by_id")
+    pool_workload, problems = parse_workload(POOL_WORKLOAD, "pk_lookups.toml")
+    assert pool_workload is not None, problems
     with tempfile.TemporaryDirectory(prefix="d1bench-cache-") as tmp:
         root = Path(tmp)
         corpus = Path(args.db) if args.db else root / "corpus.sqlite"
@@ -113,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             upload(corpus, target, progress=False)
         runs = 0
 
-        def run(worker: WorkerOptions, **target_options: Any) -> Any:
+        def run(worker: WorkerOptions, wl: Any = workload, **target_options: Any) -> Any:
             # Every configuration starts from the same database: writes of one run
             # must not change what the next one reads.
             nonlocal runs
@@ -123,8 +147,12 @@ def main(argv: list[str] | None = None) -> int:
             assert sqlite_file(persist).is_file()
             with LocalD1(persist, worker=worker) as local, \
                     local.target(allow_writes=True, **target_options) as target:
-                trace = replay(workload, target, rate=args.rate, requests=args.units,
-                               seed=args.seed, progress=False, allow_writes=True)
+                if wl is workload:
+                    trace = replay(wl, target, rate=args.rate, requests=args.units,
+                                   seed=args.seed, progress=False, allow_writes=True)
+                else:
+                    trace = replay(wl, target, concurrency=4, requests=args.pool_requests,
+                                   seed=args.seed, progress=False)
             shutil.rmtree(persist)
             return trace
 
@@ -143,12 +171,23 @@ def main(argv: list[str] | None = None) -> int:
                                                      check=True))
         cache["memory:60+invalidate"] = _cache_figures(invalidated, None, base_reads)
 
-        new_conn = run(WorkerOptions(), keep_alive=False)
-        pooling = {"keep_alive": _latency(base_reads),
-                   "new_connection": _latency(_reads(new_conn))}
-        for binding in ("api-per-request", "api-reused"):
-            pooling[f"binding_{binding}"] = _latency(_reads(run(WorkerOptions(), binding=binding)))
-        pooling["binding_direct"] = pooling["keep_alive"]
+        variants = {"keep_alive": {}, "new_connection": {"keep_alive": False},
+                    "binding_api-per-request": {"binding": "api-per-request"},
+                    "binding_api-reused": {"binding": "api-reused"}}
+        rounds: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
+        for k in range(args.pool_rounds):
+            names = list(variants) if k % 2 == 0 else list(variants)[::-1]
+            for name in names:
+                trace = run(WorkerOptions(), pool_workload, **variants[name])
+                rounds[name].append(_latency(_reads(trace)))
+        pooling: dict[str, Any] = {}
+        for name, values in rounds.items():
+            pooling[name] = {
+                "p50_ms": round(float(np.median([v["p50_ms"] for v in values])), 3),
+                "p99_ms": round(float(np.median([v["p99_ms"] for v in values])), 3),
+                "p50_ratio_to_keep_alive_direct": round(float(np.median(
+                    [v["p50_ms"] / b["p50_ms"] for v, b in zip(values, rounds["keep_alive"])])), 3),
+            }
 
     out = {
         "workload": workload.name, "corpus": str(args.db) if args.db else f"medical:{args.papers}",
@@ -159,8 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                      "rows_read_per_read": round(float(base_reads["rows_read"].fillna(0).mean()), 2)},
         "cache": cache,
         "pooling": pooling,
-        "keep_alive_p50_ratio": round(pooling["new_connection"]["p50_ms"]
-                                      / pooling["keep_alive"]["p50_ms"], 3),
+        "pool_rounds": args.pool_rounds, "pool_requests": args.pool_requests,
     }
     print(json.dumps(out))
     return 0
