@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from d1bench import generate_corpus
     from d1bench.runner import replay
+    from d1bench.targets.d1 import is_read_only
     from d1bench.targets.d1_local import LocalD1, sqlite_file
     from d1bench.upload import upload
     from d1bench.worker import WorkerOptions
-    from d1bench.targets.d1 import is_read_only
     from d1bench.workload import load_workload, parse_workload
 
     scale = args.rate / args.app_rate
