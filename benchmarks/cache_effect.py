@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -54,11 +55,11 @@ POOL_WORKLOAD = """
 name = "pk_lookups"
 format = 1
 
-[templates.paper_by_id]
+[templates.item_by_id]
 family = "retrieval"
 weight = 1
-sql = "SELECT id, title FROM papers WHERE id = ?"
-params = [{ sampler = "id", table = "papers" }]
+sql = "SELECT id, title FROM bench_items WHERE id = ?"
+params = [{ sampler = "int", min = 1, max = 1000 }]
 """
 
 _READS: set[str] = set()
@@ -116,15 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     from d1bench import generate_corpus
     from d1bench.runner import replay
     from d1bench.targets.d1 import is_read_only
-    from d1bench.targets.d1_local import LocalD1, sqlite_file
-    from d1bench.upload import upload
+    from d1bench.targets.d1_local import LocalD1, seed_from_sqlite
     from d1bench.worker import WorkerOptions
     from d1bench.workload import load_workload, parse_workload
 
     scale = args.rate / args.app_rate
     workload = load_workload(args.workload)
     _READS.update(name for name, t in workload.templates.items() if is_read_only(t.sql))
-    _READS.add("paper_by_id")
+    _READS.add("item_by_id")
     pool_workload, problems = parse_workload(POOL_WORKLOAD, "pk_lookups.toml")
     assert pool_workload is not None, problems
     with tempfile.TemporaryDirectory(prefix="d1bench-cache-") as tmp:
@@ -132,19 +132,20 @@ def main(argv: list[str] | None = None) -> int:
         corpus = Path(args.db) if args.db else root / "corpus.sqlite"
         if not args.db:
             generate_corpus(corpus, papers=args.papers, seed=args.seed)
-        pristine = root / "pristine"
-        with LocalD1(pristine) as local, local.target() as target:
-            upload(corpus, target, progress=False)
+        items = root / "items.sqlite"
+        with sqlite3.connect(items) as db:
+            db.execute("CREATE TABLE bench_items (id INTEGER PRIMARY KEY, title TEXT NOT NULL)")
+            db.executemany("INSERT INTO bench_items VALUES (?, ?)",
+                           [(i, f"item {i}") for i in range(1, 1001)])
         runs = 0
 
         def run(worker: WorkerOptions, wl: Any = workload, **target_options: Any) -> Any:
-            # Every configuration starts from the same database: writes of one run
-            # must not change what the next one reads.
+            # Every configuration starts from a fresh copy of the database: writes of
+            # one run must not change what the next one reads.
             nonlocal runs
             runs += 1
             persist = root / f"run{runs}"
-            shutil.copytree(pristine, persist)
-            assert sqlite_file(persist).is_file()
+            seed_from_sqlite(corpus if wl is workload else items, persist)
             with LocalD1(persist, worker=worker) as local, \
                     local.target(allow_writes=True, **target_options) as target:
                 if wl is workload:

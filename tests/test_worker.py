@@ -267,3 +267,34 @@ def test_no_keep_alive_opens_a_connection_per_request(local_d1: LocalD1) -> None
     with local_d1.target(keep_alive=False) as fresh, local_d1.target() as kept:
         assert asyncio.run(run(fresh)) == 5
         assert asyncio.run(run(kept)) == 1
+
+
+# --- on a schema of our own besides medical ------------------------------------------
+
+
+@pytest.mark.slow
+def test_cache_on_the_saas_schema(saas_db: Path, tmp_path: Path) -> None:
+    """Read-only saas traffic through a checked cache: every hit is fresh and saves what it
+    would have read (the database, asked at the moment of the hit, read exactly as many rows)."""
+    from schemas import workload_path
+
+    from d1bench.targets.d1_local import seed_from_sqlite
+
+    seed_from_sqlite(saas_db, tmp_path / "persist")
+    d1 = _served(WorkerOptions.from_strings("memory:60", check=True), tmp_path)
+    try:
+        with d1.target() as target:
+            trace = replay(load_workload(workload_path("saas")).reads_only(), target,
+                           concurrency=2, requests=150, seed=3, progress=False)
+    finally:
+        d1.stop()
+    fields = worker_fields(trace)
+    hits = fields[fields["cache"] == "hit"]
+    assert len(hits) > 10 and set(fields["cache"]) <= {"hit", "miss", "bypass"}
+    assert not hits["stale"].astype(bool).any()
+    assert (hits["check_rows_read"] == hits["rows_read_saved"]).all()
+    assert (hits["rows_read"] == 0).all()
+    effect = cache_effect(trace)
+    assert effect["hits"].sum() == len(hits)
+    assert (effect["hits"] + effect["misses"] + effect["bypassed"] == effect["requests"]).all()
+    assert effect["rows_read_saved"].sum() == hits["rows_read_saved"].sum() > 0

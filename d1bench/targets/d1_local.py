@@ -33,6 +33,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import tempfile
 import time
@@ -56,6 +57,7 @@ __all__ = [
     "local_status",
     "miniflare_version",
     "process_group",
+    "seed_from_sqlite",
     "sqlite_file",
     "start_detached",
     "state_dir",
@@ -136,6 +138,30 @@ def sqlite_file(persist_dir: str | Path, database_id: str = DEFAULT_DATABASE_ID)
     name_mac = hmac.new(key, database_id.encode(), "sha256").digest()[:16]
     check = hmac.new(key, name_mac, "sha256").digest()[:16]
     return Path(persist_dir) / unique_key / f"{(name_mac + check).hex()}.sqlite"
+
+
+def seed_from_sqlite(db_path: str | Path, persist_dir: str | Path,
+                     database_id: str = DEFAULT_DATABASE_ID) -> Path:
+    """Make ``db_path`` (any SQLite database: its schema, rows, FTS indexes) the local D1's
+    database in ``persist_dir``, before a server starts there; return the file written.
+
+    The local D1 keeps its database as a plain SQLite file, so a copy is the
+    whole load: seconds of batched INSERTs saved, for schemas ``upload`` does not
+    know.  An existing database there is refused; the copy is renamed into place.
+    """
+    target = sqlite_file(persist_dir, database_id)
+    if target.exists():
+        raise UsageError(f"{target}: the local D1 in {persist_dir} already has a database")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".seed-")
+    os.close(fd)
+    try:
+        shutil.copyfile(db_path, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
 
 
 def _private_file(path: Path) -> Any:

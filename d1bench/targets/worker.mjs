@@ -307,6 +307,10 @@ async function query(request, env, endpoint) {
                    changed_db: false, rows_read: 0, rows_written: 0 };
     results = [{ success: true, results: hit.result.results, meta: withFields(meta, extra) }];
   } else {
+    // A statement that may write empties the cache before it runs as well as after:
+    // after alone leaves a window (the write committed, its invalidation not yet
+    // done) in which hits answer what the database no longer holds.
+    if (opts !== null && opts.invalidate && !useCache) await invalidate(env, opts);
     const outcome = await answer(env, queries, session, binding);
     if (!outcome.ok) return failure(outcome.status, 7500, outcome.message);
     bookmark = outcome.bookmark ?? bookmark;

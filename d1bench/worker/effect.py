@@ -24,7 +24,7 @@ __all__ = ["WORKER_FIELDS", "cache_effect", "cache_latency", "session_summary", 
 #: The per-statement fields the bench Worker adds; null where D1 (or Miniflare) leaves them out.
 WORKER_FIELDS = ("bookmark", "session_in", "served_by_region", "served_by_primary", "total_attempts",
                  "sql_duration_ms", "worker_ms", "cache", "rows_read_saved", "cache_age_ms",
-                 "stale")
+                 "stale", "check_rows_read")
 
 
 def worker_fields(trace: Any) -> pd.DataFrame:
