@@ -298,3 +298,33 @@ def test_cache_on_the_saas_schema(saas_db: Path, tmp_path: Path) -> None:
     assert effect["hits"].sum() == len(hits)
     assert (effect["hits"] + effect["misses"] + effect["bypassed"] == effect["requests"]).all()
     assert effect["rows_read_saved"].sum() == hits["rows_read_saved"].sum() > 0
+
+
+def test_replay_cli_worker_options(tmp_path: Path, workload_file: Path, capsys) -> None:
+    from d1bench.cli import main
+    from d1bench.trace import load_trace
+
+    trace = tmp_path / "t.parquet"
+    persist = tmp_path / "persist"
+    with LocalD1(persist) as d1, d1.target(allow_writes=True) as target:
+        _load(target)
+    # d1-local with a cache starts its own server with those Worker options
+    assert main(["replay", "--target", f"d1-local:{persist}", "--workload", str(workload_file),
+                 "--trace", str(trace), "--requests", "1", "--concurrency", "1",
+                 "--allow-writes", "--cache", "memory:60", "--cache-check",
+                 "--session", "first-primary", "--no-progress"]) == 0
+    meta = load_trace(trace).meta["target"]
+    assert meta["worker_cache"] == "memory:60,10000" and meta["session"] == "first-primary"
+    assert cache_effect(load_trace(trace)).loc["read_two", "hits"] == 1
+    for argv, message in (
+            (["--target", f"sqlite:{tmp_path / 'x.sqlite'}", "--cache", "kv:60"],
+             "options of the bench Worker"),
+            (["--target", "d1-worker:https://w.example", "--cache", "kv:60"],
+             "wrangler.jsonc"),
+            (["--target", f"d1-local:{persist}", "--cache", "disk:60"], "--cache 'disk:60'")):
+        capsys.readouterr()
+        assert main(["replay", "--workload", str(workload_file), "--trace",
+                     str(tmp_path / "no.parquet"), *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert not (tmp_path / "no.parquet").exists()
