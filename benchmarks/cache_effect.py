@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the application's units a second that the replay stands for")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="memory level and TTL 60 only")
+    parser.add_argument("--no-pool", action="store_true",
+                        help="skip the pooling rounds (their table is the benchmark's own)")
     args = parser.parse_args(argv)
 
     from d1bench import generate_corpus
@@ -176,13 +178,13 @@ def main(argv: list[str] | None = None) -> int:
                     "binding_api-per-request": {"binding": "api-per-request"},
                     "binding_api-reused": {"binding": "api-reused"}}
         rounds: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
-        for k in range(args.pool_rounds):
+        for k in range(0 if args.no_pool else args.pool_rounds):
             names = list(variants) if k % 2 == 0 else list(variants)[::-1]
             for name in names:
                 trace = run(WorkerOptions(), pool_workload, **variants[name])
                 rounds[name].append(_latency(_reads(trace)))
         pooling: dict[str, Any] = {}
-        for name, values in rounds.items():
+        for name, values in rounds.items() if not args.no_pool else ():
             pooling[name] = {
                 "p50_ms": round(float(np.median([v["p50_ms"] for v in values])), 3),
                 "p99_ms": round(float(np.median([v["p99_ms"] for v in values])), 3),
