@@ -190,8 +190,8 @@ def test_unreachable_endpoints_do_not_show_the_token():
 def test_the_worker_secret_reaches_no_output(tmp_path, capfd, caplog, monkeypatch):
     """d1-worker: the shared secret from D1BENCH_WORKER_SECRET, a whole CLI replay, a refusal."""
     from d1bench.cli import main
+    from d1bench.targets.d1.worker import SECRET_ENV, WorkerTarget
     from d1bench.targets.d1_local import LocalD1
-    from d1bench.worker.target import SECRET_ENV, WorkerTarget
 
     caplog.set_level(logging.DEBUG)
     workload = tmp_path / "secrets.toml"

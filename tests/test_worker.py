@@ -16,9 +16,9 @@ import pytest
 from d1bench.errors import UsageError
 from d1bench.runner import replay
 from d1bench.targets import open_target
+from d1bench.targets.d1.worker import SECRET_ENV, WorkerTarget
 from d1bench.targets.d1_local import LocalD1
 from d1bench.worker import WorkerOptions, cache_effect, session_summary, worker_fields
-from d1bench.worker.target import SECRET_ENV, WorkerTarget
 from d1bench.workload import load_workload
 
 #: What Cloudflare's D1 reports and Miniflare leaves undefined: null in every local answer.

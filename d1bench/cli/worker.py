@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from d1bench.errors import UsageError
-from d1bench.worker.options import SESSION_MODES, WorkerOptions
+from d1bench.targets.d1.worker_options import SESSION_MODES, WorkerOptions
 
 __all__ = ["add_worker_arguments", "register", "run_worker", "worker_target_options"]
 

@@ -44,8 +44,8 @@ from d1bench._paths import REPO_ROOT
 from d1bench.errors import D1benchError, UsageError
 from d1bench.targets._procgroup import StopFailed, alive, process_group, stop_group
 from d1bench.targets.d1.target import D1Target
-from d1bench.worker.options import COMPATIBILITY_DATE, WorkerOptions
-from d1bench.worker.target import SessionRequests
+from d1bench.targets.d1.worker import SessionRequests
+from d1bench.targets.d1.worker_options import COMPATIBILITY_DATE, WorkerOptions
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -191,7 +191,7 @@ class LocalD1:
         database_id, account_id: the ids of the REST path.
         ready_timeout: seconds to wait for ``/health`` to answer.
         worker: the bench Worker's options (its cache); see
-            :class:`~d1bench.worker.options.WorkerOptions`.
+            :class:`~d1bench.targets.d1.worker_options.WorkerOptions`.
 
     After :meth:`start`: ``base_url`` (``http://127.0.0.1:PORT/client/v4``),
     ``port``, ``pid``, ``sqlite_path`` and ``ready_seconds`` (time to healthy).
@@ -506,7 +506,7 @@ class LocalD1Target(SessionRequests, D1Target):
     Otherwise it attaches to the server ``d1bench d1-local start`` left running
     on the same directory, or starts one of its own, stopped by :meth:`close`
     (always its own when ``worker`` sets a cache).  ``session`` is as for
-    ``d1-worker:`` (:class:`~d1bench.worker.target.SessionRequests`).
+    ``d1-worker:`` (:class:`~d1bench.targets.d1.worker.SessionRequests`).
     Every other keyword goes to :class:`~d1bench.targets.d1.D1Target`.
     """
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from d1bench.targets.d1.worker_options import SESSION_MODES, CacheSpec, WorkerOptions, check_session
 from d1bench.worker.effect import cache_effect, cache_latency, session_summary, worker_fields
-from d1bench.worker.options import SESSION_MODES, CacheSpec, WorkerOptions, check_session
 from d1bench.worker.project import DeployResult, WorkerProject, deploy_worker, init_worker
 
 __all__ = [

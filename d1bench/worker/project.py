@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from d1bench.errors import UsageError
-from d1bench.worker.options import COMPATIBILITY_DATE, WorkerOptions
+from d1bench.targets.d1.worker_options import COMPATIBILITY_DATE, WorkerOptions
 
 __all__ = ["WORKER_ACCOUNT_ID", "DeployResult", "WorkerProject", "deploy_worker",
            "init_worker", "wrangler_entry"]

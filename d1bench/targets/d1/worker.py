@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from d1bench.errors import UsageError
 from d1bench.targets.d1.classify import redact
 from d1bench.targets.d1.target import D1Target
-from d1bench.worker.options import check_session
+from d1bench.targets.d1.worker_options import check_session
 
 __all__ = ["BINDINGS", "SECRET_ENV", "SessionRequests", "WorkerTarget"]
 
