@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     from d1bench import generate_corpus
     from d1bench.runner import replay
     from d1bench.targets.d1 import is_read_only
-    from d1bench.targets.d1_local import LocalD1, seed_from_sqlite
+    from d1bench.targets.d1.local import LocalD1
+    from d1bench.targets.d1.seed import seed_from_sqlite
     from d1bench.worker import WorkerOptions
     from d1bench.workload import load_workload, parse_workload
 

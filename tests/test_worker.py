@@ -16,8 +16,8 @@ import pytest
 from d1bench.errors import UsageError
 from d1bench.runner import replay
 from d1bench.targets import open_target
+from d1bench.targets.d1.local import LocalD1
 from d1bench.targets.d1.worker import SECRET_ENV, WorkerTarget
-from d1bench.targets.d1_local import LocalD1
 from d1bench.worker import WorkerOptions, cache_effect, session_summary, worker_fields
 from d1bench.workload import load_workload
 
@@ -278,7 +278,7 @@ def test_cache_on_the_saas_schema(saas_db: Path, tmp_path: Path) -> None:
     would have read (the database, asked at the moment of the hit, read exactly as many rows)."""
     from schemas import workload_path
 
-    from d1bench.targets.d1_local import seed_from_sqlite
+    from d1bench.targets.d1.seed import seed_from_sqlite
 
     seed_from_sqlite(saas_db, tmp_path / "persist")
     d1 = _served(WorkerOptions.from_strings("memory:60", check=True), tmp_path)

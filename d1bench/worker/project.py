@@ -18,10 +18,10 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from d1bench._atomic import shared_mode, write_atomic
 from d1bench.errors import UsageError
 from d1bench.targets.d1.worker_options import COMPATIBILITY_DATE, WorkerOptions
 
@@ -126,23 +126,15 @@ def init_worker(database: str, directory: str | Path = "d1bench-worker", *,
              "worker.mjs": _WORKER_MODULE.read_text(),
              "README.md": _readme(name, database)}
     for file, text in texts.items():
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{file}.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, folder / file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(folder / file, text, force=force, mode=shared_mode())
     return WorkerProject(folder, _FILES, database, options)
 
 
 def wrangler_entry() -> Path:
     """The pinned wrangler's entry point in ``node_modules``."""
-    from d1bench.targets.d1_local import _node_modules
+    from d1bench.targets.d1.local import node_modules_dir
 
-    entry = _node_modules() / "wrangler" / "bin" / "wrangler.js"
+    entry = node_modules_dir() / "wrangler" / "bin" / "wrangler.js"
     if not entry.is_file():
         raise UsageError(f"{entry}: wrangler is not installed; run `make node_modules` "
                          "(npm ci from package-lock.json)")
@@ -158,12 +150,12 @@ def deploy_worker(directory: str | Path = "d1bench-worker", *, dry_run: bool = F
     the configuration and the bindings, and stops.  ``env`` replaces the
     inherited environment (the tests give wrangler a private HOME).
     """
-    from d1bench.targets.d1_local import _node
+    from d1bench.targets.d1.local import node_binary
 
     folder = Path(directory)
     if not (folder / "wrangler.jsonc").is_file():
         raise UsageError(f"{folder / 'wrangler.jsonc'}: not found; run `d1bench worker init` first")
-    command = [str(_node()), str(wrangler_entry()), "deploy"]
+    command = [str(node_binary()), str(wrangler_entry()), "deploy"]
     if dry_run:
         command.append("--dry-run")
     if outdir is not None:
