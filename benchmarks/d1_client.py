@@ -107,7 +107,12 @@ async def _httpx(url: str, headers: dict[str, str], body: bytes, n: int, tuned: 
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                response = await client.post(url, content=body, headers=headers)
+                try:
+                    response = await client.post(url, content=body, headers=headers)
+                except httpx.RemoteProtocolError:
+                    # Under load the server sometimes closes a kept-alive connection as a
+                    # request goes out; httpx does not resend (d1bench's client does).
+                    response = await client.post(url, content=body, headers=headers)
                 response.json()
 
         started = time.perf_counter()
