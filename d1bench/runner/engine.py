@@ -240,16 +240,28 @@ def _run_session(i: int, due: int, execute: Callable[..., Any], ctl: Control,
         done = perf()
         append((i, step, wid, template.name, intended, sent, done, len(result.rows), result.meta,
                 None))
-        if chain is not None:
-            chain["bookmark"] = result.meta.extra.get("bookmark") or chain["bookmark"]
-        if ctl.stop.is_set():
-            steps.close()
-            return
-        try:
-            call = steps.send(result)
-        except StopIteration:
+        call = _next_step(steps, result, chain, ctl.stop)
+        if call is None:
             return
         step, intended = step + 1, done
+
+
+def _next_step(steps: Any, result: Any, chain: dict[str, Any] | None,
+               stop: threading.Event) -> Any:
+    """A session's next call after a step succeeded, or ``None`` when the session is over.
+
+    With ``chain`` (the target carries D1 sessions), the step's bookmark is kept
+    for the next one.  A stop request ends the session between steps.
+    """
+    if chain is not None:
+        chain["bookmark"] = result.meta.extra.get("bookmark") or chain["bookmark"]
+    if stop.is_set():
+        steps.close()
+        return None
+    try:
+        return steps.send(result)
+    except StopIteration:
+        return None
 
 
 # --- asyncio path (HTTP targets): many requests in flight on one thread ---------------------
@@ -288,14 +300,8 @@ async def _async_unit(i: int, due: int, slot: int, target: Any, ctl: Control,
         done = perf()
         append((i, step, slot, template.name, intended, sent, done, len(result.rows),
                 result.meta, None))
-        if chain is not None:
-            chain["bookmark"] = result.meta.extra.get("bookmark") or chain["bookmark"]
-        if ctl.stop.is_set():
-            steps.close()
-            return
-        try:
-            step_call = steps.send(result)
-        except StopIteration:
+        step_call = _next_step(steps, result, chain, ctl.stop)
+        if step_call is None:
             return
         step, intended = step + 1, done
 
