@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from d1bench._atomic import atomic_path
+from d1bench.cli.worker import add_worker_arguments, worker_target_options
 from d1bench.errors import UsageError
 from d1bench.targets.d1.config import add_d1_arguments, d1_options
 
@@ -38,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Ctrl-C stops the run and keeps what completed.",
     )
     rp.add_argument("--target", required=True, metavar="SPEC",
-                    help="sqlite:PATH, d1-local, or d1://ACCOUNT_ID/DATABASE")
+                    help="sqlite:PATH, d1-local, d1://ACCOUNT_ID/DATABASE or d1-worker:https://HOST")
     rp.add_argument("--workload", default="medical", metavar="NAME|FILE",
                     help="a shipped workload (default: medical) or a workload file")
     rp.add_argument("--trace", required=True, metavar="PATH", help="Parquet trace to write")
@@ -77,6 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--force", action="store_true", help="overwrite an existing trace")
     rp.add_argument("--no-progress", action="store_true", help="no live progress line")
     add_d1_arguments(rp)
+    add_worker_arguments(rp)
     rp.set_defaults(func=run_replay)
 
     an = sub.add_parser(
@@ -121,14 +123,14 @@ def run_replay(args: argparse.Namespace) -> int:
     workload = load_workload(args.workload)
     if args.reads_only:
         workload = workload.reads_only()
-    is_d1 = args.target.startswith(("d1://", "d1-local"))
+    is_d1 = args.target.startswith(("d1://", "d1-local", "d1-worker"))
     if not is_d1 and (args.allow_writes or args.base_url or args.wrangler_config):
         raise UsageError(f"--allow-writes, --base-url and --wrangler-config are for d1 and "
                          f"d1-local targets, not {args.target}")
     if args.target.startswith("d1-local") and (args.base_url or args.wrangler_config):
         raise UsageError("--base-url and --wrangler-config name a remote D1; "
                          "d1-local runs its own on 127.0.0.1")
-    options = d1_options(args) if is_d1 else {}
+    options = {**(d1_options(args) if is_d1 else {}), **worker_target_options(args)}
     with open_target(args.target, **options) as target:
         trace = replay(workload, target, rate=args.rate, arrival=args.arrival,
                        concurrency=args.concurrency, duration=args.duration,
