@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from d1bench._atomic import atomic_path
+from d1bench.cli.worker import add_worker_arguments, worker_target_options
 from d1bench.targets.d1.config import D1_OPTION_DEFAULTS, add_d1_arguments, d1_options
 
 __all__ = ["format_summary", "register", "run_analyze", "run_compare", "run_replay"]
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Ctrl-C stops the run and keeps what completed.",
     )
     rp.add_argument("--target", required=True, metavar="SPEC",
-                    help="sqlite:PATH, d1-local, or d1://ACCOUNT_ID/DATABASE")
+                    help="sqlite:PATH, d1-local, d1://ACCOUNT_ID/DATABASE or d1-worker:https://HOST")
     rp.add_argument("--workload", default="medical", metavar="NAME|FILE",
                     help="a shipped workload (default: medical) or a workload file")
     rp.add_argument("--trace", required=True, metavar="PATH", help="Parquet trace to write")
@@ -76,6 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--force", action="store_true", help="overwrite an existing trace")
     rp.add_argument("--no-progress", action="store_true", help="no live progress line")
     add_d1_arguments(rp)
+    add_worker_arguments(rp)
     rp.set_defaults(func=run_replay)
 
     an = sub.add_parser(
@@ -121,7 +123,8 @@ def run_replay(args: argparse.Namespace) -> int:
     if args.reads_only:
         workload = workload.reads_only()
     # The target's kind says which options it takes; any other given is refused by name.
-    options = target_options(args.target, d1_options(args), D1_OPTION_DEFAULTS)
+    options = {**target_options(args.target, d1_options(args), D1_OPTION_DEFAULTS),
+               **worker_target_options(args)}
     with open_target(args.target, **options) as target:
         trace = replay(workload, target, rate=args.rate, arrival=args.arrival,
                        concurrency=args.concurrency, duration=args.duration,

@@ -239,7 +239,9 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
         meta["estimate"] = prepare(run_target, [] if use_async else workers_conns, wl, samples,
                                    estimate=opts.estimate, corpus=meta.get("corpus"))
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
-                      warmup_units=opts.warmup_requests)
+                      warmup_units=opts.warmup_requests,
+                      chain_bookmarks=target.supports_sessions
+                      and getattr(target, "session", "none") != "none")
         if not open_loop:
             ctl.measured_limit = opts.requests
             if opts.duration is not None:

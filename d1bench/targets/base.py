@@ -46,6 +46,8 @@ class Target(ABC):
     #: Statements D1 would refuse (too many parameters, too long...) are refused
     #: before they are sent, with error class ``limit``.
     checks_d1_limits: ClassVar[bool] = False
+    #: Requests can carry a D1 session (a bookmark) from one to the next: the bench Worker's.
+    supports_sessions: ClassVar[bool] = False
     #: The command-line options (``argparse`` dest names) this kind accepts besides
     #: ``--target``; any other target option given with it is refused by name.
     cli_options: ClassVar[frozenset[str]] = frozenset()
