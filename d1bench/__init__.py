@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from d1bench.targets.d1.local import LocalD1 as LocalD1
     from d1bench.trace import load_trace as load_trace
     from d1bench.upload import upload as upload
+    from d1bench.worker import cache_effect as cache_effect
+    from d1bench.worker import deploy_worker as deploy_worker
+    from d1bench.worker import init_worker as init_worker
+    from d1bench.worker import session_summary as session_summary
     from d1bench.workload import check_workload as check_workload
     from d1bench.workload import load_workload as load_workload
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from d1bench.cost import PLANS
+from d1bench.trace import Trace
 
 __all__ = ["WORKER_FIELDS", "cache_effect", "cache_latency", "session_summary", "worker_fields"]
 
@@ -27,7 +28,7 @@ WORKER_FIELDS = ("bookmark", "session_in", "served_by_region", "served_by_primar
                  "stale", "check_rows_read")
 
 
-def worker_fields(trace: Any) -> pd.DataFrame:
+def worker_fields(trace: Trace) -> pd.DataFrame:
     """One row per measured, successful statement: its template, times and the Worker's fields."""
     requests = trace.measured
     requests = requests[requests["error_class"].isna()]
@@ -43,7 +44,7 @@ def _pct(values: pd.Series, q: float) -> float:
     return float(np.percentile(values.to_numpy(float), q)) if len(values) else float("nan")
 
 
-def cache_effect(trace: Any, *, plan: str = "paid") -> pd.DataFrame:
+def cache_effect(trace: Trace, *, plan: str = "paid") -> pd.DataFrame:
     """Per template: hits, misses, hit rate, stale reads, rows read and dollars saved, latency.
 
     Columns: ``requests``, ``hits``, ``misses``, ``bypassed`` (writes, batches),
@@ -94,7 +95,7 @@ def cache_latency(with_cache: Any, without: Any) -> pd.DataFrame:
     return frame
 
 
-def session_summary(trace: Any) -> pd.DataFrame:
+def session_summary(trace: Trace) -> pd.DataFrame:
     """Per template: what D1 said about where each statement ran and how often it tried.
 
     Columns: ``requests``, ``with_bookmark``, ``served_by_primary`` (share, NaN
