@@ -36,15 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    prog = "d1bench"
     try:
+        # Inside the try: Ctrl-C while the verbs' modules are imported is still one line.
+        args = build_parser().parse_args(argv)
+        prog = f"d1bench {args.command}"
         return int(args.func(args) or 0)
     except UsageError as exc:
-        print(f"d1bench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"d1bench {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from d1bench.dbfile import check_database
 from d1bench.errors import UsageError
 
 __all__ = ["register", "run_local", "run_upload"]
@@ -97,8 +97,7 @@ def run_upload(args: argparse.Namespace) -> int:
     from d1bench.targets import open_target
     from d1bench.upload import UploadError, upload
 
-    if not Path(args.db).is_file():
-        raise UsageError(f"{args.db}: no such corpus file")
+    check_database(args.db)  # before a local D1 is started for nothing
     remote = {name: value for name in ("base_url", "wrangler_config", "binding")
               if (value := getattr(args, name))}
     if remote and not args.target.startswith("d1://"):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sqlite3
 from pathlib import Path
 
+from d1bench.dbfile import check_database
 from d1bench.errors import UsageError
 
 __all__ = ["register", "run"]
@@ -49,11 +49,17 @@ def _literal(text: str) -> object:
 
 def _papers_in(corpus: Path) -> int | None:
     """Count the corpus's papers, so notebooks label charts with the real scale."""
+    import apsw
+
+    from d1bench.dbfile import open_readonly
+
+    db = open_readonly(corpus)
     try:
-        with sqlite3.connect(f"file:{corpus}?mode=ro", uri=True) as db:
-            return int(db.execute("SELECT count(*) FROM papers").fetchone()[0])
-    except sqlite3.Error:
+        return int(db.execute("SELECT count(*) FROM papers").fetchall()[0][0])
+    except apsw.Error:
         return None
+    finally:
+        db.close()
 
 
 def parameters_from_args(args: argparse.Namespace) -> dict[str, object]:
@@ -66,10 +72,10 @@ def parameters_from_args(args: argparse.Namespace) -> dict[str, object]:
         params["seed"] = args.seed
     if args.corpus:
         corpus = Path(args.corpus).resolve()
-        if corpus.exists() and not corpus.is_file():
-            raise UsageError(f"--corpus {args.corpus}: not a file")
         if not corpus.exists() and args.scale is None:
             raise UsageError(f"--corpus {args.corpus}: no such file (give --scale to build it)")
+        if corpus.exists():
+            check_database(args.corpus)
         params["corpus_path"] = str(corpus)
         if args.scale is None:
             papers = _papers_in(corpus)
