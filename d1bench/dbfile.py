@@ -18,6 +18,7 @@ damage deep inside them shows up when a query reaches it.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import apsw
@@ -72,9 +73,15 @@ def check_database(path: str | os.PathLike[str], *, quick_check: bool | None = N
     :data:`QUICK_CHECK_MAX_BYTES`.  Nothing is written.
     """
     p = Path(path)
-    if not p.exists():
-        raise UsageError(f"{p}: no such database file")
-    if p.is_dir():
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise UsageError(f"{p}: no such database file") from None
+    except PermissionError:  # a folder on the way is closed to us
+        raise UsageError(f"{p}: cannot be read (permission denied)") from None
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(mode):
         raise UsageError(f"{p}: is a directory, not a SQLite database file")
     try:
         with open(p, "rb") as f:

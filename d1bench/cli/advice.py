@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from d1bench.cli._args import add_db, add_no_progress, add_trace, add_workload
+
 __all__ = ["register", "run_advise", "run_lint"]
 
 
@@ -36,10 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "measured from --trace or estimated) and the fix, in words and SQL. The database is "
         "opened read-only.",
     )
-    lint.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus the workload runs on")
-    lint.add_argument("--workload", required=True, metavar="W",
-                      help="workload file, or a shipped workload's name (medical)")
-    lint.add_argument("--trace", metavar="T", help="trace of the workload: measured rows read")
+    add_db(lint, "SQLite corpus the workload runs on")
+    add_workload(lint)
+    add_trace(lint, "trace of the workload: measured rows read")
     lint.add_argument("--severity", choices=("low", "medium", "high"), default="low",
                       help="show findings of at least this severity (default low: all)")
     lint.set_defaults(func=run_lint)
@@ -56,10 +57,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "after, reporting measured rows read and latency per template. The database itself "
         "is only read.",
     )
-    advise.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus to advise on")
-    advise.add_argument("--workload", required=True, metavar="W",
-                        help="workload file, or a shipped workload's name (medical)")
-    advise.add_argument("--trace", metavar="T", help="trace of the workload: template frequencies")
+    add_db(advise, "SQLite corpus to advise on")
+    add_workload(advise)
+    add_trace(advise, "trace of the workload: template frequencies")
     advise.add_argument("--budget", type=_size, metavar="BYTES",
                         help="most bytes the new indexes may take (e.g. 20MB; default no limit)")
     advise.add_argument("--write-weight", type=float, default=1000.0, metavar="X",
@@ -74,6 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="replace a d1bench migration that is still the newest in --migrations")
     advise.add_argument("--seed", type=int, default=0, metavar="S",
                         help="seed for parameters, sampling and replays (default 0)")
+    add_no_progress(advise)
     advise.set_defaults(func=run_advise)
 
 
@@ -103,7 +104,7 @@ def run_advise(args: argparse.Namespace) -> int:
     advice = advise(args.db, args.workload, trace=args.trace, budget_bytes=args.budget,
                     write_weight=args.write_weight, verify=args.verify,
                     migrations_dir=args.migrations, force=args.force, seed=args.seed,
-                    verify_requests=args.requests, progress=True)
+                    verify_requests=args.requests, progress=not args.no_progress)
     s = advice.summary
     print(f"{len(advice.indexes)} index(es) to create, {len(advice.drops)} to drop; predicted "
           f"weighted rows read per unit {s['rows_read_before']:,.0f} -> {s['rows_read_after']:,.0f}, "

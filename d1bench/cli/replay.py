@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from d1bench.cli._args import add_no_progress, add_trace, add_workload
 from d1bench.errors import UsageError
 from d1bench.targets.d1.config import add_d1_arguments, d1_options
 
@@ -41,9 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rp.add_argument("--target", required=True, metavar="SPEC",
                     help="sqlite:PATH, d1-local, or d1://ACCOUNT_ID/DATABASE")
-    rp.add_argument("--workload", default="medical", metavar="NAME|FILE",
-                    help="a shipped workload (default: medical) or a workload file")
-    rp.add_argument("--trace", required=True, metavar="PATH", help="Parquet trace to write")
+    add_workload(rp, default="medical")
+    add_trace(rp, "Parquet trace to write", required=True)
     rp.add_argument("--reads-only", action="store_true",
                     help="leave out the workload's write templates (and sessions that write)")
     mode = rp.add_mutually_exclusive_group()
@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="corpus file the target holds, described in the trace (found "
                     "automatically for sqlite:PATH)")
     rp.add_argument("--force", action="store_true", help="overwrite an existing trace")
-    rp.add_argument("--no-progress", action="store_true", help="no live progress line")
+    add_no_progress(rp)
     add_d1_arguments(rp)
     rp.set_defaults(func=run_replay)
 

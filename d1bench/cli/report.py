@@ -6,6 +6,7 @@ import argparse
 import ast
 from pathlib import Path
 
+from d1bench.cli._args import add_no_progress
 from d1bench.dbfile import check_database
 from d1bench.errors import UsageError
 
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="longest a single cell may run (default 1800)")
     parser.add_argument("--force", action="store_true",
                         help="replace files in DIR that d1bench did not write")
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
@@ -99,11 +101,11 @@ def run(args: argparse.Namespace) -> int:
         from d1bench import cache
 
         corpus = cache.ensure_corpus(int(params["papers"]), int(params.get("seed", 0)),
-                                     args.corpus, progress=True)
+                                     args.corpus, progress=not args.no_progress)
         params["corpus_path"] = str(Path(corpus).resolve())
     try:
         pages = build_report(args.notebooks, args.out, params, force=args.force,
-                             timeout=args.timeout)
+                             timeout=args.timeout, progress=not args.no_progress)
     except ReportError as exc:
         print(f"d1bench report: {exc}")
         print(f"pages written to {args.out}/ (failed notebooks show their error)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from d1bench.cli._args import add_db
+
 __all__ = ["register", "run_check", "run_show"]
 
 
@@ -26,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument("workload", metavar="FILE",
                        help="workload file, or the name of a shipped workload (medical)")
-    check.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus to check against")
+    add_db(check, "SQLite corpus to check against")
     check.add_argument("--seed", type=int, default=0, metavar="S",
                        help="seed for binding and drawing the samplers (default 0)")
     check.set_defaults(func=run_check)

@@ -154,6 +154,10 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
         duration = DEFAULT_DURATION
     if trace_path is not None:
         trace_path = check_output_path(trace_path, force=force)
+    if corpus is not None:
+        from d1bench.dbfile import check_database
+
+        check_database(corpus)
     owned = isinstance(target, str)
     if owned:
         from d1bench.targets import open_target
