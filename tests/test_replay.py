@@ -184,10 +184,18 @@ def test_an_existing_trace_is_not_overwritten(items_db, toy, tmp_path) -> None:
     assert len(load_trace(path).requests) == 5
 
 
-def test_progress_line_shows_rate_errors_and_p99(items_db, toy, capsys) -> None:
+def test_progress_line_shows_rate_errors_and_p99(items_db, toy, capsys, monkeypatch) -> None:
+    # As if stderr were a terminal: the line is redrawn in place.
+    monkeypatch.setattr("d1bench.runner.recorder.is_terminal", lambda stream=None: True)
     replay(toy, sqlite_target(items_db), rate=500, requests=400, progress=True)
     err = capsys.readouterr().err
     assert "requests" in err and "/s" in err and "errors 0" in err and "p99" in err
+    assert "\r" in err
+
+
+def test_progress_off_a_terminal_writes_no_carriage_returns(items_db, toy, capsys) -> None:
+    replay(toy, sqlite_target(items_db), rate=500, requests=400, progress=True)
+    assert "\r" not in capsys.readouterr().err
 
 
 class _AsyncItems(Target):
