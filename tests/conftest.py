@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+from schemas import SCHEMAS
 
 #: Small enough to build in seconds, large enough for plans to differ by index set.
 SMALL_PAPERS = 2_000
@@ -50,3 +52,38 @@ def local_d1_corpus(local_d1, small_corpus: Path):
     with local_d1.target() as target:
         upload(small_corpus, target, progress=False)
     return local_d1
+
+
+# --- the fixture schemas besides medical (tests/fixtures/schemas, tests/schemas.py) ---
+
+@pytest.fixture(scope="session")
+def saas_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``saas`` schema's database at scale 1.0, seed 0. Read-only: copy it before writing."""
+    from schemas import build
+
+    return build("saas", tmp_path_factory.mktemp("saas") / "saas.sqlite")
+
+
+@pytest.fixture(scope="session")
+def events_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``events`` schema's database at scale 1.0, seed 0. Read-only: copy it before writing."""
+    from schemas import build
+
+    return build("events", tmp_path_factory.mktemp("events") / "events.sqlite")
+
+
+class OtherSchema(NamedTuple):
+    """A fixture schema besides medical: its name, its generated database, its workload file."""
+
+    name: str
+    db: Path
+    workload: Path
+
+
+@pytest.fixture(params=SCHEMAS)
+def other_schema(request: pytest.FixtureRequest) -> OtherSchema:
+    """Each fixture schema in turn (its database is read-only: copy it before writing)."""
+    from schemas import workload_path
+
+    db = request.getfixturevalue(f"{request.param}_db")
+    return OtherSchema(request.param, db, workload_path(request.param))
