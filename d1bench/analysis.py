@@ -252,8 +252,9 @@ def _rows(frame: pd.DataFrame, include_warmup: bool, column: str) -> dict[str, n
 #: What ``compare --fail-on`` can fail on, and the ``change`` column that says so.
 FAIL_ON = {"slower": ("change", "slower"), "more-rows": ("rows_read_change", "more"),
            "more-writes": ("rows_written_change", "more")}
-#: Rows per execution must grow by this share (and one row) before they count as "more":
-#: a significant but tiny drift in a sampled count is not a regression.
+#: Rows per execution must grow by this share (and half a row) before they count as "more":
+#: a significant but tiny drift in a sampled count is not a regression, while one more
+#: row written per UPDATE (a new index entry) is.
 ROWS_TOLERANCE = 0.05
 
 
@@ -270,7 +271,7 @@ def _rows_change(x: np.ndarray, y: np.ndarray, alpha: float) -> str:
     if not len(x) or not len(y):
         return "no data"
     before, after = float(x.mean()), float(y.mean())
-    if abs(after - before) <= ROWS_TOLERANCE * before + 1:
+    if abs(after - before) <= ROWS_TOLERANCE * before + 0.5:
         return "same"
     if np.ptp(np.concatenate([x, y])) == 0:
         return "same"
@@ -289,7 +290,7 @@ def compare(a: Trace, b: Trace, *, alpha: float = 0.05, force: bool = False,
     response time before and after, ``ratio`` (after / before of p50),
     rows read and written per execution before and after with
     ``rows_read_change`` / ``rows_written_change`` (``more``, ``fewer`` or
-    ``same``: a change of more than :data:`ROWS_TOLERANCE` and one row that
+    ``same``: a change of more than :data:`ROWS_TOLERANCE` and half a row that
     the same test finds significant), D1's bill at each trace's achieved rate
     (``usd_per_month_before/after``, see :func:`summarize`), and the two-sided Mann-Whitney U
     test's p-value on successful measured response times.  ``change`` is

@@ -1,0 +1,235 @@
+"""Thresholds and ``compare --fail-on``: CI gates, on real replays of saas and medical.
+
+The regression is real: the same workload replayed on a database with an
+index that serves one template, and again after the index is dropped (and, for
+writes, after an index is added on a column an UPDATE sets).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import apsw
+import pytest
+
+from d1bench import load_trace
+from d1bench.analysis import ALL, compare, regressions, summarize
+from d1bench.cli import main
+from d1bench.errors import UsageError
+from d1bench.thresholds import SEED_ALERTS, check_thresholds, parse_threshold
+
+#: Serves saas's tenant_activity (audit_log WHERE tenant_id = ? ORDER BY at DESC LIMIT 20).
+AUDIT_INDEX = "CREATE INDEX audit_tenant_at ON audit_log (tenant_id, at)"
+#: Makes saas's move_task (UPDATE tasks SET status = ...) write an index entry too.
+STATUS_INDEX = "CREATE INDEX tasks_status ON tasks (status)"
+
+# The replays behind the module's fixtures take about 15 s together.
+pytestmark = pytest.mark.slow
+
+
+def _run(argv: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _with(db: Path, dest: Path, *ddl: str) -> Path:
+    shutil.copyfile(db, dest)
+    conn = apsw.Connection(str(dest))
+    for statement in ddl:
+        conn.execute(statement)
+    conn.execute("ANALYZE")
+    conn.close()
+    return dest
+
+
+def _replay(db: Path, workload: object, trace: Path, *extra: object) -> Path:
+    argv = ["replay", "--target", f"sqlite:{db}", "--workload", workload, "--trace", trace,
+            "--concurrency", "1", "--seed", "3", "--no-progress", *extra]
+    assert main([str(a) for a in argv]) == 0
+    return trace
+
+
+@pytest.fixture(scope="module")
+def saas_traces(saas_db: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from schemas import workload_path
+
+    tmp = tmp_path_factory.mktemp("saas-gates")
+    workload = workload_path("saas")
+    good = _with(saas_db, tmp / "indexed.sqlite", AUDIT_INDEX)
+    worse = _with(saas_db, tmp / "plain.sqlite")
+    writes = _with(saas_db, tmp / "status.sqlite", AUDIT_INDEX, STATUS_INDEX)
+    return {
+        "before": _replay(good, workload, tmp / "before.parquet", "--requests", "200",
+                          "--reads-only"),
+        "again": _replay(good, workload, tmp / "again.parquet", "--requests", "200",
+                         "--reads-only"),
+        "after": _replay(worse, workload, tmp / "after.parquet", "--requests", "200",
+                         "--reads-only"),
+        # Writes change the database: these two run on copies of their own.
+        "writes_before": _replay(_with(good, tmp / "w1.sqlite"), workload,
+                                 tmp / "writes_before.parquet", "--requests", "150"),
+        "writes_after": _replay(writes, workload, tmp / "writes_after.parquet",
+                                "--requests", "150"),
+    }
+
+
+@pytest.fixture(scope="module")
+def medical_trace(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("medical-gates")
+    db = tmp / "medical.sqlite"
+    shutil.copyfile(small_corpus, db)
+    return _replay(db, "medical", tmp / "medical.parquet", "--requests", "150", "--reads-only")
+
+
+# --- the grammar -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("text", "metric", "op", "limit", "template"), [
+    ("p99<200ms", "p99", "<", 200.0, None),
+    ("p99 < 0.2s", "p99", "<", 200.0, None),
+    ("p99.9<=1s", "p99.9", "<=", 1000.0, None),
+    ("search_papers:p95<60ms", "p95", "<", 60.0, "search_papers"),
+    ("*:mean<5", "mean", "<", 5.0, "*"),
+    ("error_rate<0.05", "error_rate", "<", 0.05, None),
+    ("retry_rate<10%", "retry_rate", "<", 0.1, None),
+    ("rows_read_per_exec<10000", "rows_read_per_exec", "<", 10000.0, None),
+    ("dollars_per_month<$50", "dollars_per_month", "<", 50.0, None),
+    ("rate>=100", "rate", ">=", 100.0, None),
+])
+def test_thresholds_parse(text, metric, op, limit, template) -> None:
+    th = parse_threshold(text)
+    assert (th.metric, th.op, th.template) == (metric, op, template)
+    assert th.limit == pytest.approx(limit)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("p99", "expected [TEMPLATE:]METRIC OP VALUE"),
+    ("p98<200ms", "unknown metric 'p98'"),
+    ("p99<200", None),  # fine: ms by default
+    ("p99<200kg", "unit 'kg'"),
+    ("error_rate<5ms", "unit 'ms'"),
+    ("error_rate<1.5", "fraction from 0 to 1"),
+    ("p99=200ms", "expected"),
+    ("p99<$5", "'$' is for dollars_per_month"),
+])
+def test_malformed_thresholds_are_named(text, words) -> None:
+    if words is None:
+        assert parse_threshold(text).limit == 200.0
+        return
+    with pytest.raises(UsageError, match=re.escape(words)) as info:
+        parse_threshold(text)
+    assert repr(text) in str(info.value)
+
+
+# --- analyze --threshold on real traces ----------------------------------------------------------
+
+def test_summary_separates_errors_drops_and_retries(saas_traces) -> None:
+    s = summarize(load_trace(saas_traces["before"])).set_index("template")
+    row = s.loc[ALL]
+    assert row["count"] == row["errors"] + row["dropped"] + (row["count"] - row["errors"]
+                                                              - row["dropped"])
+    assert row["attempts"] >= row["count"] - row["dropped"]
+    assert row["retry_rate"] == row["retried"] / (row["count"] - row["dropped"])
+    # Reads only, priced: the bill is the sum of the templates' shares.
+    assert row["usd_per_month"] == pytest.approx(s.drop(index=ALL)["usd_per_month"].sum())
+    doubled = summarize(load_trace(saas_traces["before"]),
+                        at_rate=2 * summarize(load_trace(saas_traces["before"])).attrs[
+                            "units_per_s"]).set_index("template")
+    assert doubled.loc[ALL, "usd_per_month"] >= row["usd_per_month"]
+
+
+@pytest.mark.parametrize("schema", ["saas", "medical"])
+def test_analyze_exit_status_follows_the_thresholds(schema, saas_traces, medical_trace,
+                                                    capsys) -> None:
+    trace = saas_traces["before"] if schema == "saas" else medical_trace
+    s = summarize(load_trace(trace)).set_index("template")
+    p99, reads = s.loc[ALL, "p99_ms"], s.loc[ALL, "rows_read_per_exec"]
+    template = s.drop(index=ALL)["p95_ms"].idxmax()
+
+    held = [f"p99<{p99 * 2 + 1:.3f}ms", "error_rate<0.05", f"rows_read_per_exec<{reads * 2 + 1:.0f}",
+            f"{template}:p95<{s.loc[template, 'p95_ms'] * 2 + 1:.3f}ms", "retry_rate<0.1"]
+    code, out, err = _run(["analyze", trace, *sum((["--threshold", t] for t in held), [])], capsys)
+    assert code == 0, err
+    assert f"{len(held)} held, 0 crossed" in out and "CROSSED" not in out
+
+    crossed = [f"p99<{p99 / 2:.4f}ms", f"{template}:p95<{s.loc[template, 'p95_ms'] / 2:.4f}ms"]
+    code, out, err = _run(["analyze", trace, *sum((["--threshold", t] for t in held + crossed),
+                                                   [])], capsys)
+    assert code == 1, err
+    assert f"{len(held)} held, 2 crossed" in out
+    crossed_lines = [line for line in out.splitlines() if line.lstrip().startswith("CROSSED")]
+    assert len(crossed_lines) == 2 and any(template in line for line in crossed_lines)
+
+
+def test_check_thresholds_says_by_how_much(saas_traces) -> None:
+    s = summarize(load_trace(saas_traces["after"]))
+    p99 = float(s.set_index("template").loc[ALL, "p99_ms"])
+    table = check_thresholds(s, [f"p99<{p99 / 4}ms", "*:max<100s"])
+    first = table.iloc[0]
+    assert first["crossed"] and first["by"] == pytest.approx(p99 * 3 / 4)
+    assert first["by_ratio"] == pytest.approx(4.0)
+    each = table[table["threshold"] == "*:max<100s"]
+    assert len(each) == len(s) - 1 and not each["crossed"].any()
+
+
+def test_bad_thresholds_exit_2_naming_them(saas_traces, capsys) -> None:
+    code, out, err = _run(["analyze", saas_traces["before"], "--threshold", "p99<20zz"], capsys)
+    assert code == 2 and "p99<20zz" in err and err.count("\n") == 1 and out == ""
+    code, out, err = _run(["analyze", saas_traces["before"], "--threshold",
+                           "no_such_template:p95<60ms"], capsys)
+    assert code == 2 and "no_such_template" in err and "task_by_key" in err
+
+
+def test_seed_alerts_flag_the_scans_of_an_unindexed_corpus(medical_trace, capsys) -> None:
+    s = summarize(load_trace(medical_trace))
+    table = check_thresholds(s, SEED_ALERTS)
+    scan = table[table["metric"] == "scan_rate"].iloc[0]
+    assert scan["value"] > 0.3 and scan["crossed"]  # index set `none`: most reads scan
+    code, out, _ = _run(["analyze", medical_trace, "--seed-alerts"], capsys)
+    assert code == 1 and "scan_rate<0.3" in out and "*:p99<60ms" in out
+
+
+# --- compare --fail-on --------------------------------------------------------------------------
+
+def test_compare_fail_on_catches_a_dropped_index(saas_traces, capsys) -> None:
+    table = compare(load_trace(saas_traces["before"]), load_trace(saas_traces["after"]))
+    row = table.set_index("template").loc["tenant_activity"]
+    assert row["rows_read_change"] == "more" and row["change"] == "slower"
+    assert row["rows_read_after"] > 10 * row["rows_read_before"]
+
+    code, out, err = _run(["compare", saas_traces["before"], saas_traces["after"],
+                           "--fail-on", "slower,more-rows"], capsys)
+    assert code == 1, err
+    assert "REGRESSION more-rows: tenant_activity" in out
+    assert "REGRESSION slower: tenant_activity" in out
+    assert "e+" not in out  # plain numbers, never 3.8e+04
+
+
+def test_compare_fail_on_passes_the_same_database(saas_traces, capsys) -> None:
+    code, out, err = _run(["compare", saas_traces["before"], saas_traces["again"],
+                           "--fail-on", "more-rows,more-writes"], capsys)
+    assert code == 0, err
+    assert "no regression" in out
+
+
+def test_compare_fail_on_more_writes(saas_traces, capsys) -> None:
+    a, b = load_trace(saas_traces["writes_before"]), load_trace(saas_traces["writes_after"])
+    table = compare(a, b, force=True)
+    row = table.set_index("template").loc["move_task"]
+    assert row["rows_written_after"] > row["rows_written_before"]
+    assert row["rows_written_change"] == "more"
+    assert "move_task" in set(regressions(table, ["more-writes"])["template"])
+    code, out, err = _run(["compare", saas_traces["writes_before"], saas_traces["writes_after"],
+                           "--fail-on", "more-writes", "--force"], capsys)
+    assert code == 1 and "REGRESSION more-writes: move_task" in out, out + err
+
+
+def test_fail_on_names_an_unknown_regression(saas_traces, capsys) -> None:
+    code, out, err = _run(["compare", saas_traces["before"], saas_traces["again"],
+                           "--fail-on", "slower,bigger"], capsys)
+    assert code == 2 and "bigger" in err and "more-writes" in err and out == ""
