@@ -38,6 +38,10 @@ def _run(argv: list[object], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, out, err
 
 
+def _flags(thresholds: list[str]) -> list[str]:
+    return [arg for t in thresholds for arg in ("--threshold", t)]
+
+
 def _with(db: Path, dest: Path, *ddl: str) -> Path:
     shutil.copyfile(db, dest)
     conn = apsw.Connection(str(dest))
@@ -153,13 +157,12 @@ def test_analyze_exit_status_follows_the_thresholds(schema, saas_traces, medical
 
     held = [f"p99<{p99 * 2 + 1:.3f}ms", "error_rate<0.05", f"rows_read_per_exec<{reads * 2 + 1:.0f}",
             f"{template}:p95<{s.loc[template, 'p95_ms'] * 2 + 1:.3f}ms", "retry_rate<0.1"]
-    code, out, err = _run(["analyze", trace, *sum((["--threshold", t] for t in held), [])], capsys)
+    code, out, err = _run(["analyze", trace, *_flags(held)], capsys)
     assert code == 0, err
     assert f"{len(held)} held, 0 crossed" in out and "CROSSED" not in out
 
     crossed = [f"p99<{p99 / 2:.4f}ms", f"{template}:p95<{s.loc[template, 'p95_ms'] / 2:.4f}ms"]
-    code, out, err = _run(["analyze", trace, *sum((["--threshold", t] for t in held + crossed),
-                                                   [])], capsys)
+    code, out, err = _run(["analyze", trace, *_flags(held + crossed)], capsys)
     assert code == 1, err
     assert f"{len(held)} held, 2 crossed" in out
     crossed_lines = [line for line in out.splitlines() if line.lstrip().startswith("CROSSED")]
