@@ -129,24 +129,39 @@ def test_bad_analyze_and_compare_inputs_exit_2(tmp_path, capsys) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_on_the_command_line_writes_what_completed(setup, tmp_path) -> None:
+    import pty
+
     trace = tmp_path / "sigint.parquet"
+    # stderr on a terminal, so that the live progress line is drawn and can be watched.
+    master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "d1bench", "replay", "--target", f"sqlite:{setup['db']}",
          "--workload", str(setup["workload"]), "--trace", str(trace), "--rate", "200",
          "--duration", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent)
+        stdout=subprocess.PIPE, stderr=slave, cwd=Path(__file__).parent.parent)
+    os.close(slave)
     seen = b""
     deadline = time.monotonic() + 60
     try:
         # The progress line says the clock is running and requests completed.
         while b"requests" not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+            ready, _, _ = select.select([master], [], [], 1.0)
             if ready:
-                seen += os.read(proc.stderr.fileno(), 4096)
-        assert b"requests" in seen, seen
+                seen += os.read(master, 4096)
+        assert b"requests" in seen and b"\r" in seen, seen
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        proc.communicate(timeout=30)
+        err = seen
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            err += chunk
     finally:
+        os.close(master)
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, err
