@@ -236,3 +236,19 @@ def test_fail_on_names_an_unknown_regression(saas_traces, capsys) -> None:
     code, out, err = _run(["compare", saas_traces["before"], saas_traces["again"],
                            "--fail-on", "slower,bigger"], capsys)
     assert code == 2 and "bigger" in err and "more-writes" in err and out == ""
+
+
+def test_advise_prices_its_advice_in_dollars(saas_db, capsys) -> None:
+    from schemas import workload_path
+
+    code, out, err = _run(["advise", "--db", saas_db, "--workload", workload_path("saas"),
+                           "--at-rate", "2000", "--no-progress"], capsys)
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("D1 bill at 2,000 units/s"))
+    before, after = (float(v.strip(" $a-zmonth").replace(",", "")) for v in
+                     line.split(": ", 1)[1].split("->"))
+    assert before > after > 0  # saas at 2,000 units/s pays for scans the advice removes
+    assert "\r" not in err
+    code, out, err = _run(["advise", "--db", saas_db, "--workload", workload_path("saas"),
+                           "--at-rate", "-1"], capsys)
+    assert code == 2 and "--at-rate -1" in err and out == ""
