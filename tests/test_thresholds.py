@@ -252,3 +252,27 @@ def test_advise_prices_its_advice_in_dollars(saas_db, capsys) -> None:
     code, out, err = _run(["advise", "--db", saas_db, "--workload", workload_path("saas"),
                            "--at-rate", "-1"], capsys)
     assert code == 2 and "--at-rate -1" in err and out == ""
+
+
+def test_the_report_front_page_flags_crossed_thresholds(saas_traces) -> None:
+    from d1bench.report.headlines import threshold_headline
+    from d1bench.report.index import index_page
+
+    s = summarize(load_trace(saas_traces["after"]))
+    p95 = float(s.set_index("template").loc["tenant_activity", "p95_ms"])
+    checked = check_thresholds(s, [f"tenant_activity:p95<{p95 / 3}ms", "error_rate<0.05"])
+
+    def page(frame) -> str:
+        sidecar = {"notebook": "02_latency", "title": "Latency", "html": "02_latency.html",
+                   "status": "ok", "headlines": [threshold_headline(frame).payload()]}
+        return index_page([sidecar], generator="test")
+
+    html = page(checked)
+    assert "Thresholds crossed: 1" in html and "1 held, 1 crossed" in html
+    flag = html[html.index('id="thresholds"'):html.index("</section>", html.index('id="thresholds"'))]
+    assert "tenant_activity:p95&lt;" in flag and "&#9873;" in flag
+    assert "error_rate" not in flag.split("</h2>", 1)[1].split("</p>", 1)[1]  # held: no flag
+    assert "Thresholds: all held" in page(checked[~checked["crossed"]])
+    plain = index_page([{"notebook": "01_corpus", "title": "Corpus", "html": "01.html",
+                         "status": "ok", "headlines": []}], generator="test")
+    assert 'id="thresholds"' not in plain

@@ -58,6 +58,7 @@ from d1bench.report.headlines import (
     json_safe,
     make_headline,
     record,
+    record_thresholds,
 )
 from d1bench.report.render import (
     GENERATOR,
@@ -82,6 +83,7 @@ __all__ = [
     "network_references",
     "read_sidecars",
     "record",
+    "record_thresholds",
     "render_html",
     "write_index",
 ]
