@@ -68,6 +68,24 @@ VERBS: dict[str, Callable[[Path, Path, Path], list[str]]] = {
 }
 
 
+def _saas() -> Path:
+    from schemas import workload_path
+
+    return workload_path("saas")
+
+
+#: The verbs that read a workload, with the saas fixture schema's workload instead of medical's.
+SAAS_VERBS: dict[str, Callable[[Path, Path, Path], list[str]]] = {
+    "workload check (saas)": lambda db, good, tmp: ["workload", "check", _saas(), "--db", db],
+    "lint (saas)": lambda db, good, tmp: ["lint", "--db", db, "--workload", _saas()],
+    "advise (saas)": lambda db, good, tmp: ["advise", "--db", db, "--workload", _saas(),
+                                            "--no-progress"],
+    "replay (saas)": lambda db, good, tmp: [
+        "replay", "--target", f"sqlite:{db}", "--workload", _saas(), "--trace",
+        tmp / "t.parquet", "--requests", "5", "--no-progress"],
+}
+
+
 def _state(folder: Path) -> dict[str, tuple[int, int]]:
     """Every path under ``folder`` with its size and mtime: what "nothing written" compares."""
     out = {}
@@ -77,7 +95,15 @@ def _state(folder: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-@pytest.fixture(scope="module")
+#: (schema the bad file is made from, kind): only a truncated or corrupt file carries its schema.
+CASES = [("medical", kind) for kind in KINDS] + [("saas", "truncated"), ("saas", "corrupt")]
+
+
+def _good(request: pytest.FixtureRequest, schema: str) -> Path:
+    return request.getfixturevalue("small_corpus" if schema == "medical" else f"{schema}_db")
+
+
+@pytest.fixture
 def good_db(small_corpus: Path) -> Path:
     return small_corpus
 
@@ -90,15 +116,18 @@ def _assert_one_line(code: int, err: str, db: Path) -> None:
     assert str(db) in lines[0], err
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("verb", list(VERBS))
-def test_every_verb_refuses_a_bad_file(verb: str, kind: str, good_db: Path, tmp_path: Path,
+@pytest.mark.parametrize(("schema", "kind"), CASES)
+@pytest.mark.parametrize("verb", [*VERBS, *SAAS_VERBS])
+def test_every_verb_refuses_a_bad_file(verb: str, schema: str, kind: str, tmp_path: Path,
+                                       request: pytest.FixtureRequest,
                                        capsys: pytest.CaptureFixture[str]) -> None:
+    good_db = _good(request, schema)
     db = _make_bad(kind, good_db, tmp_path)
     before = _state(tmp_path)
     good_before = (good_db.stat().st_size, good_db.stat().st_mtime_ns)
+    argv = {**VERBS, **SAAS_VERBS}[verb](db, good_db, tmp_path)
     try:
-        code = main([str(a) for a in VERBS[verb](db, good_db, tmp_path)])
+        code = main([str(a) for a in argv])
     except SystemExit as exc:
         code = int(exc.code or 0)
     _, err = capsys.readouterr()
@@ -107,7 +136,10 @@ def test_every_verb_refuses_a_bad_file(verb: str, kind: str, good_db: Path, tmp_
     assert (good_db.stat().st_size, good_db.stat().st_mtime_ns) == good_before
 
 
-def test_what_is_wrong_is_named(good_db: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("schema", ["medical", "saas", "events"])
+def test_what_is_wrong_is_named(schema: str, request: pytest.FixtureRequest,
+                                tmp_path: Path) -> None:
+    good_db = _good(request, schema)
     expected = {"text": "not a SQLite database", "empty": "is empty", "truncated": "truncated",
                 "corrupt": "corrupt", "directory": "is a directory",
                 "missing": "no such database file"}
