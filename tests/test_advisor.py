@@ -5,6 +5,7 @@ reason every template gets), run on real SQLite databases."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import apsw
@@ -151,6 +152,9 @@ def test_medical_workload_on_small_corpus(small_corpus: Path) -> None:
         assert row.indexes or row.reason, row.Index
     assert all(len(s) > 0 for s in advice.indexes["templates"])
     assert advice.summary["rows_read_after"] < advice.summary["rows_read_before"]
+    # Why the search stopped is said of the next step, not of the steps it took.
+    stopped = advice.summary["stopped"]
+    assert re.match(r"after \d+ step\(s\), no further step saves", stopped), stopped
     # What is left, by template: it adds up to the predicted total, largest first, and the
     # brute-force vector search (which no index shortens) is most of it.
     left = advice.remaining()

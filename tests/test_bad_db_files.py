@@ -51,6 +51,7 @@ def _make_bad(kind: str, good: Path, folder: Path) -> Path:
 VERBS: dict[str, Callable[[Path, Path, Path], list[str]]] = {
     "indexes list": lambda db, good, tmp: ["indexes", "list", "--db", db],
     "indexes apply": lambda db, good, tmp: ["indexes", "apply", "--db", db, "--set", "seed"],
+    "size": lambda db, good, tmp: ["size", "--db", db, "--set", "seed"],
     "workload check": lambda db, good, tmp: ["workload", "check", "medical", "--db", db],
     "lint": lambda db, good, tmp: ["lint", "--db", db, "--workload", "medical"],
     "advise": lambda db, good, tmp: ["advise", "--db", db, "--workload", "medical",

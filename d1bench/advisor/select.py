@@ -148,6 +148,10 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
         gains = {k: v for k, v in gains.items() if not (v[1] & affected)}
     else:
         stopped = f"stopped after {max_steps} steps"
+    if steps and stopped.startswith("no step "):
+        # Said above a table of the steps taken, "no step saves anything" read as
+        # if none of them did: it is about the next step.
+        stopped = f"after {len(steps)} step(s), no further step " + stopped.removeprefix("no step ")
     bar.close()
     sel = Selection(config=config, added=list(added.values()), dropped=[], steps=steps,
                     cost_before=cost_before, cost_after=total, stopped=stopped)

@@ -22,6 +22,7 @@ from typing import Any
 from d1bench.errors import TargetError, UsageError
 
 __all__ = [
+    "MAX_DATABASE_BYTES",
     "MAX_PARAMS",
     "MAX_PATTERN_BYTES",
     "MAX_SQL_BYTES",
@@ -36,6 +37,8 @@ MAX_PARAMS = 100
 MAX_SQL_BYTES = 100_000
 MAX_VALUE_BYTES = 2_000_000
 MAX_PATTERN_BYTES = 50
+#: The most one database may hold, per plan (decimal units, as Cloudflare states them).
+MAX_DATABASE_BYTES = {"paid": 10_000_000_000, "free": 500_000_000}
 
 
 @dataclass(frozen=True, slots=True)
