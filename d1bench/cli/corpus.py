@@ -80,13 +80,21 @@ def run(args: argparse.Namespace) -> int:
     seed = _whole("--seed", args.seed, 0)
     out = Path(args.out) if args.out else data_dir() / f"corpus-{papers}.sqlite"
     fits = _d1_fit_lines(papers)
-    for line in fits:
-        print(line, file=sys.stderr)
     if args.dry_run:
+        for line in fits:
+            print(line, file=sys.stderr)
         return 0
+    # A warning is worth seeing before hours of work; the all-clear can wait for the summary,
+    # so that bad input still gets one line on stderr.
+    for line in fits:
+        if line.startswith(("warning:", "note:")):
+            print(line, file=sys.stderr)
     info = generate_corpus(out, papers, seed, force=args.force, progress=not args.quiet,
                            as_of=args.as_of)
     counts = ", ".join(f"{n:,} {table}" for table, n in info.row_counts.items())
     print(f"wrote {info.path} ({info.bytes / 1e6:,.1f} MB) in {info.seconds:.1f} s: {counts}; "
           f"digest {info.digest}")
+    for line in fits:
+        if not line.startswith(("warning:", "note:")):
+            print(line)
     return 0
