@@ -276,3 +276,45 @@ def test_the_report_front_page_flags_crossed_thresholds(saas_traces) -> None:
     plain = index_page([{"notebook": "01_corpus", "title": "Corpus", "html": "01.html",
                          "status": "ok", "headlines": []}], generator="test")
     assert 'id="thresholds"' not in plain
+
+
+def test_retries_and_errors_are_counted_apart_on_a_faulty_d1(saas_db, tmp_path, capsys) -> None:
+    """saas served as D1's REST API behind a proxy that drops and refuses requests at random."""
+    from schemas import workload_path
+
+    from d1bench import load_workload, replay
+    from d1bench.targets.d1 import D1Target
+    from d1bench.targets.faultproxy import FaultProxy, SQLiteD1Server
+
+    db = tmp_path / "saas.sqlite"
+    shutil.copyfile(saas_db, db)
+    workload = load_workload(workload_path("saas")).reads_only()
+    with SQLiteD1Server(str(db)) as server, \
+            FaultProxy(server.base_url, seed=7, drop=0.08, retryable_message=0.08, rate_limit=0,
+                       server_error=0, slow=0, retry_after=0) as proxy:
+        target = D1Target(proxy.base_url, server.account_id, server.database_id, server.token,
+                          backoff_base=0.001, max_attempts=2, seed=1)
+        # Samplers are bound to the corpus directly, not through the faults.
+        direct = D1Target(server.base_url, server.account_id, server.database_id, server.token)
+        try:
+            trace = replay(workload, target, concurrency=2, requests=120, seed=5,
+                           progress=False, trace_path=tmp_path / "faulty.parquet",
+                           bind_conn=direct.connect())
+        finally:
+            target.close()
+            direct.close()
+    r = trace.requests
+    row = summarize(trace).set_index("template").loc[ALL]
+    retried = int((r["attempts"] > 1).sum())
+    failed = int((r["error_class"].notna() & (r["error_class"] != "dropped")).sum())
+    assert retried > 0 and failed > 0  # with two attempts, some faults are retried, some fail twice
+    assert (row["retried"], row["errors"], row["attempts"]) == (retried, failed,
+                                                               int(r["attempts"].sum()))
+    assert row["retry_rate"] == pytest.approx(retried / len(r))
+    assert row["error_rate"] == pytest.approx(failed / len(r))
+
+    code, out, _ = _run(["analyze", tmp_path / "faulty.parquet", "--threshold",
+                         f"retry_rate<{row['retry_rate'] / 2:.4f}", "--threshold",
+                         f"error_rate<{min(1.0, row['error_rate'] * 2):.4f}"], capsys)
+    assert code == 1 and "1 held, 1 crossed" in out
+    assert "retry rate" in out.splitlines()[1] and "attempts" in out.splitlines()[1]
