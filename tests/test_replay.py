@@ -155,7 +155,12 @@ def test_units_that_cannot_be_sent_in_time_are_dropped(items_db, toy) -> None:
     dropped = r[r["error_class"] == "dropped"]
     assert len(dropped) > 0 and len(r) == 60
     assert trace.meta["dropped"] == len(dropped)
-    assert summarize(trace).set_index("template").loc["ALL", "dropped"] == len(dropped)
+    row = summarize(trace).set_index("template").loc["ALL"]
+    assert row["dropped"] == len(dropped)
+    # A drop is neither an error nor an attempt: the statement was never sent.
+    assert row["errors"] == 0 and row["error_rate"] == 0
+    assert row["drop_rate"] == pytest.approx(len(dropped) / len(r))
+    assert row["attempts"] == len(r) - len(dropped)
 
 
 @pytest.mark.parametrize("kwargs, message", [
