@@ -16,10 +16,10 @@ __all__ = ["register", "run_analyze", "run_compare"]
 THRESHOLD_HELP = """\
 thresholds:
   [TEMPLATE:]METRIC OP VALUE, e.g. 'p99<200ms', 'search_papers:p95<60ms',
-  'error_rate<0.05' (or 5%%), 'rows_read_per_exec<10000', 'dollars_per_month<50'.
+  'error_rate<0.05' (or 5%), 'rows_read_per_exec<10000', 'dollars_per_month<50'.
   TEMPLATE is a template's name or * (each template); without it the whole trace.
   METRIC: p50 p90 p95 p99 p99.9 mean max min (ms or s), error_rate, drop_rate,
-  retry_rate, scan_rate (fractions or %%), rows_read_per_exec,
+  retry_rate, scan_rate (fractions or %), rows_read_per_exec,
   rows_written_per_exec, dollars_per_month, rate.  OP: < <= > >= (what must hold).
   --seed-alerts adds seed 000's: *:p99<60ms error_rate<0.05 scan_rate<0.3
   retry_rate<0.1.  Exit status: 0 all held, 1 any crossed, 2 a malformed
