@@ -28,6 +28,7 @@ KINDS = ("text", "empty", "truncated", "corrupt", "directory", "missing")
 
 
 def _make_bad(kind: str, good: Path, folder: Path) -> Path:
+    folder.mkdir(exist_ok=True)
     path = folder / f"{kind}.sqlite"
     data = good.read_bytes()
     if kind == "text":
@@ -148,6 +149,9 @@ def test_what_is_wrong_is_named(schema: str, request: pytest.FixtureRequest,
         with pytest.raises(UsageError, match=words):
             check_database(_make_bad(kind, good_db, tmp_path))
     assert check_database(good_db) == good_db
+    # Without quick_check (a file too large to read whole), a damaged table root still shows.
+    with pytest.raises(UsageError, match="corrupt"):
+        check_database(_make_bad("corrupt", good_db, tmp_path / "big"), quick_check=False)
 
 
 def _unreadable_runner() -> list[str]:
