@@ -27,10 +27,12 @@ _EXPORTS = {
     "check_thresholds": "d1bench.thresholds",
     "seed_alerts": "d1bench.thresholds",
     "check_database": "d1bench.dbfile",
-    "LocalD1": "d1bench.targets.d1_local",
+        "LocalD1": "d1bench.targets.d1.local",
     "upload": "d1bench.upload",
     "lint": "d1bench.lint",
     "advise": "d1bench.advisor",
+    "prepare": "d1bench.advisor",
+    "Prepared": "d1bench.advisor",
     "monthly_cost": "d1bench.cost",
 }
 

@@ -98,7 +98,7 @@ def test_ctrl_c_on_a_sqlite_replay(saas_db: Path, tmp_path: Path) -> None:
 
 
 def test_ctrl_c_on_upload_then_replay_to_local_d1(small_corpus: Path, tmp_path: Path) -> None:
-    from d1bench.targets.d1_local import miniflare_version
+    from d1bench.targets.d1.local import miniflare_version
 
     if miniflare_version() is None:
         pytest.fail("Miniflare is not installed: run `make node_modules`")

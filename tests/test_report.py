@@ -10,7 +10,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from d1bench import report
 from d1bench.cli import main
 from d1bench.errors import UsageError
 from d1bench.report import (
@@ -23,6 +22,7 @@ from d1bench.report import (
     record,
     render_html,
 )
+from d1bench.report import build as report
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 SECRET_CODE = "distinctive_name_in_code_only = 41"

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -60,14 +57,9 @@ def table(frame: pd.DataFrame, columns: dict[str, str], dollars: tuple[str, ...]
 
 def write_csv(frame: pd.DataFrame, out: str, force: bool) -> None:
     """Write ``frame`` as CSV to ``out`` through a temporary file (refuses to overwrite)."""
+    from d1bench._atomic import atomic_path
     from d1bench.trace import check_output_path
 
     path = check_output_path(out, force=force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, force=force) as tmp:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
