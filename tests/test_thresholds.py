@@ -280,11 +280,11 @@ def test_the_report_front_page_flags_crossed_thresholds(saas_traces) -> None:
 
 def test_retries_and_errors_are_counted_apart_on_a_faulty_d1(saas_db, tmp_path, capsys) -> None:
     """saas served as D1's REST API behind a proxy that drops and refuses requests at random."""
+    from faultproxy import FaultProxy, SQLiteD1Server
     from schemas import workload_path
 
     from d1bench import load_workload, replay
     from d1bench.targets.d1 import D1Target
-    from d1bench.targets.faultproxy import FaultProxy, SQLiteD1Server
 
     db = tmp_path / "saas.sqlite"
     shutil.copyfile(saas_db, db)
