@@ -7,71 +7,17 @@ closed") on ``replay`` against SQLite and against a local D1, and on
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import select
 import shutil
-import signal
-import struct
 import subprocess
 import sys
-import termios
-import time
 from pathlib import Path
 
 import pytest
+from terminal import interrupt_on_terminal
 
 pytestmark = pytest.mark.slow
 
 NOISE = ("Traceback", "Task was destroyed", "Event loop is closed", "Exception ignored")
-
-
-def _interrupt(argv: list[object], marker: str, *, settle: float = 0.5,
-               timeout: float = 300) -> tuple[int, str, list[str]]:
-    """Run ``d1bench ARGV`` with stderr on a terminal, press Ctrl-C once ``marker`` is drawn.
-
-    The live progress line (which contains ``marker``) says the work is under
-    way.  Returns the exit status, stdout, and stderr's lines as a terminal
-    shows them (each line's last redraw).
-    """
-    master, slave = pty.openpty()
-    # A terminal 120 columns wide: with none, tqdm has no room to draw its bar.
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "d1bench", *map(str, argv)],
-                            stdout=subprocess.PIPE, stderr=slave, text=True)
-    os.close(slave)
-    seen = b""
-    try:
-        deadline = time.monotonic() + timeout
-        while marker.encode() not in seen:
-            assert proc.poll() is None, (proc.returncode, seen)
-            assert time.monotonic() < deadline, f"no progress line: {seen!r}"
-            ready, _, _ = select.select([master], [], [], 0.2)
-            if ready:
-                try:
-                    seen += os.read(master, 4096)
-                except OSError:  # EIO: the child is gone
-                    pytest.fail(f"ended before Ctrl-C: {proc.wait()} {seen.decode()!r}")
-        time.sleep(settle)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    text = seen.decode(errors="replace").replace("\r\n", "\n")
-    shown = [line.rsplit("\r", 1)[-1].strip() for line in text.split("\n")]
-    return proc.returncode, out, [line for line in shown if line]
 
 
 def _assert_clean(code: int, lines: list[str], marker: str, last: str) -> None:
@@ -88,7 +34,7 @@ def test_ctrl_c_on_a_sqlite_replay(saas_db: Path, tmp_path: Path) -> None:
     db = tmp_path / "saas.sqlite"
     shutil.copyfile(saas_db, db)
     trace = tmp_path / "t.parquet"
-    code, out, lines = _interrupt(["replay", "--target", f"sqlite:{db}", "--workload",
+    code, out, lines = interrupt_on_terminal(["replay", "--target", f"sqlite:{db}", "--workload",
                                    workload_path("saas"), "--trace", trace, "--reads-only",
                                    "--rate", "100", "--duration", "60"], "p99")
     # The run's own line: the trace keeps what completed.
@@ -104,7 +50,7 @@ def test_ctrl_c_on_upload_then_replay_to_local_d1(small_corpus: Path, tmp_path: 
         pytest.fail("Miniflare is not installed: run `make node_modules`")
     persist = tmp_path / "persist"
     # tqdm's bar shows "<done>/<total>" once rows are being sent.
-    code, _, lines = _interrupt(["upload", "--db", small_corpus, "--target",
+    code, _, lines = interrupt_on_terminal(["upload", "--db", small_corpus, "--target",
                                  f"d1-local:{persist}", "--batch-rows", "2"], "%|")
     _assert_clean(code, lines, "%|", "d1bench upload: interrupted")
 
@@ -116,7 +62,7 @@ def test_ctrl_c_on_upload_then_replay_to_local_d1(small_corpus: Path, tmp_path: 
     assert "False" not in proc.stdout
 
     trace = tmp_path / "d1.parquet"
-    code, out, lines = _interrupt(["replay", "--target", f"d1-local:{persist}", "--trace", trace,
+    code, out, lines = interrupt_on_terminal(["replay", "--target", f"d1-local:{persist}", "--trace", trace,
                                    "--reads-only", "--rate", "50", "--duration", "60"],
                                   "p99")
     _assert_clean(code, lines, "p99",
