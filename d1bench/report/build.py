@@ -37,10 +37,12 @@ fetch ever reappear.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import json
+import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,7 @@ def execute_notebook(path: Path, output: Path, parameters: Mapping[str, Any] | N
     """
     import nbformat
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     path = Path(path)
     declared = pm.inspect_notebook(str(path))
@@ -146,7 +149,8 @@ def execute_notebook(path: Path, output: Path, parameters: Mapping[str, Any] | N
     output.parent.mkdir(parents=True, exist_ok=True)
     error = None
     start = time.perf_counter()
-    with atomic_path(output, force=True, suffix=".ipynb", mode=shared_mode()) as tmp:
+    with atomic_path(output, force=True, suffix=".ipynb", mode=shared_mode()) as tmp, \
+            _quiet_logger("papermill"):
         try:
             pm.execute_notebook(
                 str(path), str(tmp), parameters=chosen, cwd=str(path.parent),
@@ -154,12 +158,19 @@ def execute_notebook(path: Path, output: Path, parameters: Mapping[str, Any] | N
                 execution_timeout=timeout, report_mode=False,
                 # The kernel talks to papermill over loopback TCP; its warning that
                 # this is unencrypted would otherwise interleave with the progress bar.
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                # A timed-out cell's kernel also logs a traceback as it is torn down.
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
         except pm.PapermillExecutionError as exc:
-            error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
+            error = f"{exc.ename}: {_first_line(exc.evalue)}"
+        except CellTimeoutError:
+            error = f"timed out after {timeout:g} s"
+        except DeadKernelError:
+            error = "the kernel died"
         seconds = time.perf_counter() - start
         nb = nbformat.read(tmp, as_version=4)
+        if error:
+            error = f"{_failed_cell(nb)}: {error}"
         if error and not _unexpected_errors(nb):
             # papermill fails a run on any error output, even in a cell tagged
             # ``raises-exception`` (which nbclient and nbval accept): undo that.
@@ -170,6 +181,49 @@ def execute_notebook(path: Path, output: Path, parameters: Mapping[str, Any] | N
     for name, info in declared.items():
         effective.setdefault(name, _literal_or_text(info.get("default")))
     return Execution(nb, effective, seconds, error)
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """Keep a library's log lines off the terminal: the failure is reported in one line.
+
+    nbclient logs "Timeout waiting for execute reply" through papermill's logger
+    before raising the timeout that :func:`execute_notebook` turns into that line.
+    """
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _first_line(text: object) -> str:
+    lines = str(text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _failed_cell(nb: Any) -> str:
+    """Where an executed notebook stopped, as the notebook's own cell number.
+
+    The number counts the cells of the notebook as written (the cell papermill
+    injects after ``parameters`` is not one of them), from 1, and gives the
+    execution count JupyterLab shows as ``In [N]``.
+    """
+    number = 0
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            continue
+        number += 1
+        if cell.cell_type != "code":
+            continue
+        failed = cell.metadata.get("papermill", {}).get("exception") or any(
+            o.get("output_type") == "error" for o in cell.get("outputs", []))
+        if failed:
+            count = cell.get("execution_count")
+            return f"cell {number}" + (f" (In [{count}])" if count else "")
+    return "a cell"
 
 
 def _unexpected_errors(nb: Any) -> list[str]:
