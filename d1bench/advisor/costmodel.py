@@ -6,7 +6,13 @@ workbench; see ``d1.md``):
 
 * a table scan reads every row; an index or rowid search reads one row per
   positioning plus one per entry it steps through; looking the table row up
-  after an index entry is not counted, so a covering index saves time, not rows;
+  after an index entry is not counted, for a rowid table and for a WITHOUT
+  ROWID one alike, so a covering index saves time, not rows, unless it changes
+  the plan; an equality seek on a unique key that finds nothing reads nothing;
+* an IN list is read as a b-tree of its own, one row per value; a skip-scan
+  seeks once per distinct value of the key it skips;
+* foreign-key checks and ``CHECK (col IN (...))`` constraints, which no plan
+  shows, are added by :mod:`~d1bench.advisor.foreign`;
 * rows that go through a temporary b-tree (ORDER BY, GROUP BY, DISTINCT sorts)
   are counted again; ``COUNT(*)`` counts every entry of the b-tree it counts;
 * a plan that needs no sort stops early at its LIMIT.
@@ -93,8 +99,11 @@ class CostModel:
                 cond = self.stats.sample_fraction(ref.name, ref.alias, rest_sql, params)
             if cond is None:
                 cond = 0.3 ** len(rest_sql) if rest_sql else 1.0
-            if cond == 0 and size:
-                cond = 0.5 / size
+            if cond == 0 and size and rest_sql:
+                # nothing in the sample: count on the corpus itself (once per values),
+                # rather than guess half a sampled row
+                counted = self.stats.corpus_fraction(ref.name, ref.alias, rest_sql, params)
+                cond = counted if counted is not None else 0.5 / size
             frac *= cond
             if any(p.value == "subquery" for p in rest):
                 frac *= 0.5
@@ -150,18 +159,24 @@ class CostModel:
         out = block.out
         read = block.read
         if info.statement in ("insert", "update", "delete") and info.write_table:
+            from d1bench.advisor.foreign import fk_reads
+
             written = self.rows_written(info, out, indexes.values())
-            if info.statement == "insert":
-                # D1 enforces foreign keys: each new row looks its parents up
-                parents = sum(1 for fk in self.catalog.foreign_keys if fk.table == info.write_table)
-                read += parents * (1.0 if not info.refs else out)
+            changed = 1.0 if info.statement == "insert" and not info.refs else out
+            loops = [r.detail for r in plan if r.detail.startswith(("SCAN ", "SEARCH "))]
+            single = changed <= 1 and len(loops) == 1 and loops[0].endswith("(rowid=?)")
+            existing = {**{i.name: i for i in self.catalog.indexes if i.origin != "c"}, **indexes}
+            read += fk_reads(self.catalog, self.stats, info, changed, existing.values(), single)
         return Prediction(rows_read=read, rows_written=written, rows_out=out,
                         full_scans=tuple(block.full_scans))
 
     def rows_written(self, info: QueryInfo, changed: float, indexes: Any) -> float:
         """Rows written by one execution of a write, given the indexes on its table."""
         table = info.write_table
-        on_table = [i for i in indexes if i.table == table]
+        td = self.catalog.table(table)
+        # a WITHOUT ROWID table is its primary-key b-tree: that is the row, not an extra entry
+        on_table = [i for i in indexes if i.table == table
+                    and not (i.origin == "pk" and td is not None and td.without_rowid)]
         if info.statement == "insert":
             rows = 1.0 if not info.refs else max(changed, 0.0)
             per_row = 1.0 + sum(self.index_share(i) for i in on_table)
