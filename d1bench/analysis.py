@@ -29,12 +29,8 @@ import pandas as pd
 from d1bench.errors import UsageError
 from d1bench.trace import Trace, metadata_differences
 
-<<<<<<< HEAD
-__all__ = ["ALL", "FAIL_ON", "PERCENTILES", "compare", "intervals", "parse_fail_on", "regressions",
-           "summarize"]
-=======
-__all__ = ["ALL", "PERCENTILES", "compare", "intervals", "mann_whitney", "summarize"]
->>>>>>> main
+__all__ = ["ALL", "FAIL_ON", "PERCENTILES", "compare", "intervals", "mann_whitney",
+           "parse_fail_on", "regressions", "summarize"]
 
 #: The label of the row that covers every template.
 ALL = "ALL"
@@ -270,8 +266,6 @@ def _rows_change(x: np.ndarray, y: np.ndarray, alpha: float) -> str:
     >>> _rows_change(np.array([10.0] * 30), np.array([10.0] * 30), 0.05)
     'same'
     """
-    from scipy.stats import mannwhitneyu
-
     if not len(x) or not len(y):
         return "no data"
     before, after = float(x.mean()), float(y.mean())
@@ -279,7 +273,7 @@ def _rows_change(x: np.ndarray, y: np.ndarray, alpha: float) -> str:
         return "same"
     if np.ptp(np.concatenate([x, y])) == 0:
         return "same"
-    p = float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
+    p, _ = mann_whitney(x, y)
     if p >= alpha:
         return "same"
     return "more" if after > before else "fewer"
@@ -348,7 +342,6 @@ def compare(a: Trace, b: Trace, *, alpha: float = 0.05, force: bool = False,
     return pd.DataFrame(rows)
 
 
-<<<<<<< HEAD
 def parse_fail_on(text: str) -> tuple[str, ...]:
     """``"slower,more-rows"`` -> ``("slower", "more-rows")``; an unknown name is a UsageError.
 
@@ -381,7 +374,8 @@ def regressions(comparison: pd.DataFrame, fail_on: Sequence[str]) -> pd.DataFram
         found.append(hit)
     out = pd.concat(found, ignore_index=True) if found else rows.iloc[:0].assign(regression="")
     return out
-=======
+
+
 def mann_whitney(before: np.ndarray, after: np.ndarray) -> tuple[float, str]:
     """Two-sided Mann-Whitney U test of two samples of response times: (p-value,
     ``"faster"`` or ``"slower"``, the way ``after`` tends to lie from ``before``).
@@ -396,7 +390,6 @@ def mann_whitney(before: np.ndarray, after: np.ndarray) -> tuple[float, str]:
     # U counts pairs where before > after: above half of all pairs means after is faster.
     after_lower = float(test.statistic) > len(before) * len(after) / 2
     return float(test.pvalue), "faster" if after_lower else "slower"
->>>>>>> main
 
 
 def _pct(values: np.ndarray, q: float) -> float:
