@@ -34,6 +34,7 @@ _EXPORTS = {
     "prepare": "d1bench.advisor",
     "Prepared": "d1bench.advisor",
     "monthly_cost": "d1bench.cost",
+    "migrate": "d1bench.migrator",
 }
 
 __all__ = ["__version__", *_EXPORTS.keys()]  # noqa: PLE0604 - the names are strings
