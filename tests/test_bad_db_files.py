@@ -53,6 +53,8 @@ VERBS: dict[str, Callable[[Path, Path, Path], list[str]]] = {
     "indexes list": lambda db, good, tmp: ["indexes", "list", "--db", db],
     "indexes apply": lambda db, good, tmp: ["indexes", "apply", "--db", db, "--set", "seed"],
     "size": lambda db, good, tmp: ["size", "--db", db, "--set", "seed"],
+    "workload from-insights": lambda db, good, tmp: [
+        "workload", "from-insights", tmp / "insights.json", "--db", db, "--out", tmp / "w.toml"],
     "workload check": lambda db, good, tmp: ["workload", "check", "medical", "--db", db],
     "lint": lambda db, good, tmp: ["lint", "--db", db, "--workload", "medical"],
     "advise": lambda db, good, tmp: ["advise", "--db", db, "--workload", "medical",
