@@ -35,6 +35,10 @@ _EXPORTS = {
     "Prepared": "d1bench.advisor",
     "monthly_cost": "d1bench.cost",
     "migrate": "d1bench.migrator",
+    "init_worker": "d1bench.worker",
+    "deploy_worker": "d1bench.worker",
+    "cache_effect": "d1bench.worker",
+    "session_summary": "d1bench.worker",
 }
 
 __all__ = ["__version__", *_EXPORTS.keys()]  # noqa: PLE0604 - the names are strings

@@ -25,7 +25,7 @@ LAYERS: dict[str, int] = {
     "workload": 3, "corpus": 3, "indexes": 3, "size": 3,
     "targets": 4, "trace": 4, "claims": 4, "cost": 4,
     "upload": 5, "plans": 5, "analysis": 5, "charts": 5, "dump": 5,
-    "runner": 6, "production": 6, "migrator": 6, "thresholds": 6,
+    "runner": 6, "production": 6, "migrator": 6, "worker": 6, "thresholds": 6,
     "advisor": 7,
     "lint": 8,
     "report": 9, "cache": 9,

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from d1bench.cli._args import add_no_progress, add_trace, add_workload
+from d1bench.cli.worker import add_worker_arguments, worker_target_options
 from d1bench.errors import UsageError
 from d1bench.targets.d1.config import add_d1_arguments, d1_options
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Ctrl-C stops the run and keeps what completed.",
     )
     rp.add_argument("--target", required=True, metavar="SPEC",
-                    help="sqlite:PATH, d1-local, or d1://ACCOUNT_ID/DATABASE")
+                    help="sqlite:PATH, d1-local, d1://ACCOUNT_ID/DATABASE or d1-worker:https://HOST")
     add_workload(rp, default="medical")
     add_trace(rp, "Parquet trace to write", required=True)
     rp.add_argument("--reads-only", action="store_true",
@@ -75,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--force", action="store_true", help="overwrite an existing trace")
     add_no_progress(rp)
     add_d1_arguments(rp)
+    add_worker_arguments(rp)
     rp.set_defaults(func=run_replay)
 
 
@@ -88,14 +90,14 @@ def run_replay(args: argparse.Namespace) -> int:
     workload = load_workload(args.workload)
     if args.reads_only:
         workload = workload.reads_only()
-    is_d1 = args.target.startswith(("d1://", "d1-local"))
+    is_d1 = args.target.startswith(("d1://", "d1-local", "d1-worker"))
     if not is_d1 and (args.allow_writes or args.base_url or args.wrangler_config):
         raise UsageError(f"--allow-writes, --base-url and --wrangler-config are for d1 and "
                          f"d1-local targets, not {args.target}")
     if args.target.startswith("d1-local") and (args.base_url or args.wrangler_config):
         raise UsageError("--base-url and --wrangler-config name a remote D1; "
                          "d1-local runs its own on 127.0.0.1")
-    options = d1_options(args) if is_d1 else {}
+    options = {**(d1_options(args) if is_d1 else {}), **worker_target_options(args)}
     with open_target(args.target, **options) as target:
         trace = replay(workload, target, rate=args.rate, arrival=args.arrival,
                        concurrency=args.concurrency, duration=args.duration,
