@@ -67,13 +67,15 @@ def _assert_clean(text: str, where: str) -> None:
 
 
 @pytest.mark.d1local
-def test_a_whole_replay_writes_the_token_nowhere(tmp_path, capfd, caplog):
+def test_a_whole_replay_writes_the_token_nowhere(tmp_path, capfd, caplog, monkeypatch):
     from d1bench.runner import replay
     from d1bench.targets.d1.local import LocalD1
     from d1bench.trace import load_trace
     from d1bench.workload import parse_workload
 
     caplog.set_level(logging.DEBUG)
+    # As on a terminal, so that the live progress line is written (and searched below).
+    monkeypatch.setattr("d1bench.runner.recorder.is_terminal", lambda stream=None: True)
     workload, problems = parse_workload(WORKLOAD, str(tmp_path / "secrets.toml"))
     assert workload is not None, problems
     trace_path = tmp_path / "run.parquet"

@@ -161,6 +161,10 @@ def replay(workload: WorkloadLike, target: Target | str,
     if opts.trace_path is not None:
         opts = dataclasses.replace(
             opts, trace_path=check_output_path(opts.trace_path, force=opts.force))
+    if opts.corpus is not None:
+        from d1bench.dbfile import check_database
+
+        check_database(opts.corpus)
     if isinstance(target, str):
         from d1bench.targets import open_target
 

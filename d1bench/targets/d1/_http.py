@@ -363,6 +363,14 @@ class LoopThread:
             return
 
         async def _drain() -> None:
+            # Requests still in flight (the caller was interrupted by Ctrl-C) are
+            # cancelled and awaited here, or the loop's closing would destroy
+            # them pending and print asyncio's "Task was destroyed" noise.
+            me = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not me]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             # let aborted transports deliver connection_lost before the loop stops
             await asyncio.sleep(0)
 
