@@ -15,9 +15,11 @@ if TYPE_CHECKING:
     from d1bench.advisor import prepare as prepare
     from d1bench.advisor.advise import advise as advise
     from d1bench.analysis import compare as compare
+    from d1bench.analysis import regressions as regressions
     from d1bench.analysis import summarize as summarize
     from d1bench.corpus import generate_corpus as generate_corpus
     from d1bench.cost import monthly_cost as monthly_cost
+    from d1bench.dbfile import check_database as check_database
     from d1bench.indexes import apply_index_set as apply_index_set
     from d1bench.lint import lint as lint
     from d1bench.migrator import migrate as migrate
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from d1bench.runner import replay as replay
     from d1bench.targets import open_target as open_target
     from d1bench.targets.d1.local import LocalD1 as LocalD1
+    from d1bench.thresholds import check_thresholds as check_thresholds
+    from d1bench.thresholds import seed_alerts as seed_alerts
     from d1bench.trace import load_trace as load_trace
     from d1bench.upload import upload as upload
     from d1bench.worker import cache_effect as cache_effect
