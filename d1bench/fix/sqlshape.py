@@ -1,0 +1,84 @@
+"""Reading and rewriting a template's SQL with sqlglot, placeholders kept numbered.
+
+Every ``?`` of a template becomes ``:pN`` (its position) before parsing, so a
+rewrite can move, drop or add a placeholder and still say which value binds
+where; :func:`to_sql` writes them back as D1's ``?NNN``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+__all__ = ["ParsedSQL", "number_placeholders", "parse", "placeholder_index", "table_aliases",
+           "to_sql"]
+
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?(\d*)", re.DOTALL)
+_NAMED = re.compile(r":p(\d+)\b")
+
+
+def number_placeholders(sql: str) -> str:
+    """``?`` -> ``:pN`` in order (``?NNN`` keeps its number), outside strings and comments.
+
+    >>> number_placeholders("SELECT '?' , ? , ?3 , ? -- ?")
+    "SELECT '?' , :p1 , :p3 , :p4 -- ?"
+    """
+    count = 0
+
+    def sub(m: re.Match) -> str:
+        nonlocal count
+        if not m.group(0).startswith("?"):
+            return m.group(0)
+        count = int(m.group(1)) if m.group(1) else count + 1
+        return f":p{count}"
+
+    return _TOKEN.sub(sub, sql)
+
+
+class ParsedSQL:
+    """A template's statement parsed with numbered placeholders."""
+
+    def __init__(self, sql: str) -> None:
+        import sqlglot
+
+        from d1bench.workload.sqltext import quiet_sqlglot
+
+        self.text = number_placeholders(sql)
+        with quiet_sqlglot():
+            self.tree = sqlglot.parse_one(self.text, read="sqlite")
+        self.count = max((int(n) for n in _NAMED.findall(self.text)), default=0)
+
+
+def parse(sql: str) -> ParsedSQL | None:
+    """The statement parsed, or ``None`` if sqlglot cannot read it."""
+    try:
+        return ParsedSQL(sql)
+    except Exception:  # noqa: BLE001 - any parse failure means "no rewrite"
+        return None
+
+
+def placeholder_index(node: Any) -> int | None:
+    """The 1-based position of a placeholder node (``:pN``), else ``None``."""
+    from sqlglot import exp
+
+    if isinstance(node, exp.Placeholder) and str(node.this or "").startswith("p"):
+        digits = str(node.this)[1:]
+        return int(digits) if digits.isdigit() else None
+    return None
+
+
+def to_sql(tree: Any) -> str:
+    """The expression as SQLite text, placeholders written as ``?NNN``."""
+    return _NAMED.sub(lambda m: f"?{m.group(1)}", tree.sql(dialect="sqlite"))
+
+
+def table_aliases(select: Any) -> dict[str, str]:
+    """Alias (or name) -> table name for the tables of one SELECT's FROM and JOINs."""
+    from sqlglot import exp
+
+    out: dict[str, str] = {}
+    for table in select.find_all(exp.Table):
+        if table.find_ancestor(exp.Select) is not select:
+            continue
+        out[table.alias_or_name] = table.name
+    return out
