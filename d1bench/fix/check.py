@@ -68,7 +68,8 @@ class Scratch:
         self.before_path = copy_corpus(source, directory / f"{name}.before.sqlite")
         self.after_path = copy_corpus(source, directory / f"{name}.after.sqlite")
         if ddl.strip():
-            apply_sql(self.after_path, ddl)
+            # Statistics for what the DDL built, as the migration's PRAGMA optimize gives D1.
+            apply_sql(self.after_path, ddl + "\nANALYZE;")
         self.before = _connect(self.before_path)
         self.after = _connect(self.after_path)
 

@@ -144,15 +144,15 @@ def fix(db_path: str | os.PathLike[str], workload: Any, *, verify: bool = False,
         from d1bench.advisor.verify import apply_sql, copy_corpus
 
         copy_corpus(path, base)
-        if index_sql:
-            apply_sql(base, index_sql)
+        apply_sql(base, index_sql + "\nANALYZE;")
         conn = open_corpus(base)
         ctx = Context(read_catalog(conn), conn, wl, weights, params,
                       {s: shares.get(s, 0.0) for s in wl.sessions})
         proposals, skips = _propose(ctx)
         rows, rejected = [], [{"kind": s.kind, "target": s.target, "reason": s.reason}
                               for s in skips]
-        rows.append(_index_row(measured, weights, index_sql, index_bytes, rate))
+        if index_sql:
+            rows.append(_index_row(measured, weights, index_sql, index_bytes, rate))
         writes = [n for n, t in wl.templates.items() if t.is_write]
         accepted: list[tuple[Rewrite, Measured]] = []
         for rw in _best_per_template(proposals):
@@ -311,6 +311,7 @@ def _migration_text(steps: pd.DataFrame, workload: str) -> str:
         if s["ddl"]:
             lines.append(f"\n-- step {s['step']}: {s['kind']} for {s['target']}")
             lines.append(s["ddl"].strip())
+    lines.append("\nPRAGMA optimize;")
     return "\n".join(lines) + "\n"
 
 

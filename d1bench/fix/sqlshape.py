@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["ParsedSQL", "number_placeholders", "parse", "placeholder_index", "table_aliases",
+__all__ = ["ParsedSQL", "max_index", "number_placeholders", "parse", "placeholder_index", "table_aliases",
            "to_sql"]
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?(\d*)", re.DOTALL)
@@ -65,6 +65,16 @@ def placeholder_index(node: Any) -> int | None:
         digits = str(node.this)[1:]
         return int(digits) if digits.isdigit() else None
     return None
+
+
+def max_index(sql: str) -> int:
+    """The largest ``?NNN`` in SQL written by :func:`to_sql` (how many values it binds).
+
+    >>> max_index("SELECT ?1, ?3")
+    3
+    """
+    return max((int(n) for n in re.findall(r"\?(\d+)", number_placeholders(sql).replace(
+        ":p", "?"))), default=0)
 
 
 def to_sql(tree: Any) -> str:

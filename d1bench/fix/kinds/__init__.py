@@ -6,10 +6,10 @@ means it applies but is not proposed, and says why.
 
 from __future__ import annotations
 
-from d1bench.fix.kinds import fts_match
+from d1bench.fix.kinds import fts_match, json_column, keyset
 
 #: Stages over templates, in the order they are tried (every one is tried on every template).
-TEMPLATE_STAGES = (fts_match,)
+TEMPLATE_STAGES = (fts_match, json_column, keyset)
 #: Stages over sessions and over the schema's triggers.
 SESSION_STAGES: tuple = ()
 SCHEMA_STAGES: tuple = ()
