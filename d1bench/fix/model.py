@@ -57,6 +57,10 @@ class Rewrite:
         writes: whether its DDL adds triggers, so every write template of the
             workload is measured before and after too.
         recall_k: for an approximate rewrite, the k of its measured recall@k.
+        trigger_writes: rows its triggers write per execution of each write
+            template, by D1's rule (one per row a trigger statement changes):
+            the floor of the measured figure, because the SQLite target's
+            estimate does not yet see writes made inside triggers.
     """
 
     kind: str
@@ -69,6 +73,7 @@ class Rewrite:
     templates: Mapping[str, float] = field(default_factory=dict)
     writes: bool = False
     recall_k: int | None = None
+    trigger_writes: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

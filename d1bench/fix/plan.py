@@ -220,6 +220,8 @@ def _best_per_template(proposals: list[Rewrite]) -> list[Rewrite]:
 
 def _samples_for(rw: Rewrite, ctx: Context) -> list[tuple]:
     name = next(iter(rw.templates), rw.target)
+    if name in ctx.workload.sessions:  # a session's trials start from its first step's values
+        name = ctx.workload.sessions[name].steps[0].template
     return list(ctx.params.get(name) or [()] if name in ctx.workload.templates else [()])
 
 
@@ -254,14 +256,16 @@ def _step(rw: Rewrite, base: Path, tmp: str, ctx: Context, writes: list[str],
                  else ctx.session_weights.get(t, 0.0) * f for t, f in rw.templates.items())
     read_saved = weight * (m.rows_read_before - m.rows_read_after)
     written_added = weight * (m.rows_written_after - m.rows_written_before)
-    written_added += sum(ctx.weights.get(n, 0.0) * (x.rows_written_after - x.rows_written_before)
-                         for n, x in write_cost.items())
+    written_added += sum(ctx.weights.get(n, 0.0) * max(
+        x.rows_written_after - x.rows_written_before, rw.trigger_writes.get(n, 0.0))
+        for n, x in write_cost.items())
     read_saved -= sum(ctx.weights.get(n, 0.0) * (x.rows_read_after - x.rows_read_before)
                       for n, x in write_cost.items())
     usd = _price(read_saved, -written_added, rate)
     if usd <= 0 and read_saved <= 0:
-        return {}, (f"saves nothing measurable ({m.rows_read_before:,.0f} -> "
-                    f"{m.rows_read_after:,.0f} rows read per execution)"), m
+        return {}, (f"saves nothing measurable in this workload ({m.rows_read_before:,.0f} -> "
+                    f"{m.rows_read_after:,.0f} rows read, {m.rows_written_before:,.1f} -> "
+                    f"{m.rows_written_after:,.1f} written per trial)"), m
     row = {"step": 0, "kind": rw.kind, "target": rw.target, "exact": rw.exact,
            "equivalent": m.equivalent, "trials": m.trials,
            "recall": m.recall if not rw.exact else 1.0,

@@ -6,12 +6,12 @@ means it applies but is not proposed, and says why.
 
 from __future__ import annotations
 
-from d1bench.fix.kinds import fts_match, json_column, keyset
+from d1bench.fix.kinds import counter, fts_match, json_column, keyset, n_plus_one, trigger_of
 
 #: Stages over templates, in the order they are tried (every one is tried on every template).
-TEMPLATE_STAGES = (fts_match, json_column, keyset)
+TEMPLATE_STAGES = (fts_match, json_column, keyset, counter)
 #: Stages over sessions and over the schema's triggers.
-SESSION_STAGES: tuple = ()
-SCHEMA_STAGES: tuple = ()
+SESSION_STAGES = (n_plus_one,)
+SCHEMA_STAGES = (trigger_of,)
 
 __all__ = ["SCHEMA_STAGES", "SESSION_STAGES", "TEMPLATE_STAGES"]

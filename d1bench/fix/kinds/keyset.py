@@ -34,7 +34,7 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
     aliases = table_aliases(tree)
     if tree.args.get("joins") or tree.args.get("group") or len(aliases) != 1:
         return Skip(KIND, name, "OFFSET over a join or a GROUP BY: keyset needs one table's order")
-    alias, table = next(iter(aliases.items()))
+    table = next(iter(aliases.values()))
     td = ctx.catalog.table(table)
     order = tree.args.get("order")
     terms = order.expressions if order is not None else []
