@@ -27,6 +27,7 @@ _EXPORTS = {
     "upload": "d1bench.upload",
     "lint": "d1bench.lint",
     "advise": "d1bench.advisor",
+    "fix": "d1bench.fix",
     "monthly_cost": "d1bench.cost",
 }
 
