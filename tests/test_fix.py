@@ -16,6 +16,9 @@ from schemas import workload_path
 
 from d1bench.fix import fix
 
+# Each plan replays a workload's templates on scratch copies: tens of seconds in all.
+pytestmark = pytest.mark.slow
+
 
 def _count(db: Path, table: str) -> int:
     conn = sqlite3.connect(db)
@@ -141,12 +144,28 @@ def test_trigger_of_narrows_an_update_trigger(saas_plan, saas_db):
     assert reason.startswith("saves nothing measurable in this workload")
 
 
-def test_medical_n_plus_one(small_corpus):
-    plan = fix(small_corpus, "medical", indexes=False, samples=2)
-    step = _step(plan, "n_plus_one")
+@pytest.fixture(scope="module")
+def medical_plan(small_corpus):
+    return fix(small_corpus, "medical", indexes=False, samples=3)
+
+
+def test_medical_n_plus_one(medical_plan):
+    step = _step(medical_plan, "n_plus_one")
     assert step["target"] == "specialty_reviews_n_plus_1"
-    assert step["equivalent"] == step["trials"] == 2
+    assert step["equivalent"] == step["trials"] == 3
     assert step["rows_read_before"] > 5 * step["rows_read_after"]
+
+
+def test_medical_vector_search_is_approximate_with_its_recall(medical_plan):
+    from d1bench.fix.kinds.vector import RECALL_TARGET
+
+    step = _step(medical_plan, "vector_lsh")
+    assert step["target"] == "semantic_search" and not step["exact"]
+    assert step["recall"] >= RECALL_TARGET
+    assert step["note"].startswith("APPROXIMATE")
+    assert "_buckets" in step["sql"] and "_buckets_ai AFTER INSERT ON papers" in step["ddl"]
+    # Brute force steps through every element of every vector per query element.
+    assert step["rows_read_before"] > 10 * step["rows_read_after"]
 
 
 def test_migration_written_once_and_every_step_runs_after_it(events_db, events_plan, tmp_path):

@@ -58,26 +58,33 @@ class Measured:
 
 
 class Scratch:
-    """A pair of scratch copies of a database: as it is, and with some DDL applied."""
+    """A pair of scratch copies of a database: as it is, and with some DDL applied.
 
-    def __init__(self, source: str | os.PathLike[str], ddl: str, directory: str | os.PathLike[str],
-                 name: str) -> None:
+    ``ddl=None`` makes one copy serving as both (measuring a template as it is
+    costs half, and the row estimator's per-statement work is shared).
+    """
+
+    def __init__(self, source: str | os.PathLike[str], ddl: str | None,
+                 directory: str | os.PathLike[str], name: str) -> None:
         from d1bench.advisor.verify import apply_sql, copy_corpus
 
         directory = Path(directory)
         self.before_path = copy_corpus(source, directory / f"{name}.before.sqlite")
+        self.before = _connect(self.before_path)
+        if ddl is None:
+            self.after_path, self.after = self.before_path, self.before
+            return
         self.after_path = copy_corpus(source, directory / f"{name}.after.sqlite")
         if ddl.strip():
             # Statistics for what the DDL built, as the migration's PRAGMA optimize gives D1.
             apply_sql(self.after_path, ddl + "\nANALYZE;")
-        self.before = _connect(self.before_path)
         self.after = _connect(self.after_path)
 
     def close(self) -> None:
         """Close both connections and delete both copies."""
-        for conn in (self.before, self.after):
+        for conn in {id(c): c for c in (self.before, self.after)}.values():
             conn.close()
-        for path in (self.before_path, self.after_path):
+        for path in {self.before_path, self.after_path}:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
 

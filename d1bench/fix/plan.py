@@ -135,7 +135,7 @@ def fix(db_path: str | os.PathLike[str], workload: Any, *, verify: bool = False,
         index_sql = advise(path, wl, seed=seed, progress=progress).migration_sql
     with tempfile.TemporaryDirectory(prefix="d1bench-fix-") as tmp:
         base = Path(tmp) / "base.sqlite"
-        pair = Scratch(path, index_sql, tmp, "indexes")
+        pair = Scratch(path, index_sql or None, tmp, "indexes")
         try:
             measured = measure_templates(pair, wl, params, list(wl.templates))
             index_bytes = _bytes(pair)
@@ -228,6 +228,7 @@ def _samples_for(rw: Rewrite, ctx: Context) -> list[tuple]:
 def _step(rw: Rewrite, base: Path, tmp: str, ctx: Context, writes: list[str],
           rate: float) -> tuple[dict, str | None, Measured]:
     from d1bench.errors import TargetError
+    from d1bench.fix.kinds.vector import RECALL_TARGET as recall_target
     from d1bench.fix.measure import measure_templates
 
     try:
@@ -252,6 +253,9 @@ def _step(rw: Rewrite, base: Path, tmp: str, ctx: Context, writes: list[str],
     if rw.exact and not m.all_equivalent:
         return {}, (f"not equivalent: {m.trials - m.equivalent} of {m.trials} trials gave other "
                     f"rows ({'; '.join(m.failures)})"), m
+    if not rw.exact and m.recall < recall_target:
+        return {}, (f"approximate, and its measured recall {m.recall:.2f} is below "
+                    f"{recall_target:.2f}"), m
     weight = sum(ctx.weights.get(t, 0.0) * f if t in ctx.workload.templates
                  else ctx.session_weights.get(t, 0.0) * f for t, f in rw.templates.items())
     read_saved = weight * (m.rows_read_before - m.rows_read_after)

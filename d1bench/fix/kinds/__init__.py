@@ -6,10 +6,18 @@ means it applies but is not proposed, and says why.
 
 from __future__ import annotations
 
-from d1bench.fix.kinds import counter, fts_match, json_column, keyset, n_plus_one, trigger_of
+from d1bench.fix.kinds import (
+    counter,
+    fts_match,
+    json_column,
+    keyset,
+    n_plus_one,
+    trigger_of,
+    vector,
+)
 
 #: Stages over templates, in the order they are tried (every one is tried on every template).
-TEMPLATE_STAGES = (fts_match, json_column, keyset, counter)
+TEMPLATE_STAGES = (vector, fts_match, json_column, keyset, counter)
 #: Stages over sessions and over the schema's triggers.
 SESSION_STAGES = (n_plus_one,)
 SCHEMA_STAGES = (trigger_of,)
