@@ -26,7 +26,7 @@ import pandas as pd
 from d1bench.errors import UsageError
 from d1bench.trace import Trace, metadata_differences
 
-__all__ = ["ALL", "PERCENTILES", "compare", "intervals", "summarize"]
+__all__ = ["ALL", "PERCENTILES", "compare", "intervals", "mann_whitney", "summarize"]
 
 #: The label of the row that covers every template.
 ALL = "ALL"
@@ -210,8 +210,6 @@ def compare(a: Trace, b: Trace, *, alpha: float = 0.05, force: bool = False,
     Refuses (:class:`UsageError`) traces whose ``checked`` metadata differ
     (machine, corpus), naming each difference, unless ``force=True``.
     """
-    from scipy.stats import mannwhitneyu
-
     if not 0 < alpha < 1:
         raise UsageError(f"alpha must be between 0 and 1, got {alpha}")
     diffs = metadata_differences(a.meta, b.meta, tuple(checked))
@@ -239,15 +237,27 @@ def compare(a: Trace, b: Trace, *, alpha: float = 0.05, force: bool = False,
             change = "only after" if len(y) else "only before" if len(x) else "no data"
             row.update(p_value=np.nan, change=change)
         else:
-            test = mannwhitneyu(x, y, alternative="two-sided")
-            p = float(test.pvalue)
-            # U counts pairs where before > after: above half of all pairs means after is faster.
-            after_lower = float(test.statistic) > len(x) * len(y) / 2
+            p, direction = mann_whitney(x, y)
             row["p_value"] = p
-            row["change"] = ("faster" if after_lower else "slower") if p < alpha \
-                else "not significant"
+            row["change"] = direction if p < alpha else "not significant"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def mann_whitney(before: np.ndarray, after: np.ndarray) -> tuple[float, str]:
+    """Two-sided Mann-Whitney U test of two samples of response times: (p-value,
+    ``"faster"`` or ``"slower"``, the way ``after`` tends to lie from ``before``).
+
+    >>> p, way = mann_whitney(np.array([5.0, 6, 7, 8, 9]), np.array([1.0, 2, 3, 2, 1]))
+    >>> round(p, 3), way
+    (0.012, 'faster')
+    """
+    from scipy.stats import mannwhitneyu
+
+    test = mannwhitneyu(before, after, alternative="two-sided")
+    # U counts pairs where before > after: above half of all pairs means after is faster.
+    after_lower = float(test.statistic) > len(before) * len(after) / 2
+    return float(test.pvalue), "faster" if after_lower else "slower"
 
 
 def _pct(values: np.ndarray, q: float) -> float:

@@ -39,7 +39,8 @@ def test_advice_golden(case: str, tmp_path: Path) -> None:
     want = sorted((i["table"], i["columns"], i["where"]) for i in expected["indexes"])
     assert got == want, advice.templates[["template", "plan_after", "reason"]].to_string()
     for i in expected["indexes"]:
-        row = advice.indexes[advice.indexes["columns"].map(lambda c, i=i: list(c) == i["columns"])].iloc[0]
+        row = advice.indexes[advice.indexes["columns"].map(lambda c, i=i: list(c) == i["columns"])
+                             & (advice.indexes["table"] == i["table"])].iloc[0]
         assert row["templates"] == i["serves"]
         assert row["rows_read_after"] < row["rows_read_before"]
         assert row["bytes"] > 0 and row["reason"]

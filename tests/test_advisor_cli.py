@@ -107,11 +107,13 @@ def test_advise_verify_prints_measured_figures(tmp_path: Path,
     assert main(["advise", "--db", str(db), "--workload",
                  str(ADVICE / "order_limit" / "workload.toml"), "--verify", "--requests", "40"]) == 0
     out = capsys.readouterr().out
-    assert "verified by replay (measured):" in out
-    line = next(x for x in out.splitlines() if x.strip().startswith("top_scores: rows read"))
+    assert "verified by replay (measured;" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("top_scores ("))
     import re
 
-    m = re.search(r"rows read ([\d,.]+) -> ([\d,.]+),", line)
+    m = re.search(r"rows read ([\d,.]+) -> ([\d,.]+) \(predicted ([\d,.]+), measured "
+                  r"[\d,.]+ on the same values\), rows written", line)
     assert m is not None, line
-    before, after = (float(v.replace(",", "")) for v in m.groups())
-    assert before >= 20_000 and after <= 12
+    before, after, predicted = (float(v.replace(",", "")) for v in m.groups())
+    assert before >= 20_000 and after <= 12 and abs(predicted - after) <= 0.15 * after
+    assert "predicted rows read within 15% of measured (same values) for 100% of" in out

@@ -15,10 +15,14 @@ import pandas as pd
 from d1bench.errors import TargetError, UsageError
 from d1bench.workload.samplers import SamplerError
 
-__all__ = ["DEFAULT_SAMPLES", "Advice", "advise", "open_corpus", "template_weights"]
+__all__ = ["DEFAULT_SAMPLES", "PRICING_SAMPLES", "Advice", "advise", "open_corpus", "template_weights"]
 
 #: Parameter tuples drawn per template: the first plans it, all of them price it.
-DEFAULT_SAMPLES = 3
+#: (Three were too few for skewed samplers: the heavy values, which dominate the mean,
+#: were often missed, and an index that serves them looked not worth its writes.)
+DEFAULT_SAMPLES = 8
+#: Parameter tuples the reported predictions average over (the first ``samples`` included).
+PRICING_SAMPLES = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,8 @@ class Advice:
         summary: totals and run facts (predicted weighted rows read and written
             before and after, what-if calls, seconds, stop reason ...).
         migration_path: where the migration was written, if it was.
+        priced: the parameter values each template's predicted figures average
+            over (what :func:`d1bench.advisor.verify.fidelity` runs again).
     """
 
     indexes: pd.DataFrame
@@ -53,6 +59,7 @@ class Advice:
     verification: pd.DataFrame | None = None
     summary: Mapping[str, Any] = field(default_factory=dict)
     migration_path: Path | None = None
+    priced: Mapping[str, list[tuple]] = field(default_factory=dict)
 
     def remaining(self) -> pd.DataFrame:
         """Where the rows read left after the advice come from, largest first.
@@ -148,7 +155,8 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
            verify: bool = False, migrations_dir: str | os.PathLike[str] | None = None,
            force: bool = False, seed: int = 0, samples: int = DEFAULT_SAMPLES,
            min_gain: float | None = None, verify_requests: int = 300,
-           progress: bool = False, params: Mapping[str, list[tuple]] | None = None) -> Advice:
+           progress: bool = False, params: Mapping[str, list[tuple]] | None = None,
+           verify_max_requests: int | None = None, min_effect: float | None = None) -> Advice:
     """Advise indexes for ``workload`` on the corpus at ``db_path``.
 
     Args:
@@ -165,7 +173,11 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
         seed: seeds parameter sampling, the data sample and the replays.
         samples: parameter tuples drawn per template.
         min_gain: Extend's stopping threshold (default 0.3% of the cost).
-        verify_requests: units each replay of ``verify`` runs.
+        verify_requests: units of the whole workload each copy replays first.
+        verify_max_requests: most units ``verify`` replays on each copy while
+            it makes each template's mean rows read known within 5%.
+        min_effect: ``verify`` calls a template slower only when its median
+            grew by more than this fraction (default 0.25) and significantly.
         progress: show progress on stderr.
         params: parameter tuples per template, instead of drawing them.
 
@@ -197,6 +209,7 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
     wl = _load(workload)
     weights = template_weights(wl, trace)
     notes: list[str] = []
+    drawn = params is None
     if params is None:
         params, note = _bind_params(wl, path, seed, samples)
         if note:
@@ -216,7 +229,16 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
     base = [i for i in catalog.indexes if i.origin == "c"]
     selection = extend(ev, candidates, base, stats.index_bytes, budget=budget_bytes,
                        min_gain=min_gain, progress=progress)
-    frames = build_frames(ev, selection, candidates, base, stats, budget_bytes, min_gain)
+    pricing = ev
+    if drawn and PRICING_SAMPLES > samples:
+        # The search compares configurations on a few values per template; the
+        # figures it reports (and --verify holds against the measured ones) are
+        # means over more, the first ones unchanged so the plans stay the same.
+        more, _ = _bind_params(wl, path, seed + 1, PRICING_SAMPLES - samples)
+        priced = [Case(c.name, c.info, c.weight, [*c.params, *(more.get(c.name) or [])])
+                  if params.get(c.name) else c for c in cases]
+        pricing = Evaluator(priced, whatif, model, catalog, write_weight)
+    frames = build_frames(pricing, selection, candidates, base, stats, budget_bytes, min_gain)
     header = [(f"workload {wl.name}: {len(selection.added)} index(es) to create, "
                f"{len(selection.dropped)} to drop"),
               (f"predicted weighted rows read {frames.summary['rows_read_before']:,.0f} -> "
@@ -230,17 +252,23 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
         stopped=selection.stopped, whatif_calls=whatif.calls, whatif_plans=whatif.misses,
         seconds=time.perf_counter() - started, notes=notes,
         weights="trace" if trace is not None else "workload")
+    priced = {c.name: list(c.params) for c in pricing.cases.values() if params.get(c.name)}
     verification = None
     if verify:
+        from d1bench.advisor.verify import MIN_EFFECT
         from d1bench.advisor.verify import verify as run_verify
 
         verification = run_verify(path, wl, sql, requests=verify_requests, seed=seed,
-                                  progress=progress, predicted=frames.templates)
+                                  progress=progress, predicted=frames.templates,
+                                  priced=priced,
+                                  max_requests=verify_max_requests,
+                                  min_effect=MIN_EFFECT if min_effect is None else min_effect)
         summary["verify_seconds"] = verification.attrs.get("seconds")
+        summary["fidelity"] = verification.attrs.get("fidelity")
     conn.close()
     return Advice(indexes=frames.indexes, templates=frames.templates, drops=frames.drops,
                   migration_sql=sql, verification=verification, summary=summary,
-                  migration_path=written)
+                  migration_path=written, priced=priced)
 
 
 def _prefetch(stats: Any, catalog: Any, candidates: Mapping, infos: Mapping) -> None:

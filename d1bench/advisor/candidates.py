@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from d1bench.advisor.catalog import Catalog, IndexDef, Key
+from d1bench.advisor.foreign import child_keys
 from d1bench.advisor.naming import Namer
 from d1bench.advisor.parsing import ParseFailure, parse_statement
 from d1bench.advisor.query import ALL_COLUMNS, ROWID, Pred, QueryInfo, Ref
@@ -93,6 +94,8 @@ def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
     for name, info in infos.items():
         if info.error:
             continue
+        for fk in child_keys(catalog, info):
+            add(fk.table, [(fk.column, False)], None, name, "foreign key")
         for ref in info.refs:
             if ref.kind != "table":
                 continue
@@ -137,6 +140,7 @@ def _wants(info: QueryInfo, ref: Ref, catalog: Catalog, stats: Stats,
            params: Mapping[str, Any]) -> _Wants:
     w = _Wants()
     eq: list[str] = []
+    matched: dict[str, float] = {}  # fraction of the rows each equality key lets through
     for p in info.preds:
         if p.op == "join":
             if p.ref == ref.index and p.key:
@@ -148,14 +152,19 @@ def _wants(info: QueryInfo, ref: Ref, catalog: Catalog, stats: Stats,
             continue
         if p.op in EQ_OPS and p.sargable or p.op == "eq" and p.value == "outer":
             eq.append(p.key)
+            matched[p.key] = min(matched.get(p.key, 1.0), _matched(stats, ref.name, p, params))
         elif p.op in ("range",) or (p.op == "like" and p.sargable):
             w.range.append(p.key)
-        if p.value in ("literal", "none") and p.op in ("eq", "isnull", "notnull"):
+        if p.value in ("literal", "none") and p.op in ("eq", "isnull", "notnull", "in"):
             predicate = _partial_text(p)
             if predicate is not None and _fraction(stats, ref.name, predicate) <= PARTIAL_MAX_FRACTION:
                 w.partial.append((p.key, predicate))
-    # most selective first: the shared prefix of several templates tends to be the selective key
-    w.eq = sorted(dict.fromkeys(eq), key=lambda k: -_distinct(stats, ref.name, k))
+    # most selective first, by the rows the template's own values let through (a
+    # `deleted_at IS NULL` that holds for half the table goes after `country = ?`),
+    # then by distinct values: the shared prefix of several templates tends to be
+    # the selective key
+    w.eq = sorted(dict.fromkeys(eq), key=lambda k: (
+        matched.get(k, 1.0 / max(_distinct(stats, ref.name, k), 1)), -_distinct(stats, ref.name, k)))
     w.range = [r for r in dict.fromkeys(w.range) if r not in w.eq]
     scope = info.scopes[ref.scope]
     if scope.order_by and all(r == ref.index for r, _k, _d in scope.order_by):
@@ -184,6 +193,17 @@ def _partial_text(p: Pred) -> str | None:
 def _fraction(stats: Stats, table: str, predicate: str) -> float:
     n = stats.row_count(table)
     return stats.entries(table, predicate) / n if n else 1.0
+
+
+def _matched(stats: Stats, table: str, p: Pred, params: Mapping[str, Any]) -> float:
+    """Fraction of ``table``'s rows an equality-like predicate keeps, with the template's values."""
+    if p.op == "isnull":
+        return stats.null_fraction(table, p.key)
+    if p.op == "eq" and p.value == "literal":
+        return stats.eq_fraction(table, p.key, [p.literal])
+    if p.op == "eq" and p.value == "param" and p.params and p.params[0] in params:
+        return stats.eq_fraction(table, p.key, [params[p.params[0]]])
+    return 1.0 / max(_distinct(stats, table, p.key), 1)
 
 
 def _distinct(stats: Stats, table: str, key: str) -> int:

@@ -151,18 +151,24 @@ class CostModel:
         out = block.out
         read = block.read
         if info.statement in ("insert", "update", "delete") and info.write_table:
+            from d1bench.advisor.foreign import fk_reads
+
             written = self.rows_written(info, out, indexes.values())
-            if info.statement == "insert":
-                # D1 enforces foreign keys: each new row looks its parents up
-                parents = sum(1 for fk in self.catalog.foreign_keys if fk.table == info.write_table)
-                read += parents * (1.0 if not info.refs else out)
+            changed = 1.0 if info.statement == "insert" and not info.refs else out
+            loops = [r.detail for r in plan if r.detail.startswith(("SCAN ", "SEARCH "))]
+            single = changed <= 1 and len(loops) == 1 and loops[0].endswith("(rowid=?)")
+            existing = {**{i.name: i for i in self.catalog.indexes if i.origin != "c"}, **indexes}
+            read += fk_reads(self.catalog, self.stats, info, changed, existing.values(), single)
         return Estimate(rows_read=read, rows_written=written, rows_out=out,
                         full_scans=tuple(block.full_scans))
 
     def rows_written(self, info: QueryInfo, changed: float, indexes: Any) -> float:
         """Rows written by one execution of a write, given the indexes on its table."""
         table = info.write_table
-        on_table = [i for i in indexes if i.table == table]
+        td = self.catalog.table(table)
+        # a WITHOUT ROWID table is its primary-key b-tree: that is the row, not an extra entry
+        on_table = [i for i in indexes if i.table == table
+                    and not (i.origin == "pk" and td is not None and td.without_rowid)]
         if info.statement == "insert":
             rows = 1.0 if not info.refs else max(changed, 0.0)
             per_row = 1.0 + sum(self.index_share(i) for i in on_table)

@@ -15,6 +15,7 @@ from typing import Any
 
 from d1bench.advisor.catalog import Catalog, IndexDef
 from d1bench.advisor.cost import CostModel, Estimate
+from d1bench.advisor.foreign import child_keys, serves_child
 from d1bench.advisor.query import ALL_COLUMNS, ROWID, QueryInfo
 from d1bench.advisor.whatif import PlanRow, WhatIf
 
@@ -94,8 +95,10 @@ class Evaluator:
         self._relevant: dict[tuple[str, str], bool] = {}
         self._costs: dict[tuple[str, frozenset], CaseCost] = {}
         self._by_table: dict[str, list[str]] = {}
+        # the child tables a write's foreign-key checks read (no plan shows them)
+        self._fk: dict[str, list[Any]] = {c.name: child_keys(catalog, c.info) for c in cases}
         for c in cases:
-            for table in c.info.tables:
+            for table in c.info.tables | {fk.table for fk in self._fk[c.name]}:
                 self._by_table.setdefault(table, []).append(c.name)
 
     def cases_on(self, table: str) -> list[str]:
@@ -108,8 +111,14 @@ class Evaluator:
         key = (case.name, index.name)
         hit = self._relevant.get(key)
         if hit is None:
-            hit = self._relevant[key] = self._decide(case, index)
+            hit = self._relevant[key] = self._decide(case, index) or any(
+                serves_child(fk, index) for fk in self._fk.get(case.name, ()))
         return hit
+
+    def fk_served(self, case: Case, config: Iterable[IndexDef]) -> list[IndexDef]:
+        """The indexes of ``config`` that ``case``'s foreign-key checks seek on."""
+        fks = self._fk.get(case.name, ())
+        return [i for i in config if any(serves_child(fk, i) for fk in fks)]
 
     @staticmethod
     def _decide(case: Case, index: IndexDef) -> bool:
@@ -132,7 +141,7 @@ class Evaluator:
 
     def relevant_set(self, case: Case, config: Iterable[IndexDef]) -> list[IndexDef]:
         """The indexes of ``config`` that can matter to ``case``."""
-        tables = case.info.tables
+        tables = case.info.tables | {fk.table for fk in self._fk.get(case.name, ())}
         return [i for i in config if i.table in tables and self.relevant(case, i)]
 
     def cost(self, case: Case, config: Iterable[IndexDef]) -> CaseCost:

@@ -68,6 +68,8 @@ def parse_loop(detail: str) -> Loop | None:
     'covering'
     >>> parse_loop("SEARCH p USING INTEGER PRIMARY KEY (rowid=?)").access
     'rowid'
+    >>> parse_loop("SEARCH e USING INDEX ix (ANY(device_id) AND kind=?)").constraints
+    (('device_id', 'any'), ('kind', '='))
     """
     detail = detail.replace(" LEFT-JOIN", "").replace(" RIGHT-JOIN", "")
     if detail.startswith("SCAN ") and " VIRTUAL TABLE INDEX " in detail:
@@ -88,7 +90,10 @@ def parse_loop(detail: str) -> Loop | None:
     constraints = []
     for part in (m.group("cons") or "").split(" AND "):
         part = part.strip()
-        if not part or part.startswith("ANY("):
+        if not part:
+            continue
+        if part.startswith("ANY(") and part.endswith(")"):
+            constraints.append((part[4:-1], "any"))  # a skip-scan over this key's values
             continue
         expr = part.startswith("<expr>")
         mm = re.match(r"^(.*?)(=|>=|<=|>|<)\?$", part[len("<expr>"):] if expr else part)
@@ -155,16 +160,22 @@ class Walker:
         done = set(outer)
         loop_read = 0.0
         late_read = 0.0
+        lazy: dict[str, float] = {}  # materialised subqueries not yet reached by a loop
         for row in rows:
             d = row.detail
             kids = self.children.get(row.id, [])
             loop = parse_loop(d)
             if loop is not None:
+                cost = lazy.pop(loop.alias.lower(), None)
+                if cost is not None:
+                    b.read += cost * _reached(cur)
+                    b.once += cost * _reached(cur)
                 self.build = 0.0
                 visited, out, full = self.loop(loop, done)
                 loop_read += cur * visited
-                b.read += self.build  # an automatic index is built once per statement
-                b.once += self.build
+                # an automatic index is built once per statement, when a row first needs it
+                b.read += self.build * _reached(cur)
+                b.once += self.build * _reached(cur)
                 cur *= out
                 if full:
                     b.full_scans.append(full)
@@ -187,9 +198,14 @@ class Walker:
             if d.startswith(("MATERIALIZE ", "CO-ROUTINE ")):
                 name = d.split(" ", 1)[1].strip()
                 sub = self.cte(kids, name, done)
+                self.derived[name.lower()] = sub.out
+                if d.startswith("MATERIALIZE "):
+                    # built the first time a row reaches its loop (OP_Once): paid with
+                    # the odds that one does, settled when the loop is met below
+                    lazy[name.lower()] = sub.read
+                    continue
                 b.read += sub.read
                 b.once += sub.read
-                self.derived[name.lower()] = sub.out
                 continue
             if d.startswith(("CORRELATED SCALAR SUBQUERY", "CORRELATED LIST SUBQUERY")):
                 sub = self.block(kids, done, None)
@@ -220,6 +236,9 @@ class Walker:
             if kids:  # SETUP, RECURSIVE STEP outside a CTE, anything new: count what is inside
                 sub = self.block(kids, done, None)
                 b.read += sub.read
+        for cost in lazy.values():  # used somewhere no loop of this block shows
+            b.read += cost
+            b.once += cost
         # aggregates without GROUP BY return one row; an unsorted plan stops at its LIMIT
         s = self.info.scopes[scope] if scope is not None and scope < len(self.info.scopes) else None
         fraction = 1.0
@@ -279,8 +298,11 @@ class Walker:
             queue += level
         queue = min(queue, 1e7)
         per_row = again.read - again.once
-        return _Block(read=first.read + again.once + queue * per_row + queue, out=queue,
-                      once=first.read + again.once + queue * per_row + queue)
+        # the rows of the last level leave the queue without running the step: its
+        # depth test (`level < ?`) sits on the queue's loop and stops them there
+        stepped = max(queue - level, first.out) if RECURSION_FANOUT_LEVELS else queue
+        total = first.read + again.once + stepped * per_row + queue
+        return _Block(read=total, out=queue, once=total)
 
     # --- one loop ---------------------------------------------------------------------
     def loop(self, loop: Loop, done: set[int]) -> tuple[float, float, str | None]:
@@ -314,9 +336,10 @@ class Walker:
         if loop.access == "rowid":
             eq = [c for c in loop.constraints if c[1] == "="]
             if eq:
-                visited = 1.0
-                out = min(out, 1.0 * self._in_count(ref, ROWID))
-                return visited * self._in_count(ref, ROWID), out, None
+                k = self._in_count(ref, ROWID)
+                out = min(out, k)
+                # one seek per value, plus a step through the IN list's own b-tree for each
+                return (2.0 * k if k > 1 else 1.0), out, None
             used = [p for p in local if p.key == ROWID and p.op == "range"]
             matches = n * self.m.fraction(ref, used, self.params)
             return 1.0 + matches, min(out, matches), None
@@ -328,6 +351,9 @@ class Walker:
             return n, out, table
         # SEARCH through an index (or an automatic one)
         index = self.indexes.get(loop.index) if loop.index else None
+        if index is None and loop.access == "index" and loop.index is None:
+            # "USING PRIMARY KEY": a WITHOUT ROWID table's own b-tree, unique on its keys
+            index = next((i for i in self.m.catalog.indexes_on(table) if i.origin == "pk"), None)
         keys = [k.expr for k in index.keys] if index is not None else [c for c, _ in loop.constraints]
         used_local: list[Pred] = []
         factor = 1.0
@@ -336,12 +362,17 @@ class Walker:
             if pos >= len(keys):
                 break
             key = keys[pos]
+            if op == "any":
+                # skip-scan: one seek per distinct value of the key, every one of them
+                seeks *= max(float(self.m.stats.distinct(table, [key])), 1.0)
+                continue
             if op == "=":
                 p = next((p for p in local if p.key == key and p.op in _EQ_OPS), None)
                 if p is not None:
                     used_local.append(p)
                     if p.op == "in":
-                        seeks *= max(len(p.params), 1)
+                        k = _listed(p)
+                        seeks = seeks * k + (k if k > 1 else 0.0)  # the IN list is read too
                     continue
                 jp = next((jk for jp, jk in joins if jk == key), None)
                 if jp is not None:
@@ -370,7 +401,7 @@ class Walker:
 
     def _in_count(self, ref: Ref, key: str) -> float:
         p = next((p for p in self.info.preds_of(ref.index) if p.key == key and p.op == "in"), None)
-        return float(max(len(p.params), 1)) if p is not None and p.value == "param" else 1.0
+        return _listed(p) if p is not None else 1.0
 
     def _preds(self, ref: Ref, done: set[int]) -> tuple[list[Pred], list[tuple[Pred, str]]]:
         local: list[Pred] = []
@@ -404,6 +435,25 @@ class Walker:
                 return 1.0, 1.0, None
             return rows + 1.0, rows, None
         return float(JSON_EACH_ROWS), float(JSON_EACH_ROWS), None
+
+
+def _reached(rows: float) -> float:
+    """Odds that at least one row reaches a loop expecting ``rows`` (Poisson), which is
+    when a lazily built subquery or automatic index gets built.
+
+    >>> round(_reached(0.1), 3), round(_reached(5.0), 3)
+    (0.095, 0.993)
+    """
+    import math
+
+    return 1.0 - math.exp(-max(rows, 0.0))
+
+
+def _listed(p: Pred) -> float:
+    """Values an IN list holds (each one is a seek)."""
+    if p.value == "literal" and isinstance(p.literal, tuple):
+        return float(max(len(p.literal), 1))
+    return float(max(len(p.params), 1)) if p.value == "param" else 1.0
 
 
 def _stripped(sql: str) -> str:

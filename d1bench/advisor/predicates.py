@@ -173,7 +173,8 @@ class PredicateMixin:
                 vals = node.expressions
                 value = "literal" if all(literal_value(v)[0] for v in vals) else "param"
             op = "other" if negated else "in"
-            return Pred(ref=min(lrefs) if lrefs else -1, key=lkey, op=op, value=value,
+            listed = tuple(literal_value(v)[1] for v in node.expressions) if value == "literal" else None
+            return Pred(ref=min(lrefs) if lrefs else -1, key=lkey, op=op, value=value, literal=listed,
                         refs=frozenset(lrefs), sargable=op == "in" and lkey is not None and len(lrefs) == 1,
                         expression=lkey is not None and not _is_plain(lkey), wraps=lwraps, **base)
         if isinstance(node, exp.Between):

@@ -68,8 +68,9 @@ def build_frames(ev: Evaluator, sel: Selection, candidates: Mapping[tuple, Candi
     used_by: dict[str, list[str]] = {i.name: [] for i in added}
     for name, cost in after.items():
         details = [r.detail for r in cost.plan]
+        checked = {i.name for i in ev.fk_served(ev.cases[name], sel.config)}
         for idx in added:
-            if _uses(details, idx.name):
+            if _uses(details, idx.name) or idx.name in checked:
                 used_by[idx.name].append(name)
     index_rows = []
     for idx in added:
@@ -131,7 +132,8 @@ def _index_reason(idx: IndexDef, served: list[str], rb: float, ra: float, share:
         step = next((d for d in new if _uses([d], idx.name)), "")
         sorts = sum(d.startswith("USE TEMP B-TREE") for d in old) - \
             sum(d.startswith("USE TEMP B-TREE") for d in new)
-        how = step.split(" USING ", 1)[-1] if step else "used"
+        how = step.split(" USING ", 1)[-1] if step else \
+            f"its foreign-key check on {idx.table}.{idx.keys[0].expr} seeks instead of scanning"
         if sorts > 0:
             how += ", no sort"
         uses.append(f"{name} ({how})")

@@ -26,7 +26,7 @@ from d1bench.advisor.candidates import Candidate
 from d1bench.advisor.catalog import IndexDef
 from d1bench.advisor.evaluate import Evaluator
 
-__all__ = ["MIN_GAIN", "Selection", "Step", "extend"]
+__all__ = ["MIN_GAIN", "Selection", "Step", "extend", "merge_prefixes"]
 
 #: Stop when the best step saves less than this fraction of the current cost (Extend's 0.3%).
 MIN_GAIN = 0.003
@@ -155,6 +155,7 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
     bar.close()
     sel = Selection(config=config, added=list(added.values()), dropped=[], steps=steps,
                     cost_before=cost_before, cost_after=total, stopped=stopped)
+    merge_prefixes(sel)
     _prune(ev, sel, min_gain, actionable)
     _drops(ev, sel, base)
     sel.cost_after = ev.total(sel.config)
@@ -212,6 +213,38 @@ def _gain(ev: Evaluator, config: list[IndexDef], current: Mapping[str, float],
 
 def _uses(plan_details: Sequence[str], name: str) -> bool:
     return any(f" {name} " in f" {d} " or d.endswith(f" {name}") for d in plan_details)
+
+
+def _covers(short: IndexDef, long: IndexDef) -> bool:
+    """``long`` serves every seek ``short`` serves: same table and predicate, and
+    ``short``'s keys begin it (a one-key index in either direction)."""
+    if short.shape == long.shape or len(short.keys) >= len(long.keys):
+        return False
+    if short.is_prefix_of(long):
+        return True
+    return (len(short.keys) == 1 and short.table == long.table and short.where == long.where
+            and short.keys[0].expr == long.keys[0].expr)
+
+
+def merge_prefixes(sel: Selection) -> list[tuple[IndexDef, str]]:
+    """Drop every proposed index whose keys begin another index of the configuration.
+
+    The longer index serves each lookup the shorter one serves and reads the
+    same entries, so the shorter one only adds a written row to every insert;
+    D1 bills a written row as 1,000 read ones.  Returns what it dropped, also
+    recorded in ``sel.pruned``.
+    """
+    merged = []
+    for idx in sorted(sel.added, key=lambda i: len(i.keys)):
+        longer = next((o for o in sel.config if _covers(idx, o)), None)
+        if longer is None:
+            continue
+        why = f"prefix-redundant: {longer.name} begins with the same keys"
+        sel.config = [i for i in sel.config if i.shape != idx.shape]
+        sel.added = [i for i in sel.added if i.shape != idx.shape]
+        sel.pruned.append((idx, why))
+        merged.append((idx, why))
+    return merged
 
 
 def _prune(ev: Evaluator, sel: Selection, min_gain: float, actionable: set[str]) -> None:

@@ -1,31 +1,49 @@
 """Proof by replay: build the advised set on a copy of the corpus and measure again.
 
 Two copies of the corpus are made: one as it is, one with the migration
-applied (its drops, its creates and its ``PRAGMA optimize``).  The same
-workload, with the same seed (so the same units and parameter values), is
-replayed on each, one statement at a time, and the measured rows read and
-latency are compared template by template: rows read by their means, latency
-by a Mann-Whitney U test on response times (``d1bench.analysis.compare``).  A
-template that got worse is flagged: a what-if prediction is only a prediction.
+applied (its drops, its creates and its ``PRAGMA optimize``).  The workload is
+replayed on each with the same seed (so the same units, values and writes), one
+statement at a time, in rounds, until every template's mean rows read is known
+within ``target_rse`` (:mod:`~d1bench.advisor.sequential`), capped by
+``max_requests``.  Then, template by template:
+
+* rows read and written before and after, and the rows read the advisor
+  predicted, with the prediction's error (``rows_read_error``);
+* latency: a template is called slower only when a Mann-Whitney U test on its
+  response times says so (p < ``WORSE_LATENCY``) *and* its median grew by more
+  than ``min_effect``: on a shared machine small shifts are significant and
+  meaningless.  A template whose plan, rows read and rows written did not change
+  is ``"unchanged plan"``: the index set cannot have made it slower.
+
+A template that got worse is flagged: a what-if prediction is only a prediction.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from d1bench.advisor.sequential import Rounds, sequential
+
 __all__ = [
+    "DEFAULT_MAX_REQUESTS",
+    "FIDELITY_TOLERANCE",
+    "MIN_EFFECT",
+    "TARGET_RSE",
     "VERIFY_COLUMNS",
     "WORSE_LATENCY",
     "WORSE_READS",
     "apply_sql",
     "copy_corpus",
+    "fidelity",
     "index_bytes",
     "measure",
     "real_plans",
@@ -35,12 +53,22 @@ __all__ = [
 VERIFY_COLUMNS = ["template", "executions_before", "executions_after", "rows_read_before",
                   "rows_read_after", "rows_read_predicted", "ms_before", "ms_after",
                   "p50_before_ms", "p50_after_ms", "latency_change", "p_value",
-                  "rows_written_before", "rows_written_after", "worse", "why"]
+                  "rows_written_before", "rows_written_after", "worse", "why",
+                  "rows_read_rse_before", "rows_read_rse_after", "rows_read_same_values",
+                  "rows_read_error", "latency_effect", "plan_changed"]
 
 #: Rows read per execution may grow by this fraction (plus one row) before a template is "worse".
 WORSE_READS = 0.05
 #: A latency change counts when the Mann-Whitney U test on response times says so at this level.
 WORSE_LATENCY = 0.05
+#: ... and the median moved by more than this fraction (``--min-effect``).
+MIN_EFFECT = 0.25
+#: Replay until each template's mean rows read has at most this relative standard error.
+TARGET_RSE = 0.05
+#: Units replayed on each copy at most, unless ``--max-requests`` says otherwise.
+DEFAULT_MAX_REQUESTS = 2000
+#: A prediction within this fraction of the measured rows read counts as right.
+FIDELITY_TOLERANCE = 0.15
 
 
 def copy_corpus(src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
@@ -134,70 +162,219 @@ def measure(db_path: str | os.PathLike[str], workload: Any, *, requests: int, se
 
 def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *,
            requests: int = 300, seed: int = 0, progress: bool = False,
-           predicted: pd.DataFrame | None = None, workdir: str | os.PathLike[str] | None = None
-           ) -> pd.DataFrame:
+           predicted: pd.DataFrame | None = None, workdir: str | os.PathLike[str] | None = None,
+           max_requests: int | None = None, target_rse: float = TARGET_RSE,
+           min_effect: float = MIN_EFFECT,
+           priced: Mapping[str, Sequence[Sequence[Any]]] | None = None) -> pd.DataFrame:
     """Measured before/after per template of applying ``migration_sql`` (see module docstring).
 
+    Args:
+        requests: units of the whole workload replayed first on each copy.
+        max_requests: most units replayed on each copy in all (default
+            ``max(requests, DEFAULT_MAX_REQUESTS)``); more rounds run, for the
+            templates whose mean rows read is not yet known within ``target_rse``.
+        target_rse: relative standard error of each template's mean rows read to reach.
+        min_effect: a template is called slower only when its median response
+            time grew by more than this fraction and the change is significant.
+        predicted: the advice's templates frame (``rows_read_after``, predicted).
+        priced: the parameter values each template's prediction averaged over.
+            Each is run once on a third copy with the set built, so that
+            ``rows_read_error`` compares prediction and measurement on the same
+            values: the what-if model's error, apart from the sampling error of
+            a mean over a few values (which the replay's mean carries).
+
     The frame's ``attrs`` hold the weighted totals: ``rows_read_per_unit_before`` /
-    ``_after`` and ``rows_written_per_unit_before`` / ``_after`` (sums over
-    templates of executions times mean, divided by units replayed), and ``seconds``.
+    ``_after`` and ``rows_written_per_unit_before`` / ``_after`` (executions per unit
+    in the first round times the mean over every round), ``fidelity`` (share of
+    templates whose predicted rows read is within ``FIDELITY_TOLERANCE`` of the
+    measured), ``requests_replayed``, ``rounds`` and ``seconds``.
     """
+    from d1bench.errors import UsageError
+
+    if not 0 < target_rse < 1:
+        raise UsageError(f"target relative standard error must be in (0, 1), got {target_rse!r}")
+    if not min_effect >= 0:
+        raise UsageError(f"minimum effect must be a fraction >= 0, got {min_effect!r}")
+    cap = max(requests, DEFAULT_MAX_REQUESTS) if max_requests is None else int(max_requests)
+    if cap < requests:
+        raise UsageError(f"--max-requests {cap} is below --requests {requests}")
     started = time.perf_counter()
+    wl = _as_workload(workload)
     with tempfile.TemporaryDirectory(prefix="d1bench-verify-", dir=workdir) as tmp:
         before_db = copy_corpus(db_path, Path(tmp) / "before.sqlite")
         after_db = copy_corpus(db_path, Path(tmp) / "after.sqlite")
         apply_sql(after_db, migration_sql)
-        before = measure(before_db, workload, requests=requests, seed=seed, progress=progress)
-        after = measure(after_db, workload, requests=requests, seed=seed, progress=progress)
-    from d1bench.analysis import compare
+        plans = _plans(db_path, wl, before_db, after_db, seed)
+        same_values = _run_values(copy_corpus(after_db, Path(tmp) / "values.sqlite"), wl,
+                                  priced or {})
+        runs = sequential(before_db, after_db, wl, first=requests, cap=cap, seed=seed,
+                          target_rse=target_rse, progress=progress)
+    frame = _compare(runs, plans, predicted, min_effect, same_values)
+    frame.attrs.update(runs.totals())
+    frame.attrs["seconds"] = time.perf_counter() - started
+    frame.attrs["requests"] = requests
+    frame.attrs["requests_replayed"] = runs.spent
+    frame.attrs["rounds"] = runs.rounds
+    frame.attrs["target_rse"] = target_rse
+    frame.attrs["min_effect"] = min_effect
+    known = frame["rows_read_error"].dropna()
+    frame.attrs["fidelity"] = float((known.abs() <= FIDELITY_TOLERANCE).mean()) if len(known) \
+        else float("nan")
+    return frame
 
-    # the copies hold the same data: only the index set differs, which is the point
-    latency = compare(before.attrs["trace"], after.attrs["trace"], alpha=WORSE_LATENCY,
-                      force=True).set_index("template")
+
+def _as_workload(workload: Any) -> Any:
+    if isinstance(workload, (str, os.PathLike)):
+        from d1bench.workload import load_workload
+
+        return load_workload(workload)
+    return getattr(workload, "workload", workload)
+
+
+def _plans(db_path: Any, wl: Any, before_db: Path, after_db: Path,
+           seed: int) -> dict[str, tuple[list[str], list[str]]]:
+    """Each template's real plan on both copies, with one drawn set of values."""
+    from d1bench.advisor.advise import _bind_params
+
+    params, _ = _bind_params(wl, Path(db_path), seed, 1)
+    first = {n: (params.get(n) or [()])[0] for n in wl.templates}
+    sqls = {n: t.sql for n, t in wl.templates.items()}
+    b, a = real_plans(before_db, sqls, first), real_plans(after_db, sqls, first)
+    return {n: (b[n], a[n]) for n in sqls}
+
+
+def fidelity(db_path: str | os.PathLike[str], workload: Any, advice: Any, *,
+             workdir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """Predicted against measured rows read per template, after building ``advice``.
+
+    The advice is built on a copy of ``db_path`` and each template run once with
+    each of the values its prediction averaged over (``advice.priced``), so the
+    two figures differ only by the what-if model's error.  One row per template:
+    ``template``, ``rows_read_predicted``, ``rows_read_measured``, ``error``
+    (predicted / measured - 1), ``within`` (``|error| <= FIDELITY_TOLERANCE``).
+    ``attrs["fidelity"]`` is the share of templates within.
+    """
+    wl = _as_workload(workload)
+    with tempfile.TemporaryDirectory(prefix="d1bench-fidelity-", dir=workdir) as tmp:
+        built = copy_corpus(db_path, Path(tmp) / "built.sqlite")
+        apply_sql(built, advice.migration_sql)
+        measured = _run_values(built, wl, advice.priced)
     rows = []
+    for row in advice.templates.itertuples():
+        if row.template not in measured:
+            continue
+        err = _error(float(row.rows_read_after), measured[row.template])
+        rows.append({"template": row.template, "rows_read_predicted": float(row.rows_read_after),
+                     "rows_read_measured": measured[row.template], "error": err,
+                     "within": bool(abs(err) <= FIDELITY_TOLERANCE)})
+    frame = pd.DataFrame(rows, columns=["template", "rows_read_predicted", "rows_read_measured",
+                                        "error", "within"])
+    frame.attrs["fidelity"] = float(frame["within"].mean()) if len(frame) else float("nan")
+    return frame
+
+
+def _run_values(db: Path, wl: Any, priced: Mapping[str, Sequence[Sequence[Any]]]) -> dict[str, float]:
+    """Mean rows read of each template over the given values, run once each on ``db``."""
+    from d1bench.errors import TargetError
+    from d1bench.targets import open_target
+
+    conn = open_target(f"sqlite:{db}").connect()
+    out = {}
+    try:
+        for name, tuples in priced.items():
+            if name not in wl.templates or not tuples:
+                continue
+            counts = []
+            for values in tuples:
+                try:
+                    counts.append(conn.execute(wl.templates[name].sql, list(values)).meta.rows_read)
+                except TargetError:
+                    continue  # a constraint a drawn value breaks: that value says nothing
+            counts = [c for c in counts if c is not None]
+            if counts:
+                out[name] = float(sum(counts)) / len(counts)
+    finally:
+        conn.close()
+    return out
+
+
+def _compare(runs: Rounds, plans: dict, predicted: pd.DataFrame | None,
+             min_effect: float, same_values: Mapping[str, float]) -> pd.DataFrame:
+    from d1bench.analysis import mann_whitney
+
     pred = {} if predicted is None else dict(zip(predicted["template"], predicted["rows_read_after"]))
-    for name in sorted(set(before.index) | set(after.index)):
-        b = before.loc[name] if name in before.index else None
-        a = after.loc[name] if name in after.index else None
-        rb = float(b["rows_read"]) if b is not None else float("nan")
-        ra = float(a["rows_read"]) if a is not None else float("nan")
-        mb = float(b["ms"]) if b is not None else float("nan")
-        ma = float(a["ms"]) if a is not None else float("nan")
-        lat = latency.loc[name] if name in latency.index else None
-        change = str(lat["change"]) if lat is not None else "no data"
+    rows = []
+    for name in sorted(set(runs.before["template"]) | set(runs.after["template"])):
+        b = runs.before[runs.before["template"] == name]
+        a = runs.after[runs.after["template"] == name]
+        rb, ra = _mean(b["rows_read"]), _mean(a["rows_read"])
+        wb, wa = _mean(b["rows_written"]), _mean(a["rows_written"])
+        x, y = b["service_ms"].to_numpy(float), a["service_ms"].to_numpy(float)
+        p50b = float(np.median(x)) if len(x) else float("nan")
+        p50a = float(np.median(y)) if len(y) else float("nan")
+        effect = p50a / p50b - 1 if p50b > 0 and len(y) else float("nan")
+        plan_b, plan_a = plans.get(name, ([], []))
+        untouched = plan_b == plan_a and _same(rb, ra) and _same(wb, wa, 0.0)
+        p, direction = mann_whitney(x, y) if len(x) and len(y) else (float("nan"), "no data")
+        if untouched:
+            # same plan, same rows read and written: the index set cannot have moved
+            # it, whatever the clock says on a shared machine
+            change = "unchanged plan"
+        elif direction == "no data":
+            change = "no data"
+        elif p < WORSE_LATENCY and abs(effect) > min_effect:
+            change = direction
+        elif p < WORSE_LATENCY:
+            change = f"under the minimum effect ({effect:+.0%})"
+        else:
+            change = "not significant"
         why = []
         if ra > rb * (1 + WORSE_READS) + 1:
             why.append(f"reads {rb:,.1f} -> {ra:,.1f} rows")
         if change == "slower":
-            why.append(f"slower: p50 {lat['p50_before_ms']:.3f} -> {lat['p50_after_ms']:.3f} ms "
-                       f"(Mann-Whitney p = {lat['p_value']:.3g})")
+            why.append(f"slower: p50 {p50b:.3f} -> {p50a:.3f} ms ({effect:+.0%}, "
+                       f"Mann-Whitney p = {p:.3g})")
+        predicted_after = pred.get(name, float("nan"))
         rows.append({
-            "template": name,
-            "executions_before": int(b["executions"]) if b is not None else 0,
-            "executions_after": int(a["executions"]) if a is not None else 0,
-            "rows_read_before": rb, "rows_read_after": ra,
-            "rows_read_predicted": pred.get(name, float("nan")),
-            "ms_before": mb, "ms_after": ma,
-            "p50_before_ms": float(lat["p50_before_ms"]) if lat is not None else float("nan"),
-            "p50_after_ms": float(lat["p50_after_ms"]) if lat is not None else float("nan"),
-            "latency_change": change,
-            "p_value": float(lat["p_value"]) if lat is not None else float("nan"),
-            "rows_written_before": float(b["rows_written"]) if b is not None else float("nan"),
-            "rows_written_after": float(a["rows_written"]) if a is not None else float("nan"),
+            "template": name, "executions_before": len(b), "executions_after": len(a),
+            "rows_read_before": rb, "rows_read_after": ra, "rows_read_predicted": predicted_after,
+            "ms_before": _mean(b["service_ms"]), "ms_after": _mean(a["service_ms"]),
+            "p50_before_ms": p50b, "p50_after_ms": p50a, "latency_change": change,
+            "p_value": p, "rows_written_before": wb, "rows_written_after": wa,
             "worse": bool(why), "why": "; ".join(why),
+            "rows_read_rse_before": _rse(b["rows_read"]), "rows_read_rse_after": _rse(a["rows_read"]),
+            "rows_read_same_values": same_values.get(name, float("nan")),
+            "rows_read_error": _error(predicted_after, same_values.get(name, float("nan"))),
+            "latency_effect": effect, "plan_changed": plan_b != plan_a,
         })
-    frame = pd.DataFrame(rows, columns=VERIFY_COLUMNS)
-    frame.attrs.update(_totals(before, "before"))
-    frame.attrs.update(_totals(after, "after"))
-    frame.attrs["seconds"] = time.perf_counter() - started
-    frame.attrs["requests"] = requests
-    return frame
+    return pd.DataFrame(rows, columns=VERIFY_COLUMNS)
 
 
-def _totals(m: pd.DataFrame, label: str) -> dict[str, float]:
-    units = max(m.attrs.get("units", 1), 1)
-    return {
-        f"rows_read_per_unit_{label}": float((m["executions"] * m["rows_read"]).sum()) / units,
-        f"rows_written_per_unit_{label}": float((m["executions"] * m["rows_written"]).sum()) / units,
-        f"ms_per_unit_{label}": float((m["executions"] * m["ms"]).sum()) / units,
-    }
+def _error(predicted: float, measured: float) -> float:
+    """Relative error of a prediction (0 when both are zero, NaN when unknown)."""
+    if math.isnan(predicted) or math.isnan(measured):
+        return float("nan")
+    if measured == 0:
+        return 0.0 if predicted < 0.5 else float("inf")
+    return predicted / measured - 1
+
+
+def _mean(values: pd.Series) -> float:
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def _same(a: float, b: float, rows: float = 1.0) -> bool:
+    """Equal within ``rows`` rows or 1%."""
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= max(rows, 0.01 * max(abs(a), abs(b)))
+
+
+def _rse(values: pd.Series) -> float:
+    """Relative standard error of the mean (0 for a constant, inf when it cannot be told)."""
+    n = len(values)
+    if n < 2:
+        return float("inf")
+    mean = float(values.mean())
+    sd = float(values.std(ddof=1))
+    if sd == 0:
+        return 0.0
+    return sd / (abs(mean) * math.sqrt(n)) if mean else float("inf")

@@ -67,7 +67,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     advise.add_argument("--verify", action="store_true",
                         help="build the set on a copy and replay before and after")
     advise.add_argument("--requests", type=int, default=300, metavar="N",
-                        help="units each --verify replay runs (default 300)")
+                        help="units of the whole workload --verify replays first (default 300)")
+    advise.add_argument("--max-requests", type=int, default=None, metavar="N",
+                        help="most units --verify replays on each copy while it makes every "
+                        "template's mean rows read known within 5%% (default 2000, or --requests "
+                        "if more)")
+    advise.add_argument("--min-effect", type=float, default=None, metavar="F",
+                        help="--verify calls a template slower only when its median response "
+                        "time grew by more than this fraction, significantly (default 0.25)")
     advise.add_argument("--migrations", metavar="DIR",
                         help="write the migration into this wrangler migrations folder")
     advise.add_argument("--force", action="store_true",
@@ -103,7 +110,8 @@ def run_advise(args: argparse.Namespace) -> int:
     advice = advise(args.db, args.workload, trace=args.trace, budget_bytes=args.budget,
                     write_weight=args.write_weight, verify=args.verify,
                     migrations_dir=args.migrations, force=args.force, seed=args.seed,
-                    verify_requests=args.requests, progress=True)
+                    verify_requests=args.requests, verify_max_requests=args.max_requests,
+                    min_effect=args.min_effect, progress=True)
     s = advice.summary
     print(f"{len(advice.indexes)} index(es) to create, {len(advice.drops)} to drop; predicted "
           f"weighted rows read per unit {s['rows_read_before']:,.0f} -> {s['rows_read_after']:,.0f}, "
@@ -124,12 +132,19 @@ def run_advise(args: argparse.Namespace) -> int:
             f"{row.template} {row.share:.0%}" for row in left.itertuples()))
     if advice.verification is not None:
         v = advice.verification
-        print("verified by replay (measured):")
+        print(f"verified by replay (measured; {v.attrs['requests_replayed']:,} units on each copy "
+              f"in {v.attrs['rounds']} round(s), until each mean rows read was known within "
+              f"{v.attrs['target_rse']:.0%} or the cap):")
         for row in v.itertuples(index=False):
             flag = f"  WORSE: {row.why}" if row.worse else ""
-            print(f"  {row.template}: rows read {row.rows_read_before:,.1f} -> "
-                  f"{row.rows_read_after:,.1f}, p50 ms {row.p50_before_ms:.3f} -> "
-                  f"{row.p50_after_ms:.3f} ({row.latency_change}){flag}")
+            print(f"  {row.template} ({row.executions_after:,} runs): rows read "
+                  f"{row.rows_read_before:,.1f} -> {row.rows_read_after:,.1f} "
+                  f"(predicted {row.rows_read_predicted:,.1f}, measured "
+                  f"{row.rows_read_same_values:,.1f} on the same values), rows written "
+                  f"{row.rows_written_before:,.2f} -> {row.rows_written_after:,.2f}, p50 ms "
+                  f"{row.p50_before_ms:.3f} -> {row.p50_after_ms:.3f} ({row.latency_change}){flag}")
+        print(f"predicted rows read within 15% of measured (same values) for "
+              f"{v.attrs['fidelity']:.0%} of templates")
     if advice.migration_path is not None:
         print(f"wrote {advice.migration_path}")
     elif not args.migrations:
