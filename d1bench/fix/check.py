@@ -164,6 +164,9 @@ def check(rewrite: Rewrite, scratch: Scratch, samples: Sequence[tuple[Any, ...]]
             if trial.width is not None:
                 rows_a = [r[:trial.width] for r in rows_a]
             same = rows_equal(rows_b, rows_a, ordered=trial.ordered)
+            if (not same and rewrite.exact and trial.width is None
+                    and len(trial.before) == 1 == len(trial.after)):
+                same = _same_up_to_ties(scratch, trial, rows_b, rows_a)
             if same and trial.probe:
                 same = rows_equal(_run(scratch.before, trial.probe)[0],
                                   _run(scratch.after, trial.probe)[0], ordered=False)
@@ -181,6 +184,38 @@ def check(rewrite: Rewrite, scratch: Scratch, samples: Sequence[tuple[Any, ...]]
     d = max(n, 1)
     return Measured(n, equivalent, totals[0] / d, totals[1] / d, totals[2] / d, totals[3] / d,
                     sum(recalls) / len(recalls) if recalls else 0.0, tuple(failures))
+
+
+def _same_up_to_ties(scratch: Scratch, trial: Trial, rows_b: list[tuple],
+                     rows_a: list[tuple]) -> bool:
+    """Whether two LIMITed results differ only by which tied rows made the cut.
+
+    ORDER BY ... LIMIT over ties leaves SQLite free to return any of the tied
+    rows, and another plan (a new index) may return others: not a difference.
+    So: the same number of rows, every row of each side a row of the other
+    side's query without its LIMIT, and those two full results the same.  The
+    order within the LIMIT is not checked again here; only exact rewrites get
+    this second look (each keeps the ORDER BY it was given), never an
+    approximate one, whose rows are always a subset of the full result.
+    """
+    from d1bench.fix.sqlshape import max_index, parse, to_sql
+
+    if len(rows_b) != len(rows_a):
+        return False
+    full = []
+    for conn, (sql, params) in ((scratch.before, trial.before[0]), (scratch.after, trial.after[0])):
+        parsed = parse(sql)
+        if parsed is None or parsed.tree.args.get("limit") is None:
+            return False
+        tree = parsed.tree.copy()
+        tree.set("limit", None)
+        tree.set("offset", None)
+        text = to_sql(tree)
+        full.append(_run(conn, [(text, tuple(params)[:max(max_index(text), 0)] if
+                                 max_index(text) else ())])[0])
+    seen_b, seen_a = Counter(full[0]), Counter(full[1])
+    return (all(seen_b[r] > 0 for r in rows_a) and all(seen_a[r] > 0 for r in rows_b)
+            and rows_equal(full[0], full[1], ordered=False))
 
 
 def _short(params: Sequence[Any]) -> str:

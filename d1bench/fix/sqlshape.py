@@ -13,26 +13,18 @@ from typing import Any
 __all__ = ["ParsedSQL", "max_index", "number_placeholders", "parse", "placeholder_index", "table_aliases",
            "to_sql"]
 
-_TOKEN = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|\?(\d*)", re.DOTALL)
 _NAMED = re.compile(r":p(\d+)\b")
 
 
 def number_placeholders(sql: str) -> str:
-    """``?`` -> ``:pN`` in order (``?NNN`` keeps its number), outside strings and comments.
+    """``?`` -> ``:pN`` in order (``?NNN`` keeps its number), as the advisor reads templates.
 
     >>> number_placeholders("SELECT '?' , ? , ?3 , ? -- ?")
     "SELECT '?' , :p1 , :p3 , :p4 -- ?"
     """
-    count = 0
+    from d1bench.advisor.parsing import number_placeholders as numbered
 
-    def sub(m: re.Match) -> str:
-        nonlocal count
-        if not m.group(0).startswith("?"):
-            return m.group(0)
-        count = int(m.group(1)) if m.group(1) else count + 1
-        return f":p{count}"
-
-    return _TOKEN.sub(sub, sql)
+    return numbered(sql)[0]
 
 
 class ParsedSQL:

@@ -52,6 +52,12 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
     keys = order_cols + [c for c in pk if c not in order_cols]
     direction = " DESC" if desc else ""
     tiebroken = tree.copy()
+    outputs = {e.alias_or_name.lower() for e in tiebroken.expressions}
+    if not any(isinstance(e, exp.Star) for e in tiebroken.expressions):
+        # The next page binds the last row's sort key, so the page must return it.
+        for k in keys:
+            if k.lower() not in outputs:
+                tiebroken.select(exp.column(k), copy=False)
     tiebroken.set("order", exp.Order(expressions=[
         exp.Ordered(this=exp.column(c), desc=desc) for c in keys]))
     first = tiebroken.copy()
