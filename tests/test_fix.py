@@ -100,6 +100,18 @@ def test_json_extract_gets_a_generated_column_or_an_expression_index(saas_plan, 
     assert code["rows_read_after"] <= 60
 
 
+def test_rollup_for_date_buckets_with_partial_days_from_raw_rows(events_plan):
+    daily = _step(events_plan, "rollup")
+    assert daily["target"] == "daily_counts"
+    assert daily["equivalent"] == daily["trials"] == 3  # sampled windows start mid-day
+    assert "events_daily_kind" in daily["sql"] and "UNION ALL" in daily["sql"]
+    assert "AFTER INSERT ON events" in daily["ddl"] and "AFTER UPDATE OF ts, kind, value" in daily["ddl"]
+    assert daily["rows_read_before"] > 20 * daily["rows_read_after"]
+    assert daily["rows_written_added"] > 0  # ingest_reading now also writes the rollup's row
+    joined = events_plan.rejected[events_plan.rejected["target"] == "site_daily_severity"]
+    assert "join" in joined["reason"].iloc[0]
+
+
 def test_n_plus_one_batched_and_refused_where_each_row_has_a_limit(saas_plan, events_plan):
     batch = _step(saas_plan, "n_plus_one")
     assert batch["target"] == "board_comments_n_plus_1"

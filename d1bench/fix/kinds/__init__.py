@@ -12,12 +12,13 @@ from d1bench.fix.kinds import (
     json_column,
     keyset,
     n_plus_one,
+    rollup,
     trigger_of,
     vector,
 )
 
 #: Stages over templates, in the order they are tried (every one is tried on every template).
-TEMPLATE_STAGES = (vector, fts_match, json_column, keyset, counter)
+TEMPLATE_STAGES = (vector, rollup, fts_match, json_column, keyset, counter)
 #: Stages over sessions and over the schema's triggers.
 SESSION_STAGES = (n_plus_one,)
 SCHEMA_STAGES = (trigger_of,)
