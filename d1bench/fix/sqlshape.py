@@ -10,8 +10,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["ParsedSQL", "max_index", "number_placeholders", "parse", "placeholder_index", "table_aliases",
-           "to_sql"]
+__all__ = [
+    "ParsedSQL",
+    "max_index",
+    "number_placeholders",
+    "parse",
+    "placeholder_index",
+    "read_select",
+    "table_aliases",
+    "to_sql",
+]
 
 _NAMED = re.compile(r":p(\d+)\b")
 
@@ -47,6 +55,17 @@ def parse(sql: str) -> ParsedSQL | None:
         return ParsedSQL(sql)
     except Exception:  # noqa: BLE001 - any parse failure means "no rewrite"
         return None
+
+
+def read_select(workload: Any, name: str) -> tuple[Any, ParsedSQL] | None:
+    """(template, its parsed SELECT) for a read template a rewrite can work on, else ``None``."""
+    from sqlglot import exp
+
+    template = workload.templates[name]
+    parsed = None if template.is_write else parse(template.sql)
+    if parsed is None or not isinstance(parsed.tree, exp.Select):
+        return None
+    return template, parsed
 
 
 def placeholder_index(node: Any) -> int | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from d1bench.fix.model import Context, Rewrite, Skip, Trial
-from d1bench.fix.sqlshape import parse, table_aliases
+from d1bench.fix.sqlshape import read_select, table_aliases
 
 KIND = "counter"
 
@@ -34,10 +34,10 @@ def counter_ddl(table: str) -> tuple[str, str]:
 def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
     from sqlglot import exp
 
-    template = ctx.workload.templates[name]
-    parsed = parse(template.sql)
-    if template.is_write or parsed is None or not isinstance(parsed.tree, exp.Select):
+    found = read_select(ctx.workload, name)
+    if found is None:
         return None
+    template, parsed = found
     tree = parsed.tree
     outputs = tree.expressions
     if len(outputs) != 1 or not isinstance(outputs[0].unalias(), exp.Count) or not isinstance(

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from d1bench.fix.model import Context, Rewrite, Skip, Trial
-from d1bench.fix.sqlshape import parse, placeholder_index, table_aliases, to_sql
+from d1bench.fix.sqlshape import placeholder_index, read_select, table_aliases, to_sql
 
 KIND = "fts_match"
 
@@ -53,12 +53,10 @@ def match_value(like: Any, column: str) -> str | None:
 def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
     from sqlglot import exp
 
-    template = ctx.workload.templates[name]
-    if template.is_write:
+    found = read_select(ctx.workload, name)
+    if found is None:
         return None
-    parsed = parse(template.sql)
-    if parsed is None:
-        return None
+    template, parsed = found
     ftss = fts_indexes(ctx.catalog)
     for like in parsed.tree.find_all(exp.Like):
         col, ph = like.this, like.expression

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from d1bench.fix.model import Context, Rewrite, Skip, Trial
-from d1bench.fix.sqlshape import parse, table_aliases, to_sql
+from d1bench.fix.sqlshape import parse, read_select, table_aliases, to_sql
 
 KIND = "json_column"
 
@@ -49,12 +49,10 @@ def _selects_star(ctx: Context, table: str) -> bool:
 def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
     from sqlglot import exp
 
-    template = ctx.workload.templates[name]
-    if template.is_write:
+    found = read_select(ctx.workload, name)
+    if found is None:
         return None
-    parsed = parse(template.sql)
-    if parsed is None:
-        return None
+    template, parsed = found
     for call in parsed.tree.find_all(exp.JSONExtract, exp.JSONExtractScalar):
         pred = call.parent
         if not isinstance(pred, (exp.EQ, exp.In)) or call.find_ancestor(exp.Where) is None:

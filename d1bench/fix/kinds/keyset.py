@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from d1bench.fix.model import Context, Rewrite, Skip, Trial
-from d1bench.fix.sqlshape import max_index, parse, placeholder_index, table_aliases, to_sql
+from d1bench.fix.sqlshape import max_index, placeholder_index, read_select, table_aliases, to_sql
 
 KIND = "keyset"
 
@@ -22,10 +22,10 @@ KIND = "keyset"
 def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
     from sqlglot import exp
 
-    template = ctx.workload.templates[name]
-    parsed = parse(template.sql)
-    if template.is_write or parsed is None or not isinstance(parsed.tree, exp.Select):
+    found = read_select(ctx.workload, name)
+    if found is None:
         return None
+    _template, parsed = found
     tree = parsed.tree
     offset = tree.args.get("offset")
     k_index = placeholder_index(offset.expression) if offset is not None else None

@@ -17,7 +17,7 @@ import re
 from typing import Any
 
 from d1bench.fix.model import Context, Rewrite, Skip, Trial
-from d1bench.fix.sqlshape import parse, table_aliases
+from d1bench.fix.sqlshape import read_select, table_aliases
 
 KIND = "rollup"
 
@@ -92,12 +92,11 @@ def _window(tree: Any, column: str) -> tuple[str, str] | None:
 
 
 def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
-    from sqlglot import exp
 
-    template = ctx.workload.templates[name]
-    parsed = parse(template.sql)
-    if template.is_write or parsed is None or not isinstance(parsed.tree, exp.Select):
+    found = read_select(ctx.workload, name)
+    if found is None:
         return None
+    template, parsed = found
     tree = parsed.tree
     shape = _terms(tree)
     if shape is None:

@@ -21,7 +21,7 @@ import math
 from typing import Any
 
 from d1bench.fix.model import Context, Rewrite, Skip, Trial
-from d1bench.fix.sqlshape import parse, placeholder_index, table_aliases, to_sql
+from d1bench.fix.sqlshape import placeholder_index, read_select, table_aliases, to_sql
 
 KIND = "vector_lsh"
 
@@ -130,10 +130,10 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
 
     import numpy as np
 
-    template = ctx.workload.templates[name]
-    parsed = parse(template.sql)
-    if template.is_write or parsed is None or "json_each" not in template.sql.lower():
+    found = read_select(ctx.workload, name)
+    if found is None or "json_each" not in found[0].sql.lower():
         return None
+    template, parsed = found
     shape = _shape(parsed.tree)
     if shape is None:
         return None
