@@ -131,12 +131,12 @@ def _json_each_floor(corpus: Path, workload: Any, seed: int) -> dict[str, float]
     """
     import apsw
 
-    from d1bench.advisor.advise import _bind_params
+    from d1bench.advisor.preparation import bind_params
 
     name = "semantic_search"
     if name not in workload.templates:
         return {}
-    params, _ = _bind_params(workload, corpus, seed, 5)
+    params, _ = bind_params(workload, corpus, seed, 5)
     dims = {len(json.loads(p[0])) for p in params.get(name) or []}
     if len(dims) != 1:
         raise SystemExit(f"{name}: query vectors of lengths {sorted(dims)}; expected one length")
@@ -481,8 +481,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from d1bench import generate_corpus
     from d1bench.advisor import advise
-    from d1bench.advisor.advise import _bind_params
     from d1bench.advisor.expert import expert_union, run_expert
+    from d1bench.advisor.preparation import bind_params
     from d1bench.advisor.verify import index_bytes, real_plans
     from d1bench.schema import index_set_sql
     from d1bench.workload import load_workload
@@ -530,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         tradeoff = None if args.no_tradeoff else _write_tradeoff(
             corpus, folder, heavy, heavy_advice.migration_sql, advice.migration_sql, union, write, args)
 
-        params, _ = _bind_params(workload, corpus, args.seed, 3)
+        params, _ = bind_params(workload, corpus, args.seed, 3)
         plans_db = _build(corpus, folder, "plans", advice.migration_sql)
         real = real_plans(plans_db, {n: t.sql for n, t in workload.templates.items()},
                           {n: (params.get(n) or [()])[0] for n in workload.templates})

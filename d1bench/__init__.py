@@ -23,10 +23,12 @@ _EXPORTS = {
     "load_trace": "d1bench.trace",
     "summarize": "d1bench.analysis",
     "compare": "d1bench.analysis",
-    "LocalD1": "d1bench.targets.d1_local",
+    "LocalD1": "d1bench.targets.d1.local",
     "upload": "d1bench.upload",
     "lint": "d1bench.lint",
     "advise": "d1bench.advisor",
+    "prepare": "d1bench.advisor",
+    "Prepared": "d1bench.advisor",
     "fix": "d1bench.fix",
     "monthly_cost": "d1bench.cost",
 }

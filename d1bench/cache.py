@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from d1bench import __version__
+from d1bench._atomic import atomic_path, write_atomic
 from d1bench._paths import data_dir
 
 __all__ = [
@@ -133,14 +134,9 @@ def indexed_copy(corpus: str | os.PathLike[str], index_set: str) -> Path:
                     return target
             except ValueError:
                 pass
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        try:
+        with atomic_path(target, force=True) as tmp:
             shutil.copyfile(corpus, tmp)
             apply_index_set(tmp, index_set)
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
         stamp_file.write_text(json.dumps(want))
     return target
 
@@ -364,10 +360,7 @@ def index_set_file(name: str, sql: str) -> Path:
     path = generated_dir() / "index-sets" / f"{safe}-{hashlib.sha256(sql.encode()).hexdigest()[:12]}.sql"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(sql)
-        os.replace(tmp, path)
+        write_atomic(path, sql, force=True)
     return path
 
 

@@ -24,7 +24,7 @@ __all__ = [
     "DAYS_PER_MONTH",
     "PLANS",
     "SECONDS_PER_DAY",
-    "Plan",
+    "PricingPlan",
     "compare_costs",
     "cost_curve",
     "mix_usage",
@@ -39,7 +39,7 @@ DAYS_PER_MONTH = 30
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class PricingPlan:
     """Prices and allowances of one D1 plan.
 
     Attributes:
@@ -65,8 +65,8 @@ class Plan:
     write_limit_day: float | None = None
 
 
-PLANS: dict[str, Plan] = {
-    "paid": Plan(
+PLANS: dict[str, PricingPlan] = {
+    "paid": PricingPlan(
         name="paid",
         read_included_month=25e9,
         write_included_month=50e6,
@@ -76,7 +76,7 @@ PLANS: dict[str, Plan] = {
         usd_per_gb_month=0.75,
     ),
     # The free plan never bills: past a daily limit, queries fail until 00:00 UTC.
-    "free": Plan(
+    "free": PricingPlan(
         name="free",
         read_included_month=0.0,
         write_included_month=0.0,
@@ -102,8 +102,8 @@ _COLUMNS = [
 ]
 
 
-def _plan(plan: str | Plan) -> Plan:
-    if isinstance(plan, Plan):
+def _plan(plan: str | PricingPlan) -> PricingPlan:
+    if isinstance(plan, PricingPlan):
         return plan
     try:
         return PLANS[plan]
@@ -123,7 +123,7 @@ def monthly_cost(
     rows_written_per_request: float,
     requests_per_second: float,
     storage_gb: float = 0.0,
-    plan: str | Plan = "paid",
+    plan: str | PricingPlan = "paid",
     *,
     days_per_month: float = DAYS_PER_MONTH,
 ) -> pd.DataFrame:
@@ -231,7 +231,7 @@ def cost_curve(
     rows_written_per_request: float,
     rates: Iterable[float],
     storage_gb: float = 0.0,
-    plan: str | Plan = "paid",
+    plan: str | PricingPlan = "paid",
 ) -> pd.DataFrame:
     """Monthly cost at each request rate in ``rates``: one row per rate.
 
@@ -324,7 +324,7 @@ def compare_costs(
     scenarios: Mapping[str, pd.DataFrame | Mapping[str, float]],
     requests_per_second: float,
     storage_gb: float | Mapping[str, float] = 0.0,
-    plan: str | Plan = "paid",
+    plan: str | PricingPlan = "paid",
 ) -> pd.DataFrame:
     """The monthly bill of several scenarios (index sets, targets) at one rate.
 

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from d1bench.errors import UsageError
-from d1bench.schema import _statements_with_lines, index_set_sql
+from d1bench.schema import index_set_sql, statements_with_lines
 
 __all__ = ["APPLY_COLUMNS", "INDEX_COLUMNS", "apply_index_set", "current_indexes"]
 
@@ -87,7 +87,7 @@ def apply_index_set(db_path: str | os.PathLike[str], index_set: str | os.PathLik
         raise UsageError(f"{db_path}: no such database file")
     text = index_set_sql(index_set)  # validates names and statement kinds
     source = str(index_set)
-    statements = _statements_with_lines(text)
+    statements = statements_with_lines(text)
     wanted: dict[str, tuple[str, str, int]] = {}  # name -> (table, sql, line)
     for line, statement in statements:
         m = _CREATE.match(statement)

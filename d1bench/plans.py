@@ -45,8 +45,8 @@ __all__ = [
     "INDEXED",
     "PlanInfo",
     "TableAccess",
-    "classify",
     "classify_detail",
+    "classify_plan",
     "index_hit_rates",
     "plan_report",
     "plan_text",
@@ -170,7 +170,7 @@ def classify_detail(detail: str, subqueries: Iterable[str] = (),
     return kind, TableAccess(table, kind, index, d)
 
 
-def classify(steps: Sequence[PlanStep], *, fts_tables: Iterable[str] = (),
+def classify_plan(steps: Sequence[PlanStep], *, fts_tables: Iterable[str] = (),
              sql: str | None = None) -> PlanInfo:
     """Classify a plan (the rows of ``EXPLAIN QUERY PLAN``, as a target returns them).
 
@@ -180,10 +180,10 @@ def classify(steps: Sequence[PlanStep], *, fts_tables: Iterable[str] = (),
     statement's ``sql`` resolves such aliases exactly.
 
     >>> from d1bench.targets.base import PlanStep
-    >>> info = classify([PlanStep(2, 0, "SCAN papers"), PlanStep(10, 0, "USE TEMP B-TREE FOR ORDER BY")])
+    >>> info = classify_plan([PlanStep(2, 0, "SCAN papers"), PlanStep(10, 0, "USE TEMP B-TREE FOR ORDER BY")])
     >>> info.plan_class, sorted(info.classes), info.all_indexed, info.tables_scanned
     ('full_scan', ['full_scan', 'temp_btree_order'], False, ('papers',))
-    >>> classify([]).plan_class
+    >>> classify_plan([]).plan_class
     'constant'
     """
     fts = set(fts_tables)
@@ -229,7 +229,7 @@ def _sql_names(sql: str) -> tuple[set[str], dict[str, str]]:
         import sqlglot
         from sqlglot import exp
 
-        from d1bench.workload.sqltext import quiet_sqlglot
+        from d1bench.sql.text import quiet_sqlglot
 
         with quiet_sqlglot():
             tree = sqlglot.parse_one(sql, read="sqlite")
@@ -304,7 +304,7 @@ def plan_report(workload: Any, db_path: str | Path, *, params: str = "draw",
                              "plan_class": None, "classes": [], "all_indexed": None,
                              "tables_scanned": [], "error": f"{exc.error_class}: {exc.message}"})
                 continue
-            info = classify(steps, fts_tables=fts, sql=template.sql)
+            info = classify_plan(steps, fts_tables=fts, sql=template.sql)
             rows.append({"template": template.name, "sql": template.sql.strip(),
                          "plan": plan_text(steps), "plan_class": info.plan_class,
                          "classes": sorted(info.classes), "all_indexed": info.all_indexed,

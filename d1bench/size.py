@@ -32,7 +32,7 @@ import apsw
 import pandas as pd
 
 from d1bench.errors import UsageError
-from d1bench.targets.d1.limits import MAX_DATABASE_BYTES
+from d1bench.sql.limits import MAX_DATABASE_BYTES
 
 __all__ = [
     "BYTES_PER_PAPER",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from hdrh.histogram import HdrHistogram
 
+from d1bench._atomic import atomic_path
 from d1bench.errors import UsageError
 
 __all__ = [
@@ -270,14 +270,8 @@ def write_trace(trace: Trace, path: str | os.PathLike[str], *, force: bool = Fal
         _META_KEY: json.dumps(trace.meta, default=str).encode(),
         _HIST_KEY: json.dumps(hists).encode(),
     })
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, force=force) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -22,6 +22,20 @@ def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def lint_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lint fixtures' schema and data (items, notes, labels, kinds: not ``medical``).
+    Read-only: copy it before writing."""
+    import apsw
+
+    path = tmp_path_factory.mktemp("lint") / "lint.sqlite"
+    conn = apsw.Connection(str(path))
+    schema = Path(__file__).parent / "fixtures" / "lint" / "schema.sql"
+    conn.execute(schema.read_text(encoding="utf-8"))
+    conn.close()
+    return path
+
+
 @pytest.fixture
 def corpus_copy(small_corpus: Path, tmp_path: Path) -> Path:
     """A private, writable copy of the small corpus."""
@@ -35,7 +49,7 @@ def corpus_copy(small_corpus: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def local_d1(tmp_path_factory: pytest.TempPathFactory):
     """A real local D1 (Miniflare on 127.0.0.1) shared by the session, persisted in a temp dir."""
-    from d1bench.targets.d1_local import LocalD1, miniflare_version
+    from d1bench.targets.d1.local import LocalD1, miniflare_version
 
     if miniflare_version() is None:
         pytest.fail("Miniflare is not installed: run `make node_modules` (npm ci from "

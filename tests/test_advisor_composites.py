@@ -13,8 +13,8 @@ import apsw
 import pytest
 
 from d1bench.advisor import advise
-from d1bench.advisor.catalog import IndexDef, Key
 from d1bench.advisor.select import Selection, merge_prefixes
+from d1bench.sql.catalog import IndexDef, Key
 from d1bench.targets import open_target
 
 SHOP = Path(__file__).parent / "fixtures" / "advice" / "shop"

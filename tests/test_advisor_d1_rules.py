@@ -28,11 +28,11 @@ from pathlib import Path
 import apsw
 import pytest
 
-from d1bench.advisor.catalog import read_catalog
-from d1bench.advisor.cost import CostModel
+from d1bench.advisor.costmodel import CostModel
 from d1bench.advisor.query import analyze
 from d1bench.advisor.stats import Stats
 from d1bench.advisor.whatif import WhatIf
+from d1bench.sql.catalog import read_catalog
 
 SCHEMA = [
     "CREATE TABLE rr_t (id INTEGER PRIMARY KEY, a INTEGER, b TEXT, c INTEGER)",

@@ -11,16 +11,16 @@ from pathlib import Path
 import apsw
 import pytest
 
-from d1bench.advisor.catalog import IndexDef, Key, read_catalog
-from d1bench.advisor.cost import CostModel
+from d1bench.advisor.costmodel import CostModel
 from d1bench.advisor.query import analyze
 from d1bench.advisor.stats import Stats
 from d1bench.advisor.whatif import WhatIf
+from d1bench.sql.catalog import IndexDef, Key, read_catalog
 
 
 @pytest.mark.parametrize("module", [
-    "d1bench.advisor.naming", "d1bench.advisor.stats", "d1bench.advisor.planwalk",
-    "d1bench.advisor.parsing", "d1bench.advisor.catalog", "d1bench.advisor.migration",
+    "d1bench.sql.naming", "d1bench.advisor.stats", "d1bench.advisor.planwalk",
+    "d1bench.sql.parsing", "d1bench.sql.catalog", "d1bench.advisor.migration",
     "d1bench.advisor.expert", "d1bench.advisor.query", "d1bench.lint.context",
     "d1bench.advisor.report",
 ])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_replay_support import (
+from replay_support import (
     HookTarget,
     make_items_db,
     sleep_each,

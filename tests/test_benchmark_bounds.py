@@ -25,11 +25,11 @@ def _benchmark():
 
 def test_the_json_each_floor_is_under_d1s_own_count_and_close_to_it(local_d1_corpus,
                                                                      small_corpus: Path) -> None:
-    from d1bench.advisor.advise import _bind_params
+    from d1bench.advisor.preparation import bind_params
 
     workload = load_workload("medical")
     floor = _benchmark()._json_each_floor(small_corpus, workload, seed=0)["semantic_search"]
-    params, _ = _bind_params(workload, small_corpus, 3, 3)
+    params, _ = bind_params(workload, small_corpus, 3, 3)
     sql = workload.templates["semantic_search"].sql
     with local_d1_corpus.target() as target:
         assert target.exact_rows_read

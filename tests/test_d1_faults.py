@@ -13,10 +13,10 @@ import contextlib
 from collections import Counter
 
 import pytest
+from faultproxy import FaultProxy, SQLiteD1Server
 
 from d1bench.errors import TargetError
 from d1bench.targets.d1 import D1Target
-from d1bench.targets.faultproxy import FaultProxy, SQLiteD1Server
 
 #: What the client must call each injected fault.
 CLASS_OF = {"drop": "network", "retryable_message": "network", "rate_limit": "rate_limited",
@@ -248,7 +248,7 @@ def test_replay_through_faults_in_front_of_local_d1_loses_nothing():
     import json
 
     from d1bench.runner import replay
-    from d1bench.targets.d1_local import LocalD1
+    from d1bench.targets.d1.local import LocalD1
     from d1bench.workload import parse_workload
 
     workload, problems = parse_workload(FAULT_WORKLOAD, "faults.toml")

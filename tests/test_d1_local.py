@@ -18,11 +18,11 @@ import pytest
 
 from d1bench.errors import TargetError, UsageError
 from d1bench.schema import ddl, index_set_names, index_set_sql, split_statements
-from d1bench.targets.d1_local import (
+from d1bench.targets.d1.detached import local_status
+from d1bench.targets.d1.local import (
     LocalD1,
     LocalD1Error,
     LocalD1Target,
-    local_status,
     process_group,
     sqlite_file,
 )
@@ -95,7 +95,7 @@ def test_node_killed_does_not_orphan_workerd() -> None:
 def test_parent_killed_stops_the_server(tmp_path: Path) -> None:
     child = textwrap.dedent("""
         import os, signal
-        from d1bench.targets.d1_local import LocalD1
+        from d1bench.targets.d1.local import LocalD1
         d1 = LocalD1().start()
         print(d1.pid, flush=True)
         os.kill(os.getpid(), signal.SIGKILL)  # no atexit, no __exit__

@@ -13,6 +13,7 @@ import pickle
 import threading
 
 import pytest
+from faultproxy import SQLiteD1Server
 from loopback import serve_in_thread
 
 from d1bench.errors import TargetError, UsageError
@@ -20,12 +21,11 @@ from d1bench.targets.d1 import (
     D1Target,
     check_statement,
     check_workload_limits,
-    classify,
+    classify_response,
     guard_read_only,
     read_only_verdict,
 )
 from d1bench.targets.d1._http import HTTPPool
-from d1bench.targets.faultproxy import SQLiteD1Server
 
 REMOTE_META = {"served_by_region": "WEUR", "served_by_primary": True, "served_by_colo": "AMS",
                "total_attempts": 1, "timings": {"sql_duration_ms": 0.25}}
@@ -198,7 +198,7 @@ def test_http_pool_reads_chunked_until_close_and_informational_responses():
     (400, 7400, "The request is malformed", ("other", False)),
 ])
 def test_classify_d1_messages(status, code, message, expected):
-    assert classify(status, code, message) == expected
+    assert classify_response(status, code, message) == expected
 
 
 # --- limits, checked before sending ----------------------------------------------------------
@@ -401,7 +401,7 @@ def test_token_stays_out_of_repr_url_describe_and_pickles(double):
 
 @pytest.fixture(scope="module")
 def notes_d1():
-    from d1bench.targets.d1_local import LocalD1
+    from d1bench.targets.d1.local import LocalD1
 
     with LocalD1() as local:
         setup = D1Target(local.base_url, local.account_id, local.database_id, local.token,

@@ -122,11 +122,12 @@ def test_n_plus_one_batched_and_refused_where_each_row_has_a_limit(saas_plan, ev
 
 
 def test_fts_match_is_only_proposed_when_every_sample_agrees(saas_db, tmp_path):
-    from d1bench.advisor.advise import _load, open_corpus
-    from d1bench.advisor.catalog import read_catalog
+    from d1bench.advisor.preparation import as_workload as _load
+    from d1bench.advisor.preparation import open_corpus
     from d1bench.fix.check import Scratch, check
     from d1bench.fix.kinds import fts_match
     from d1bench.fix.model import Context
+    from d1bench.sql.catalog import read_catalog
 
     conn = open_corpus(saas_db)
     wl = _load(workload_path("saas"))

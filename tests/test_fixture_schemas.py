@@ -211,7 +211,7 @@ def test_schema_and_every_template_are_accepted_by_a_local_d1(name: str, tmp_pat
                                                                request: pytest.FixtureRequest) -> None:
     """The DDL runs for real on D1 (triggers, FTS5, WITHOUT ROWID), and D1 plans every template."""
     from d1bench.schema import split_statements
-    from d1bench.targets.d1_local import LocalD1
+    from d1bench.targets.d1.local import LocalD1
 
     local = request.getfixturevalue(f"{name}_db")
     made_locally = {r[0] for r in _rows(local, "SELECT name FROM sqlite_schema")

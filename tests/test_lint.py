@@ -16,15 +16,6 @@ FIXTURES = Path(__file__).parent / "fixtures" / "lint"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
 
 
-@pytest.fixture(scope="module")
-def lint_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("lint") / "lint.sqlite"
-    conn = apsw.Connection(str(path))
-    conn.execute((FIXTURES / "schema.sql").read_text(encoding="utf-8"))
-    conn.close()
-    return path
-
-
 def test_every_rule_has_a_fixture() -> None:
     assert sorted(rule_names()) == CASES
 

@@ -9,7 +9,7 @@ import apsw
 import pandas as pd
 import pytest
 
-from d1bench.plans import EXPENSE, classify, index_hit_rates, plan_report, plan_text
+from d1bench.plans import EXPENSE, classify_plan, index_hit_rates, plan_report, plan_text
 from d1bench.targets.base import PlanStep
 
 FIXTURES = Path(__file__).parent / "fixtures" / "plans"
@@ -45,7 +45,7 @@ ALL_CASES = [pytest.param(c, id=f"sqlite:{c['name']}") for c in SQLITE["case"]] 
 
 @pytest.mark.parametrize("case", ALL_CASES)
 def test_golden_plan_text_classifies_as_expected(case: dict) -> None:
-    assert outcome(classify(parse_plan(case["plan"]))) == expectation(case)
+    assert outcome(classify_plan(parse_plan(case["plan"]))) == expectation(case)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_golden_plans_hold_on_a_real_engine(engine: apsw.Connection, case: dict)
     # Given the SQL, scanned tables go by their schema names (`tables_named`) rather
     # than the aliases the plan text shows.
     named = {**expectation(case), "tables_scanned": case.get("tables_named", case["tables_scanned"])}
-    assert outcome(classify(steps, sql=sql)) == named
+    assert outcome(classify_plan(steps, sql=sql)) == named
 
 
 def test_every_class_is_exercised_by_the_golden_files() -> None:
@@ -73,7 +73,7 @@ def test_every_class_is_exercised_by_the_golden_files() -> None:
 
 
 def test_headline_is_the_most_expensive_class() -> None:
-    info = classify(parse_plan("SEARCH t USING INTEGER PRIMARY KEY (rowid=?)\n"
+    info = classify_plan(parse_plan("SEARCH t USING INTEGER PRIMARY KEY (rowid=?)\n"
                                "SCAN u\nUSE TEMP B-TREE FOR ORDER BY"))
     assert info.plan_class == "full_scan"
     assert EXPENSE.index("full_scan") < EXPENSE.index("temp_btree_order") \
@@ -86,14 +86,14 @@ def test_sql_resolves_a_recursive_cte_alias() -> None:
                       "SCAN net")
     sql = ("WITH RECURSIVE net(id) AS (SELECT citing FROM c WHERE cited = ? UNION ALL "
            "SELECT c.citing FROM c JOIN net n ON c.cited = n.id) SELECT * FROM net")
-    assert classify(plan, sql=sql).all_indexed is True  # `SCAN n` is the CTE, not a table
-    assert classify(plan).all_indexed is False  # without the SQL, `n` is not the first SCAN
+    assert classify_plan(plan, sql=sql).all_indexed is True  # `SCAN n` is the CTE, not a table
+    assert classify_plan(plan).all_indexed is False  # without the SQL, `n` is not the first SCAN
 
 
 def test_fts_tables_can_be_named() -> None:
     plan = parse_plan("SCAN docs VIRTUAL TABLE INDEX 0:")
-    assert classify(plan).plan_class == "other_virtual"
-    assert classify(plan, fts_tables={"docs"}).plan_class == "fts"
+    assert classify_plan(plan).plan_class == "other_virtual"
+    assert classify_plan(plan, fts_tables={"docs"}).plan_class == "fts"
 
 
 def test_plan_text_round_trips() -> None:

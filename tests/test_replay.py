@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_replay_support import (
+from replay_support import (
     HookTarget,
     make_items_db,
     sqlite_target,

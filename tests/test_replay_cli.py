@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_replay_support import ITEMS, TOY_WORKLOAD, make_items_db, synthetic_trace
+from replay_support import ITEMS, TOY_WORKLOAD, make_items_db, synthetic_trace
 
 from d1bench import load_trace
 from d1bench.analysis import ALL

@@ -10,7 +10,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from d1bench import report
 from d1bench.cli import main
 from d1bench.errors import UsageError
 from d1bench.report import (
@@ -23,6 +22,7 @@ from d1bench.report import (
     record,
     render_html,
 )
+from d1bench.report import build as report
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 SECRET_CODE = "distinctive_name_in_code_only = 41"
@@ -279,3 +279,40 @@ def test_papermill_sees_every_parameter(path):
                 for t in node.targets]
     assert assigned, "the parameters cell assigns nothing"
     assert list(pm.inspect_notebook(str(path))) == assigned
+
+
+def test_a_cell_that_times_out_is_named_in_one_line(tmp_path: Path) -> None:
+    """Past --timeout the report names the notebook and cell, writes every page, exits 1."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "nb"
+    src.mkdir()
+    good = _notebook(src / "01_quick.ipynb", [
+        ("md", "# Quick\n\nIt finishes.", []),
+        ("code", "scale = 1", ["parameters"]),
+        ("code", "from d1bench.report import record\nrecord('done', 'yes', label='Done')", []),
+    ])
+    slow = _notebook(src / "02_slow.ipynb", [
+        ("md", "# Slow\n\nOne cell runs past the timeout.", []),
+        ("code", "scale = 1", ["parameters"]),
+        ("code", "print('before')", []),
+        ("code", "import time\ntime.sleep(120)", []),
+        ("code", "print('never')", []),
+    ])
+    out = tmp_path / "reports"
+    proc = subprocess.run(
+        [sys.executable, "-m", "d1bench", "report", "--notebooks", str(good), str(slow),
+         "--out", str(out), "--timeout", "5"],
+        check=False, capture_output=True, text=True, timeout=240)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode == 1, said
+    assert "Traceback" not in said and "ZMQError" not in said, said
+    failed = [line for line in said.splitlines() if "02_slow.ipynb" in line]
+    # The fourth cell of the notebook as written (the injected parameters are not counted).
+    assert len(failed) == 1 and "cell 4 (In [" in failed[0] and "timed out after 5 s" in failed[0]
+    sidecar = json.loads((out / "02_slow.json").read_text())
+    assert sidecar["status"] == "failed" and "timed out" in sidecar["error"]
+    assert json.loads((out / "01_quick.json").read_text())["status"] == "ok"
+    assert (out / "02_slow.html").is_file() and (out / "01_quick.html").is_file()
+    assert "1 of 2 notebooks failed" in (out / "index.html").read_text()

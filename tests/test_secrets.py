@@ -17,11 +17,11 @@ import logging
 import traceback
 
 import pytest
+from faultproxy import FaultProxy, SQLiteD1Server
 from loopback import serve_in_thread
 
 from d1bench.errors import TargetError, UsageError
 from d1bench.targets.d1 import D1Target
-from d1bench.targets.faultproxy import FaultProxy, SQLiteD1Server
 
 SENTINEL = "sentinel-Tok3n-7f3a9c1e5b2d48609ae1"
 
@@ -69,7 +69,7 @@ def _assert_clean(text: str, where: str) -> None:
 @pytest.mark.d1local
 def test_a_whole_replay_writes_the_token_nowhere(tmp_path, capfd, caplog):
     from d1bench.runner import replay
-    from d1bench.targets.d1_local import LocalD1
+    from d1bench.targets.d1.local import LocalD1
     from d1bench.trace import load_trace
     from d1bench.workload import parse_workload
 

@@ -17,7 +17,7 @@ from d1bench.size import (
     plan_fit,
     size_report,
 )
-from d1bench.targets.d1.limits import MAX_DATABASE_BYTES
+from d1bench.sql.limits import MAX_DATABASE_BYTES
 
 
 def test_objects_cover_every_table_and_stay_within_the_file(small_corpus: Path) -> None:
@@ -97,9 +97,21 @@ def test_generate_dry_run_warns_past_d1s_limit_and_writes_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "huge.sqlite"
     assert main(["generate", "--papers", "3000000", "--out", str(out), "--dry-run"]) == 0
-    err = capsys.readouterr().err
-    assert "warning" in err and "more than one D1 database holds" in err
-    assert "2,272,727 papers" in err
+    said = capsys.readouterr().out
+    assert said.startswith("warning") and "more than one D1 database holds" in said
+    assert "2,272,727 papers" in said
     assert not out.exists() and list(tmp_path.iterdir()) == []
     assert main(["generate", "--papers", "1000000", "--out", str(out), "--dry-run"]) == 0
-    assert "free plan" in capsys.readouterr().err
+    assert capsys.readouterr().out.startswith("note: 1,000,000 papers make about 4.40 GB")
+    assert main(["generate", "--papers", "10000", "--out", str(out), "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("within D1's free plan")
+
+
+def test_generate_warns_on_stderr_before_building(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A real build past the free plan says so first; a bad destination is still one line."""
+    existing = tmp_path / "taken.sqlite"
+    existing.write_text("x")
+    assert main(["generate", "--papers", "200000", "--out", str(existing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already exists" in err

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_replay_support import make_items_db, sqlite_target, synthetic_trace, toy_workload
+from replay_support import make_items_db, sqlite_target, synthetic_trace, toy_workload
 
 from d1bench import load_trace, replay
 from d1bench.errors import UsageError

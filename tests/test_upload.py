@@ -11,7 +11,7 @@ import pytest
 
 from d1bench.errors import UsageError
 from d1bench.schema import TABLES
-from d1bench.targets.d1_local import LocalD1
+from d1bench.targets.d1.local import LocalD1
 from d1bench.upload import upload
 from d1bench.upload.packing import (
     MAX_PARAMS,

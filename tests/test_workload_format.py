@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from d1bench.errors import UsageError
+from d1bench.sql.text import classify_write, scan_placeholders
 from d1bench.workload import load_workload, parse_workload
-from d1bench.workload.sqltext import classify_write, scan_placeholders
 
 GOOD = '''\
 # a comment

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,15 +11,11 @@ from typing import Any
 
 import pandas as pd
 
-from d1bench.errors import TargetError, UsageError
-from d1bench.workload.samplers import SamplerError
+from d1bench.advisor.preparation import DEFAULT_SAMPLES, bind_params, prepare
+from d1bench.errors import UsageError
 
-__all__ = ["DEFAULT_SAMPLES", "PRICING_SAMPLES", "Advice", "advise", "open_corpus", "template_weights"]
+__all__ = ["PRICING_SAMPLES", "Advice", "advise"]
 
-#: Parameter tuples drawn per template: the first plans it, all of them price it.
-#: (Three were too few for skewed samplers: the heavy values, which dominate the mean,
-#: were often missed, and an index that serves them looked not worth its writes.)
-DEFAULT_SAMPLES = 8
 #: Parameter tuples the reported predictions average over (the first ``samples`` included).
 PRICING_SAMPLES = 12
 
@@ -84,72 +79,6 @@ class Advice:
                 f"{s.get('rows_read_after', 0):,.0f}>")
 
 
-def open_corpus(db_path: str | os.PathLike[str]) -> Any:
-    """A read-only APSW connection to ``db_path``; a missing file is a UsageError."""
-    import apsw
-
-    path = Path(db_path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such database file")
-    try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
-    except apsw.Error as exc:
-        raise UsageError(f"{path}: not a SQLite database ({exc})") from None
-    return conn
-
-
-def _load(workload: Any) -> Any:
-    if isinstance(workload, (str, os.PathLike)):
-        from d1bench.workload import load_workload
-
-        return load_workload(workload)
-    return getattr(workload, "workload", workload)
-
-
-def template_weights(workload: Any, trace: Any = None) -> dict[str, float]:
-    """Executions of each template per unit of workload: the trace's counts if given,
-    else what the workload's weights and sessions imply."""
-    names = list(workload.templates)
-    if trace is not None:
-        if isinstance(trace, (str, os.PathLike)):
-            from d1bench.trace import load_trace
-
-            trace = load_trace(trace)
-        frame = trace.measured if hasattr(trace, "measured") else trace
-        counts = frame.groupby("template").size()
-        total_units = max(frame["unit_index"].nunique(), 1) if "unit_index" in frame else 1
-        return {n: float(counts.get(n, 0)) / total_units for n in names}
-    return {n: float(v) for n, v in workload.template_frequencies().items()}
-
-
-def _bind_params(workload: Any, db_path: Path, seed: int, samples: int) -> tuple[dict, str | None]:
-    """Draw ``samples`` parameter tuples per template from the corpus."""
-    try:
-        conn = _connect(db_path)
-        try:
-            bound = workload.bind(conn, seed)
-        finally:
-            conn.close()
-    except UsageError as exc:
-        return {}, f"parameters could not be drawn ({exc}); templates are planned with NULLs"
-    rng = random.Random(seed)
-    out = {}
-    for name in workload.templates:
-        try:
-            out[name] = [tuple(bound.draw_params(name, rng)) for _ in range(samples)]
-        except (UsageError, TargetError, SamplerError):
-            out[name] = []  # planned with NULLs; the template is still advised
-    return out, None
-
-
-def _connect(db_path: Path) -> Any:
-    """A read-only connection of the SQLite target, for binding the workload's samplers."""
-    from d1bench.targets import open_target
-
-    return open_target(f"sqlite:{db_path}", readonly=True, estimate_rows=False).connect()
-
-
 def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
            budget_bytes: float | None = None, write_weight: float = 1000.0,
            verify: bool = False, migrations_dir: str | os.PathLike[str] | None = None,
@@ -185,16 +114,13 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
     with their error in ``Advice.templates`` and the rest are advised.
     """
     from d1bench.advisor.candidates import generate
-    from d1bench.advisor.catalog import read_catalog
-    from d1bench.advisor.cost import CostModel
+    from d1bench.advisor.costmodel import CostModel
     from d1bench.advisor.evaluate import Case, Evaluator
     from d1bench.advisor.migration import migration_sql, next_migration_path, write_migration
-    from d1bench.advisor.naming import Namer
-    from d1bench.advisor.query import analyze
     from d1bench.advisor.report import build_frames
     from d1bench.advisor.select import MIN_GAIN, extend
-    from d1bench.advisor.stats import Stats
     from d1bench.advisor.whatif import WhatIf
+    from d1bench.sql.naming import Namer
 
     started = time.perf_counter()
     if not write_weight >= 0:
@@ -204,19 +130,13 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
     min_gain = MIN_GAIN if min_gain is None else float(min_gain)
     if migrations_dir is not None:
         next_migration_path(migrations_dir, force=force)  # refuse now, not after the work
-    path = Path(db_path)
-    conn = open_corpus(path)
-    wl = _load(workload)
-    weights = template_weights(wl, trace)
-    notes: list[str] = []
     drawn = params is None
-    if params is None:
-        params, note = _bind_params(wl, path, seed, samples)
-        if note:
-            notes.append(note)
-    catalog = read_catalog(conn)
-    stats = Stats(conn, catalog, seed=seed)
-    infos = {name: analyze(t.sql, catalog) for name, t in wl.templates.items()}
+    prepared = prepare(db_path, workload, trace, seed=seed, samples=samples, params=params)
+    path, conn, wl, catalog, stats, infos, params = (
+        prepared.path, prepared.conn, prepared.workload, prepared.catalog, prepared.stats,
+        prepared.infos, prepared.params)
+    weights = prepared.weights()
+    notes = list(prepared.notes)
     cases = [Case(name, infos[name], weights.get(name, 0.0), list(params.get(name) or []))
              for name in wl.templates]
     namer = Namer(catalog.indexes)
@@ -234,7 +154,7 @@ def advise(db_path: str | os.PathLike[str], workload: Any, *, trace: Any = None,
         # The search compares configurations on a few values per template; the
         # figures it reports (and --verify holds against the measured ones) are
         # means over more, the first ones unchanged so the plans stay the same.
-        more, _ = _bind_params(wl, path, seed + 1, PRICING_SAMPLES - samples)
+        more, _ = bind_params(wl, path, seed + 1, PRICING_SAMPLES - samples)
         priced = [Case(c.name, c.info, c.weight, [*c.params, *(more.get(c.name) or [])])
                   if params.get(c.name) else c for c in cases]
         pricing = Evaluator(priced, whatif, model, catalog, write_weight)

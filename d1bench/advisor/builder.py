@@ -11,11 +11,13 @@ own SQL, since SQLite plans them inside the query.  Conjuncts are classified by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from d1bench.advisor.catalog import Catalog
-from d1bench.advisor.parsing import (
+from d1bench.advisor.predicates import ROWID, Pred, PredicateMixin
+from d1bench.advisor.scopes import Ref, Scope
+from d1bench.sql.catalog import Catalog
+from d1bench.sql.parsing import (
     ParseFailure,
     canonical_key,
     indexable_expression,
@@ -23,10 +25,8 @@ from d1bench.advisor.parsing import (
     number_placeholders,
     parse_statement,
 )
-from d1bench.advisor.predicates import ROWID, Pred, PredicateMixin
-from d1bench.advisor.query import Ref, Scope
 
-__all__ = ["Builder", "Unsupported"]
+__all__ = ["QueryInfoBuilder", "Unsupported"]
 
 
 class Unsupported(Exception):
@@ -45,29 +45,13 @@ class _RefB:
     out_columns: set[str] | None = None  # derived tables / CTEs: their output names
 
 
-@dataclass
-class _ScopeB:
-    index: int
-    parent: int | None
-    refs: list[int] = field(default_factory=list)
-    order_by: list[tuple[int, str, bool]] = field(default_factory=list)
-    group_by: list[tuple[int, str]] = field(default_factory=list)
-    limit: Any = None
-    offset: Any = None
-    aggregate: bool = False
-    distinct: bool = False
-    correlated: bool = False
-    role: str = "main"
-    name: str | None = None
-
-
-class Builder(PredicateMixin):
+class QueryInfoBuilder(PredicateMixin):
     """Collects scopes, references and conjuncts while walking one statement."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.refs: list[_RefB] = []
-        self.scopes: list[_ScopeB] = []
+        self.scopes: list[Scope] = []
         self.preds: list[Pred] = []
         self.kind = "other"
         self.write_table: str | None = None
@@ -82,9 +66,14 @@ class Builder(PredicateMixin):
                 for r in self.refs]
 
     def final_scopes(self) -> list[Scope]:
-        return [Scope(s.index, s.parent, tuple(s.refs), tuple(s.order_by), tuple(s.group_by),
-                      s.limit, s.offset, s.aggregate, s.distinct, s.correlated, s.role, s.name)
-                for s in self.scopes]
+        return list(self.scopes)
+
+    # Scopes are the frozen records themselves, replaced as the walk learns more.
+    def _set(self, scope: int, **changes: Any) -> None:
+        self.scopes[scope] = replace(self.scopes[scope], **changes)
+
+    def _append(self, scope: int, name: str, item: Any) -> None:
+        self._set(scope, **{name: (*getattr(self.scopes[scope], name), item)})
 
     # --- statements ----------------------------------------------------------
     def statement(self, tree: Any) -> None:
@@ -157,7 +146,6 @@ class Builder(PredicateMixin):
         if not isinstance(node, exp.Select):
             return []
         scope = self._new_scope(parent, role, name)
-        s = self.scopes[scope]
         sources = []
         from_ = node.args.get("from") or node.args.get("from_")
         if from_ is not None:
@@ -180,12 +168,12 @@ class Builder(PredicateMixin):
             if isinstance(projection, exp.Alias):
                 aliases[projection.alias.lower()] = projection.this
             self._columns_in(scope, projection)
-        s.distinct = bool(node.args.get("distinct"))
+        self._set(scope, distinct=bool(node.args.get("distinct")))
         group = node.args.get("group")
         if group is not None:
             for term in group.expressions:
                 ref, key = self._order_key(scope, term, aliases, node.expressions)
-                s.group_by.append((ref, key))
+                self._append(scope, "group_by", (ref, key))
                 self._columns_in(scope, term)
         having = node.args.get("having")
         if having is not None:
@@ -195,12 +183,12 @@ class Builder(PredicateMixin):
             for term in order.expressions:
                 inner = term.this if isinstance(term, exp.Ordered) else term
                 ref, key = self._order_key(scope, inner, aliases, node.expressions)
-                s.order_by.append((ref, key, bool(term.args.get("desc"))))
+                self._append(scope, "order_by", (ref, key, bool(term.args.get("desc"))))
                 self._columns_in(scope, inner)
-        s.limit = self._limit_value(node.args.get("limit"))
-        s.offset = self._limit_value(node.args.get("offset"))
+        self._set(scope, limit=self._limit_value(node.args.get("limit")),
+                  offset=self._limit_value(node.args.get("offset")))
         if group is None and any(self._has_aggregate(p) for p in node.expressions):
-            s.aggregate = True
+            self._set(scope, aggregate=True)
         return [scope]
 
     def _has_aggregate(self, node: Any) -> bool:
@@ -237,13 +225,12 @@ class Builder(PredicateMixin):
 
     def _new_scope(self, parent: int | None, role: str, name: str | None = None) -> int:
         index = len(self.scopes)
-        self.scopes.append(_ScopeB(index, parent, role=role, name=name))
+        self.scopes.append(Scope(index, parent, role=role, name=name))
         return index
 
     def _add_source(self, scope: int, source: Any, left: bool = False) -> int | None:
         from sqlglot import exp
 
-        s = self.scopes[scope]
         index = len(self.refs)
         if isinstance(source, exp.Subquery | exp.Query):
             alias = source.alias_or_name.lower() if hasattr(source, "alias_or_name") else ""
@@ -291,7 +278,7 @@ class Builder(PredicateMixin):
                     self.refs.append(_RefB(index, name, alias, scope, kind, left_join=left))
         else:
             return None
-        s.refs.append(index)
+        self._append(scope, "refs", index)
         return index
 
     # --- columns -------------------------------------------------------------
@@ -370,7 +357,7 @@ class Builder(PredicateMixin):
             if ref is not None and ref != skip_ref:
                 self.refs[ref].columns.add(key if key != ROWID else ROWID)
                 if outer:
-                    self.scopes[scope].correlated = True
+                    self._set(scope, correlated=True)
         for star in node.find_all(exp.Star):
             # count(*) needs no column; t.* was handled with the columns above
             if isinstance(star.parent, exp.Count | exp.Column) or self._inside_subquery(star, node):

@@ -25,12 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from d1bench.advisor.catalog import Catalog, IndexDef, Key
 from d1bench.advisor.foreign import child_keys
-from d1bench.advisor.naming import Namer
-from d1bench.advisor.parsing import ParseFailure, parse_statement
 from d1bench.advisor.query import ALL_COLUMNS, ROWID, Pred, QueryInfo, Ref
 from d1bench.advisor.stats import Stats
+from d1bench.sql.catalog import Catalog, IndexDef, Key
+from d1bench.sql.naming import Namer
+from d1bench.sql.parsing import ParseFailure, parse_statement
 
 __all__ = ["EQ_OPS", "MAX_COVERING_KEYS", "PARTIAL_MAX_FRACTION", "Candidate", "generate"]
 
@@ -177,7 +177,7 @@ def _wants(info: QueryInfo, ref: Ref, catalog: Catalog, stats: Stats,
 
 def _partial_text(p: Pred) -> str | None:
     """The predicate as a partial index's WHERE (no table qualifier), if it is a plain one."""
-    from d1bench.advisor.parsing import render_predicate
+    from d1bench.sql.parsing import render_predicate
 
     try:
         tree = parse_statement(f"SELECT 1 WHERE {p.sql}")

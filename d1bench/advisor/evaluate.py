@@ -13,11 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from d1bench.advisor.catalog import Catalog, IndexDef
-from d1bench.advisor.cost import CostModel, Estimate
+from d1bench.advisor.costmodel import CostModel, Prediction
 from d1bench.advisor.foreign import child_keys, serves_child
 from d1bench.advisor.query import ALL_COLUMNS, ROWID, QueryInfo
-from d1bench.advisor.whatif import PlanRow, WhatIf
+from d1bench.advisor.whatif import WhatIf
+from d1bench.sql.catalog import Catalog, IndexDef
+from d1bench.sql.session import PlanStep
 
 __all__ = ["Case", "CaseCost", "Evaluator"]
 
@@ -75,7 +76,7 @@ class CaseCost:
 
     rows_read: float
     rows_written: float
-    plan: tuple[PlanRow, ...] = ()
+    plan: tuple[PlanStep, ...] = ()
     error: str | None = None
 
     def total(self, write_weight: float) -> float:
@@ -162,7 +163,7 @@ class Evaluator:
             except ValueError as exc:
                 result = CaseCost(0.0, 0.0, (), str(exc))
             else:
-                ests: list[Estimate] = [self.model.estimate(info, plan, named, indexes)
+                ests: list[Prediction] = [self.model.estimate(info, plan, named, indexes)
                                         for named in case.named]
                 result = CaseCost(sum(e.rows_read for e in ests) / len(ests),
                                   sum(e.rows_written for e in ests) / len(ests), plan)

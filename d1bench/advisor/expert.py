@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from d1bench.advisor.catalog import IndexDef
-from d1bench.advisor.parsing import ParseFailure, parse_statement
 from d1bench.errors import UsageError
+from d1bench.sql.catalog import IndexDef
+from d1bench.sql.parsing import ParseFailure, parse_statement
 
 __all__ = [
     "EXPERT_COLUMNS",
@@ -153,7 +153,7 @@ def _index_def(sql: str) -> IndexDef | None:
     """An IndexDef from a CREATE INDEX statement (``.expert``'s, or a migration's)."""
     from sqlglot import exp
 
-    from d1bench.advisor.catalog import _parse_create_index
+    from d1bench.sql.catalog import parse_create_index
 
     try:
         tree = parse_statement(sql.strip().rstrip(";"))
@@ -163,7 +163,7 @@ def _index_def(sql: str) -> IndexDef | None:
     if not isinstance(tree, exp.Create) or not isinstance(index, exp.Index):
         return None
     table = index.args.get("table")
-    parsed = _parse_create_index(sql.strip().rstrip(";"))
+    parsed = parse_create_index(sql.strip().rstrip(";"))
     if table is None or parsed is None:
         return None
     keys, where = parsed

@@ -30,9 +30,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from d1bench.advisor.catalog import Catalog, ForeignKey, IndexDef
 from d1bench.advisor.query import QueryInfo
 from d1bench.advisor.stats import Stats
+from d1bench.sql.catalog import Catalog, ForeignKey, IndexDef
 
 __all__ = ["check_lists", "child_keys", "children", "fk_reads", "fk_tables", "serves_child"]
 
@@ -131,7 +131,7 @@ def check_lists(catalog: Catalog, table: str, info: QueryInfo) -> int:
     evaluates only those on the columns it sets.
 
     >>> import apsw
-    >>> from d1bench.advisor.catalog import read_catalog
+    >>> from d1bench.sql.catalog import read_catalog
     >>> from d1bench.advisor.query import analyze
     >>> db = apsw.Connection(":memory:")
     >>> _ = db.execute("CREATE TABLE t (k TEXT CHECK (k IN ('a', 'b', 'c')), v INTEGER)")

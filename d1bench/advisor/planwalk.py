@@ -4,7 +4,7 @@ A plan is a tree of blocks (the main query, each subquery, CTE and compound
 part); within a block the SCAN/SEARCH rows are the loops of a nested-loop join,
 outermost first.  Each loop reads, per execution of the loops outside it, one
 row per positioning plus one per entry it steps through, and passes on the rows
-that satisfy the predicates on its table; :class:`~d1bench.advisor.cost.CostModel`
+that satisfy the predicates on its table; :class:`~d1bench.advisor.costmodel.CostModel`
 says how many.  Sorts add the rows they sort, automatic indexes their build
 once, correlated subqueries their cost once per outer row, and a block that
 needs no sort stops at its LIMIT.
@@ -15,16 +15,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from d1bench.advisor.catalog import IndexDef
 from d1bench.advisor.query import ROWID, Pred, QueryInfo, Ref
-from d1bench.advisor.whatif import PlanRow
+from d1bench.advisor.stats import Stats
+from d1bench.sql.catalog import IndexDef
+from d1bench.sql.session import PlanStep
 
-if TYPE_CHECKING:
-    from d1bench.advisor.cost import CostModel
-
-__all__ = ["JSON_EACH_ROWS", "RECURSION_FANOUT_LEVELS", "Loop", "Walker", "parse_loop"]
+__all__ = ["JSON_EACH_ROWS", "RECURSION_FANOUT_LEVELS", "Loop", "Selectivity", "Walker", "parse_loop"]
 
 #: Elements a json_each() call is assumed to step through when the data cannot say.
 JSON_EACH_ROWS = 16
@@ -113,10 +111,25 @@ class _Block:
     full_scans: list[str] = field(default_factory=list)
 
 
+class Selectivity(Protocol):
+    """What the walk asks of a cost model (:class:`~d1bench.advisor.costmodel.CostModel`).
+
+    Declared here so that the walker need not import the model that calls it.
+    """
+
+    stats: Stats
+
+    def fraction(self, ref: Ref, preds: Sequence[Pred], params: Mapping[str, Any]) -> float:
+        """Share of ``ref``'s rows that satisfy ``preds``."""
+
+    def rows_per_key(self, table: str, key: str) -> float:
+        """Average rows of ``table`` per distinct value of ``key``."""
+
+
 class Walker:
     """Walks one plan tree, block by block, accumulating rows read."""
 
-    def __init__(self, model: CostModel, info: QueryInfo, params: Mapping[str, Any],
+    def __init__(self, model: Selectivity, info: QueryInfo, params: Mapping[str, Any],
                  indexes: Mapping[str, IndexDef]) -> None:
         self.m = model
         self.info = info
@@ -125,8 +138,8 @@ class Walker:
         self.derived: dict[str, float] = {}
         self.used: set[int] = set()
 
-    def run(self, plan: Sequence[PlanRow]) -> _Block:
-        self.children: dict[int, list[PlanRow]] = {}
+    def run(self, plan: Sequence[PlanStep]) -> _Block:
+        self.children: dict[int, list[PlanStep]] = {}
         for row in plan:
             self.children.setdefault(row.parent, []).append(row)
         main = self._main_scope()
@@ -153,7 +166,7 @@ class Walker:
                 return r
         return hits[-1]
 
-    def block(self, rows: list[PlanRow], outer: set[int], scope: int | None) -> _Block:
+    def block(self, rows: list[PlanStep], outer: set[int], scope: int | None) -> _Block:
         b = _Block()
         cur = 1.0
         grouped = False
@@ -282,7 +295,7 @@ class Walker:
         except (TypeError, ValueError):
             return None
 
-    def cte(self, kids: list[PlanRow], name: str, outer: set[int]) -> _Block:
+    def cte(self, kids: list[PlanStep], name: str, outer: set[int]) -> _Block:
         setup = next((k for k in kids if k.detail == "SETUP"), None)
         step = next((k for k in kids if k.detail == "RECURSIVE STEP"), None)
         scope = self._scope_named(name)

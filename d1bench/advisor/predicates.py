@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from d1bench.advisor.parsing import (
+from d1bench.sql.parsing import (
     canonical_key,
     indexable_expression,
     literal_value,
@@ -158,7 +158,7 @@ class PredicateMixin:
         if not isinstance(node, comparisons):
             refs, outer, key, wraps = self._side(scope, node)
             if outer:
-                self.scopes[scope].correlated = True
+                self._set(scope, correlated=True)
             value = "subquery" if node.find(exp.Query) is not None else "expr"
             return Pred(ref=min(refs) if refs else -1, key=None, op="other", value=value,
                         refs=frozenset(refs), wraps=wraps, **base)
@@ -190,7 +190,7 @@ class PredicateMixin:
                         expression=lkey is not None and not _is_plain(lkey), wraps=lwraps, **base)
         rrefs, router, rkey, rwraps = self._side(scope, right) if right is not None else (set(), False, None, ())
         if louter or router:
-            self.scopes[scope].correlated = True
+            self._set(scope, correlated=True)
         # put the key of one reference on the left
         if (lkey is None or len(lrefs) != 1) and rkey is not None and len(rrefs) == 1 and not isinstance(
                 node, exp.Like | exp.ILike | exp.Glob | exp.Is):

@@ -13,67 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from d1bench.advisor.catalog import Catalog
-from d1bench.advisor.parsing import ParseFailure, number_placeholders, parse_statement
+from d1bench.advisor.builder import QueryInfoBuilder, Unsupported
 from d1bench.advisor.predicates import ALL_COLUMNS, ROWID, Pred
+from d1bench.advisor.scopes import Ref, Scope
+from d1bench.sql.catalog import Catalog
+from d1bench.sql.parsing import ParseFailure, number_placeholders, parse_statement
 
 __all__ = ["ALL_COLUMNS", "ROWID", "Pred", "QueryInfo", "Ref", "Scope", "analyze"]
-
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """A table, view, CTE, subquery or table-valued function named in a FROM clause.
-
-    Attributes:
-        index: its position in :attr:`QueryInfo.refs`.
-        name: the table (or CTE / function) name, lower-case.
-        alias: the name the query (and EXPLAIN QUERY PLAN) calls it by.
-        scope: the scope it belongs to.
-        kind: ``table``, ``view``, ``fts``, ``virtual``, ``cte``, ``subquery``, ``function``.
-        columns: the columns the query needs from it (``*`` for all).
-        left_join: it is the right side of a LEFT JOIN.
-    """
-
-    index: int
-    name: str
-    alias: str
-    scope: int
-    kind: str
-    columns: frozenset[str] = frozenset()
-    left_join: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """One SELECT (or the WHERE of an UPDATE/DELETE).
-
-    Attributes:
-        index: its position in :attr:`QueryInfo.scopes`.
-        parent: the enclosing scope, if it is a subquery.
-        refs: its references.
-        order_by: ``(ref, key, desc)`` per ORDER BY term; ref is -1 when the
-            term is not a key of one reference (bm25, a computed distance).
-        group_by: ``(ref, key)`` per GROUP BY term, ref -1 as above.
-        limit / offset: an int, a placeholder name, or ``None``.
-        aggregate: aggregates without GROUP BY (one output row).
-        distinct: SELECT DISTINCT.
-        correlated: mentions columns of an enclosing scope.
-        role: ``main``, ``cte``, ``derived``, ``subquery``, ``compound``.
-        name: the CTE or alias name for ``cte``/``derived`` scopes.
-    """
-
-    index: int
-    parent: int | None
-    refs: tuple[int, ...] = ()
-    order_by: tuple[tuple[int, str, bool], ...] = ()
-    group_by: tuple[tuple[int, str], ...] = ()
-    limit: Any = None
-    offset: Any = None
-    aggregate: bool = False
-    distinct: bool = False
-    correlated: bool = False
-    role: str = "main"
-    name: str | None = None
-
 
 @dataclass(frozen=True, slots=True, eq=False)
 class QueryInfo:
@@ -148,7 +94,7 @@ def analyze(sql: str, catalog: Catalog) -> QueryInfo:
     """Read ``sql`` against ``catalog``; a statement sqlglot cannot read keeps its error.
 
     >>> import apsw
-    >>> from d1bench.advisor.catalog import read_catalog
+    >>> from d1bench.sql.catalog import read_catalog
     >>> db = apsw.Connection(":memory:")
     >>> _ = db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a, b)")
     >>> q = analyze("SELECT b FROM t WHERE a = ? ORDER BY b DESC LIMIT 5", read_catalog(db))
@@ -160,9 +106,7 @@ def analyze(sql: str, catalog: Catalog) -> QueryInfo:
         tree = parse_statement(text)
     except ParseFailure as exc:
         return QueryInfo(sql=sql, text=text, n_params=n_params, error=str(exc))
-    from d1bench.advisor.builder import Builder, Unsupported
-
-    builder = Builder(catalog)
+    builder = QueryInfoBuilder(catalog)
     try:
         builder.statement(tree)
     except Unsupported as exc:

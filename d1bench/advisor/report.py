@@ -15,10 +15,10 @@ from typing import Any
 import pandas as pd
 
 from d1bench.advisor.candidates import Candidate
-from d1bench.advisor.catalog import IndexDef
 from d1bench.advisor.evaluate import Case, Evaluator
 from d1bench.advisor.select import Selection, _uses
 from d1bench.advisor.stats import Stats
+from d1bench.sql.catalog import IndexDef
 
 __all__ = ["DROP_COLUMNS", "INDEX_COLUMNS", "REASONS", "TEMPLATE_COLUMNS", "Frames", "build_frames"]
 

@@ -23,8 +23,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from d1bench.advisor.candidates import Candidate
-from d1bench.advisor.catalog import IndexDef
 from d1bench.advisor.evaluate import Evaluator
+from d1bench.sql.catalog import IndexDef
 
 __all__ = ["MIN_GAIN", "Selection", "Step", "extend", "merge_prefixes"]
 
@@ -165,7 +165,7 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
 def _prefixes(candidates: Mapping[tuple, Candidate],
               base: Sequence[IndexDef] = ()) -> dict[tuple, IndexDef]:
     """Every prefix of every candidate not already in ``base``, by shape, each with its name."""
-    from d1bench.advisor.naming import Namer
+    from d1bench.sql.naming import Namer
 
     namer = Namer([*base, *(c.index for c in candidates.values())])
     existing = {i.shape for i in base}

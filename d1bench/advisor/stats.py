@@ -27,8 +27,8 @@ import apsw
 import numpy as np
 import pandas as pd
 
-from d1bench.advisor.catalog import Catalog, IndexDef, Key, _quote_ident
 from d1bench.advisor.query import ROWID
+from d1bench.sql.catalog import Catalog, IndexDef, Key, quote_ident
 
 __all__ = ["DEFAULT_SAMPLE_ROWS", "Stats", "stat1_text"]
 
@@ -71,7 +71,7 @@ class Stats:
 
     Args:
         conn: an open APSW connection to the corpus (only read).
-        catalog: its :class:`~d1bench.advisor.catalog.Catalog`.
+        catalog: its :class:`~d1bench.sql.catalog.Catalog`.
         sample_rows: rows sampled per table.
         seed: seed of the sample, so advice is reproducible.
     """
@@ -102,7 +102,7 @@ class Stats:
                 self._counts[table] = 0
             else:
                 self._counts[table] = int(next(iter(self.conn.execute(
-                    f"SELECT count(*) FROM {_quote_ident(td.name)}")))[0])
+                    f"SELECT count(*) FROM {quote_ident(td.name)}")))[0])
         return self._counts[table]
 
     # --- full key values --------------------------------------------------------
@@ -122,7 +122,7 @@ class Stats:
             if k == ROWID:
                 exprs.append("rowid" if not td.without_rowid else "NULL")
             elif Key(k).is_column:
-                exprs.append(_quote_ident(k))
+                exprs.append(quote_ident(k))
             else:
                 exprs.append(k)
         # One order for every read of the table, so that keys read apart line up row by row
@@ -130,7 +130,7 @@ class Stats:
         order = "rowid" if not td.without_rowid else self._pk_order(td.name)
         try:
             rows = list(self.conn.execute(
-                f"SELECT {', '.join(exprs)} FROM {_quote_ident(td.name)} ORDER BY {order}"))
+                f"SELECT {', '.join(exprs)} FROM {quote_ident(td.name)} ORDER BY {order}"))
         except apsw.Error:
             # an expression this SQLite cannot evaluate: fall back to one key at a time
             if len(missing) == 1:
@@ -148,7 +148,7 @@ class Stats:
     def _pk_order(self, table: str) -> str:
         cols = [r[1] for r in sorted((r for r in self.conn.execute(
             "SELECT pk, name FROM pragma_table_info(?)", (table,)) if r[0]), key=lambda r: r[0])]
-        return ", ".join(_quote_ident(c) for c in cols) or "1"
+        return ", ".join(quote_ident(c) for c in cols) or "1"
 
     def values(self, table: str, key: str) -> pd.Series:
         """Every row's value of ``key`` (a column, ``rowid`` or a canonical expression)."""
@@ -246,7 +246,7 @@ class Stats:
             if not td.sql or td.name.lower().startswith("sqlite_"):
                 continue
             db.execute(td.sql)
-            name = _quote_ident(td.name)
+            name = quote_ident(td.name)
             if td.without_rowid:
                 rows = list(self.conn.execute(
                     f"SELECT * FROM {name} ORDER BY random() LIMIT {self.sample_rows}"))
@@ -287,7 +287,7 @@ class Stats:
         if cache in self._sel:
             return self._sel[cache]
         td = self.catalog.table(table)
-        sql = (f"SELECT count(*) FROM {_quote_ident(td.name if td else table)} AS {_quote_ident(alias)} "
+        sql = (f"SELECT count(*) FROM {quote_ident(td.name if td else table)} AS {quote_ident(alias)} "
                f"WHERE " + " AND ".join(f"({p})" for p in preds))
         try:
             value = next(iter(self.sample.execute(sql, dict(params))))[0] / size
@@ -304,8 +304,8 @@ class Stats:
             td = self.catalog.table(table)
             try:
                 self._fts[cache] = int(next(iter(self.conn.execute(
-                    f"SELECT count(*) FROM {_quote_ident(td.name if td else table)} "
-                    f"WHERE {_quote_ident(td.name if td else table)} MATCH ?", (query,))))[0])
+                    f"SELECT count(*) FROM {quote_ident(td.name if td else table)} "
+                    f"WHERE {quote_ident(td.name if td else table)} MATCH ?", (query,))))[0])
             except apsw.Error:
                 self._fts[cache] = max(self.row_count(_fts_content(td) or table) // 100, 1)
         return self._fts[cache]

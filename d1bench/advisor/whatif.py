@@ -18,27 +18,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import apsw
 
-from d1bench.advisor.catalog import Catalog, IndexDef, _quote_ident
 from d1bench.advisor.stats import Stats
+from d1bench.sql.catalog import Catalog, IndexDef, quote_ident
+from d1bench.sql.session import EXPLAIN, PlanStep, plan_steps
 
-__all__ = ["PlanRow", "WhatIf"]
+__all__ = ["WhatIf"]
 
 #: Indexes left in the copy between questions before it is cleared down to one configuration.
 _MAX_CREATED = 64
-
-
-@dataclass(frozen=True, slots=True)
-class PlanRow:
-    """One row of EXPLAIN QUERY PLAN."""
-
-    id: int
-    parent: int
-    detail: str
 
 
 class WhatIf:
@@ -53,7 +44,7 @@ class WhatIf:
         self.catalog = catalog
         self.stats = stats
         self.db = apsw.Connection(":memory:")
-        self._cache: dict[tuple, tuple[PlanRow, ...]] = {}
+        self._cache: dict[tuple, tuple[PlanStep, ...]] = {}
         self._errors: dict[tuple, str] = {}
         self._current: dict[tuple, str] = {}  # shape -> name of the index now created
         self._refused: set[tuple] = set()
@@ -97,7 +88,7 @@ class WhatIf:
             return
         for shape in drop:
             name = self._current.pop(shape)
-            self.db.execute(f"DROP INDEX {_quote_ident(name)}")
+            self.db.execute(f"DROP INDEX {quote_ident(name)}")
             self.db.execute("DELETE FROM sqlite_stat1 WHERE idx = ?", (name,))
         for index in add:
             name = index.name
@@ -120,7 +111,7 @@ class WhatIf:
 
     # --- plans --------------------------------------------------------------------------
     def plan(self, key: Any, sql: str, params: Sequence[Any],
-             indexes: Iterable[IndexDef]) -> tuple[PlanRow, ...]:
+             indexes: Iterable[IndexDef]) -> tuple[PlanStep, ...]:
         """EXPLAIN QUERY PLAN of ``sql`` with exactly ``indexes`` relevant to it.
 
         ``key`` names the template for the cache; ``indexes`` should be the
@@ -143,8 +134,7 @@ class WhatIf:
             # keep what is there (irrelevant to this template by the caller's word) and add
             self.configure([*self._created(), *indexes])
         try:
-            rows = tuple(PlanRow(int(r[0]), int(r[1]), str(r[3])) for r in
-                         self.db.execute("EXPLAIN QUERY PLAN " + sql, tuple(params)))
+            rows = tuple(plan_steps(self.db.execute(EXPLAIN + sql, tuple(params))))
         except apsw.Error as exc:  # SQLite's own words
             self._errors[cache] = str(exc)
             raise ValueError(str(exc)) from None
@@ -155,19 +145,17 @@ class WhatIf:
                                                      r.detail.endswith(" " + name) for r in rows)]
         if used_extra:
             self.configure(indexes)
-            rows = tuple(PlanRow(int(r[0]), int(r[1]), str(r[3])) for r in
-                         self.db.execute("EXPLAIN QUERY PLAN " + sql, tuple(params)))
+            rows = tuple(plan_steps(self.db.execute(EXPLAIN + sql, tuple(params))))
         self._cache[cache] = rows
         return rows
 
     def _created(self) -> list[IndexDef]:
         return [_Stub(shape, name) for shape, name in self._current.items()]  # type: ignore[misc]
 
-    def plan_exact(self, sql: str, params: Sequence[Any], indexes: Iterable[IndexDef]) -> tuple[PlanRow, ...]:
+    def plan_exact(self, sql: str, params: Sequence[Any], indexes: Iterable[IndexDef]) -> tuple[PlanStep, ...]:
         """The plan with exactly ``indexes`` present (no cache), for final reports."""
         self.configure(indexes)
-        return tuple(PlanRow(int(r[0]), int(r[1]), str(r[3])) for r in
-                     self.db.execute("EXPLAIN QUERY PLAN " + sql, tuple(params)))
+        return tuple(plan_steps(self.db.execute(EXPLAIN + sql, tuple(params))))
 
 
 class _Stub:

@@ -52,37 +52,42 @@ def _whole(option: str, value: str, minimum: int) -> int:
     return number
 
 
-def _d1_fit_lines(papers: int) -> list[str]:
-    """What D1 would make of a corpus this size: nothing when the free plan holds it."""
+def _d1_fit_line(papers: int) -> str:
+    """What D1 would make of a corpus of ``papers`` papers, in one line."""
     from d1bench.size import estimate_corpus_bytes, largest_corpus_for, plan_fit
 
     estimate = estimate_corpus_bytes(papers)
     fit = plan_fit(estimate).set_index("plan")
     size = f"about {estimate / 1e9:,.2f} GB" if estimate >= 1e9 else f"about {estimate / 1e6:,.0f} MB"
     if not fit.loc["paid", "fits"]:
-        return [(f"warning: {papers:,} papers make {size}, more than one D1 database holds "
+        return (f"warning: {papers:,} papers make {size}, more than one D1 database holds "
                 f"({fit.loc['paid', 'limit_bytes'] / 1e9:,.0f} GB on the paid plan); the largest "
-                f"corpus D1 can take is about {largest_corpus_for('paid'):,} papers")]
+                f"corpus D1 can take is about {largest_corpus_for('paid'):,} papers")
     if not fit.loc["free", "fits"]:
-        return [(f"note: {papers:,} papers make {size}: {fit.loc['paid', 'share']:.0%} of D1's "
-                f"paid-plan limit, more than the free plan's "
-                f"{fit.loc['free', 'limit_bytes'] / 1e6:,.0f} MB (at most "
-                f"{largest_corpus_for('free'):,} papers)")]
-    return [f"{papers:,} papers make {size}: within D1's free plan"] if papers else []
+        return (f"note: {papers:,} papers make {size}, more than D1's free plan holds "
+                f"({fit.loc['free', 'limit_bytes'] / 1e6:,.0f} MB, at most "
+                f"{largest_corpus_for('free'):,} papers); the paid plan holds "
+                f"{fit.loc['paid', 'limit_bytes'] / 1e9:,.0f} GB")
+    return f"within D1's free plan: {papers:,} papers make {size}"
 
 
 def run(args: argparse.Namespace) -> int:
     from d1bench._paths import data_dir
     from d1bench.corpus import generate_corpus
+    from d1bench.corpus.build import check_destination
 
     papers = _whole("--papers", args.papers, 1)
     seed = _whole("--seed", args.seed, 0)
     out = Path(args.out) if args.out else data_dir() / f"corpus-{papers}.sqlite"
-    fits = _d1_fit_lines(papers)
-    for line in fits:
-        print(line, file=sys.stderr)
     if args.dry_run:
+        print(_d1_fit_line(papers))
         return 0
+    # The destination is checked before anything is said, so that bad input
+    # stays one line; a corpus within D1's free plan needs no word at all.
+    check_destination(out, args.force)
+    line = _d1_fit_line(papers)
+    if not line.startswith("within"):
+        print(line, file=sys.stderr)
     info = generate_corpus(out, papers, seed, force=args.force, progress=not args.quiet,
                            as_of=args.as_of)
     counts = ", ".join(f"{n:,} {table}" for table, n in info.row_counts.items())

@@ -61,13 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_local(args: argparse.Namespace) -> int:
-    from d1bench.targets import d1_local
+    from d1bench.targets.d1 import detached
+    from d1bench.targets.d1.local import LocalD1Error
 
     if args.action == "start":
         kwargs = {"database_id": args.database_id} if args.database_id else {}
         try:
-            state = d1_local.start_detached(args.persist, port=args.port, **kwargs)
-        except d1_local.LocalD1Error as exc:
+            state = detached.start_detached(args.persist, port=args.port, **kwargs)
+        except LocalD1Error as exc:
             raise UsageError(str(exc)) from None
         if args.json:
             print(json.dumps(state, indent=2))
@@ -78,7 +79,7 @@ def run_local(args: argparse.Namespace) -> int:
             print(f"  token in {state['token_file']}; target spec: d1-local")
         return 0
     if args.action == "status":
-        status = d1_local.local_status()
+        status = detached.local_status()
         if args.json:
             print(json.dumps(status, indent=2))
         elif not status["running"]:
@@ -88,7 +89,7 @@ def run_local(args: argparse.Namespace) -> int:
             print(f"local D1: {health}, pid {status['pid']}, {status['base_url']}")
             print(f"  database {status['database_id']}: {status['sqlite_path']}")
         return 0 if status["running"] and status.get("healthy") else 1
-    state = d1_local.stop_detached()
+    state = detached.stop_detached()
     print("local D1 stopped" if state else "local D1: not running")
     return 0
 

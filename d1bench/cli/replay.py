@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from d1bench._atomic import atomic_path
 from d1bench.errors import UsageError
 from d1bench.targets.d1.config import add_d1_arguments, d1_options
 
@@ -146,14 +144,8 @@ def _write_csv(frame: pd.DataFrame, out: str, force: bool) -> None:
     from d1bench.trace import check_output_path
 
     path = check_output_path(out, force=force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, force=force) as tmp:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _SHOWN = {

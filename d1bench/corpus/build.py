@@ -6,7 +6,6 @@ import contextlib
 import os
 import queue
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from d1bench._atomic import atomic_path, shared_mode
 from d1bench.corpus.generator import FTS_UNITS_PER_PAPER, CorpusGenerator
 from d1bench.corpus.plan import make_plan
 from d1bench.corpus.vocabulary import load_vocabulary
@@ -93,40 +93,34 @@ def generate_corpus(out: str | os.PathLike[str], papers: int, seed: int = 0, *,
     path = check_destination(out, force)
     vocab = load_vocabulary()
     generator = CorpusGenerator(plan, vocab)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise UsageError(f"{path.parent}: cannot write here ({exc.strerror})") from None
-    tmp = Path(tmp_name)
     report, close_bar = lambda *_: None, lambda: None
     writer = None
     try:
-        os.close(fd)
-        report, close_bar = _reporter(progress, generator.total_units)
-        writer = CorpusWriter(tmp)
-        done = 0
-        with contextlib.closing(prefetch(generator.batches())) as batches:
-            for batch in batches:
-                writer.insert(batch.table, batch.rows)
-                done += batch.units
-                report(batch.phase, done, generator.total_units)
-        fts_total = FTS_UNITS_PER_PAPER * plan.papers
-        fts_done = [0]
+        with atomic_path(path, force=force, mode=shared_mode()) as tmp:
+            try:
+                report, close_bar = _reporter(progress, generator.total_units)
+                writer = CorpusWriter(tmp)
+                done = 0
+                with contextlib.closing(prefetch(generator.batches())) as batches:
+                    for batch in batches:
+                        writer.insert(batch.table, batch.rows)
+                        done += batch.units
+                        report(batch.phase, done, generator.total_units)
+                fts_total = FTS_UNITS_PER_PAPER * plan.papers
+                fts_done = [0]
 
-        def tick() -> None:
-            fts_done[0] = min(fts_total - 1, fts_done[0] + _fts_units())
-            report("full-text index", done + fts_done[0], generator.total_units)
+                def tick() -> None:
+                    fts_done[0] = min(fts_total - 1, fts_done[0] + _fts_units())
+                    report("full-text index", done + fts_done[0], generator.total_units)
 
-        writer.build_fts(tick)
-        writer.finish(generator.meta())
-        writer = None
-        report("done", generator.total_units, generator.total_units)
-        _publish(tmp, path, force)
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
+                writer.build_fts(tick)
+                writer.finish(generator.meta())
+                writer = None
+                report("done", generator.total_units, generator.total_units)
+            except BaseException:
+                if writer is not None:
+                    writer.close()  # before the unfinished file is removed
+                raise
     finally:
         close_bar()
     return CorpusInfo(
@@ -185,27 +179,6 @@ def prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
 def _fts_units() -> int:
     """Progress units one progress-handler call stands for while the index builds."""
     return max(1, round(FTS_UNITS_PER_PAPER * PROGRESS_STEPS / _FTS_STEPS_PER_PAPER))
-
-
-def _publish(tmp: Path, path: Path, force: bool) -> None:
-    """Move the finished file into place; without ``force`` never replace a file that
-    appeared meanwhile (a hard link fails if the name is taken, atomically)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    if force:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise UsageError(f"{path}: already exists (use --force to replace it)") from None
-    except OSError:  # a file system without hard links
-        if path.exists():
-            raise UsageError(f"{path}: already exists (use --force to replace it)") from None
-        os.replace(tmp, path)
-        return
-    tmp.unlink()
 
 
 def _reporter(progress: bool | Progress, total: int) -> tuple[Progress, Callable[[], None]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from d1bench.corpus._pieces import AliasTable, Digest
-from d1bench.corpus.plan import Plan
+from d1bench.corpus.plan import CorpusPlan
 from d1bench.corpus.vocabulary import Vocabulary
 
 __all__ = ["COPY_SHARE", "STEP", "CitationGraph"]
@@ -41,7 +41,7 @@ class CitationGraph:
     of paper ``i + 1``; it becomes ``papers.citation_count``.
     """
 
-    def __init__(self, plan: Plan, vocab: Vocabulary, kinds) -> None:
+    def __init__(self, plan: CorpusPlan, vocab: Vocabulary, kinds) -> None:
         self.plan = plan
         self._kinds = kinds
         self._refs = vocab.designs.references

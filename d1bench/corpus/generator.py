@@ -18,7 +18,7 @@ from d1bench.corpus._pieces import Digest
 from d1bench.corpus.citations import CitationGraph
 from d1bench.corpus.papers import PaperMaker
 from d1bench.corpus.people import PeopleMaker
-from d1bench.corpus.plan import GENERATOR_VERSION, USER_BLOCK, Plan
+from d1bench.corpus.plan import GENERATOR_VERSION, USER_BLOCK, CorpusPlan
 from d1bench.corpus.texts import Texts
 from d1bench.corpus.vocabulary import Vocabulary
 
@@ -50,7 +50,7 @@ class CorpusGenerator:
     ``corpus_meta`` rows.
     """
 
-    def __init__(self, plan: Plan, vocab: Vocabulary) -> None:
+    def __init__(self, plan: CorpusPlan, vocab: Vocabulary) -> None:
         self.plan, self.vocab = plan, vocab
         self.row_counts = {table: 0 for table in DATA_TABLES}
         self._digest = Digest("d1bench corpus", GENERATOR_VERSION, vocab.digest, plan.papers,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from d1bench.corpus._pieces import AliasTable, Digest
-from d1bench.corpus.plan import Plan
+from d1bench.corpus.plan import CorpusPlan
 from d1bench.corpus.texts import EMBEDDING_DIM, EMBEDDING_SCALE, GroupedSampler, Texts
 from d1bench.corpus.vocabulary import EVIDENCE_LEVELS
 
@@ -43,7 +43,7 @@ def mix64(x: np.ndarray, key: int) -> np.ndarray:
 class PaperMaker:
     """Makes paper rows (and trial rows) block by block."""
 
-    def __init__(self, plan: Plan, texts: Texts) -> None:
+    def __init__(self, plan: CorpusPlan, texts: Texts) -> None:
         self.plan, self.t = plan, texts
         vocab = texts.vocab
         d = vocab.designs

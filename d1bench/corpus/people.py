@@ -19,7 +19,7 @@ from d1bench.corpus.plan import (
     REVIEW_BLOCK,
     USER_BLOCK,
     USER_HISTORY_YEARS,
-    Plan,
+    CorpusPlan,
 )
 from d1bench.corpus.texts import GroupedSampler, Texts
 from d1bench.corpus.vocabulary import ascii_fold
@@ -40,7 +40,7 @@ DAY = 86_400
 class PeopleMaker:
     """Makes users, reading history and reviews, block by block."""
 
-    def __init__(self, plan: Plan, texts: Texts, publication_days: np.ndarray) -> None:
+    def __init__(self, plan: CorpusPlan, texts: Texts, publication_days: np.ndarray) -> None:
         self.plan, self.t = plan, texts
         v = texts.vocab
         self._given = np.array(v.first_names, dtype=object)

@@ -30,7 +30,7 @@ from d1bench.errors import UsageError
 __all__ = [
     "BLOCK",
     "GENERATOR_VERSION",
-    "Plan",
+    "CorpusPlan",
     "make_plan",
     "parse_as_of",
 ]
@@ -60,7 +60,7 @@ MAX_PAPERS = 99_999_999
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class CorpusPlan:
     """Sizes and calendar of one corpus.
 
     ``start`` is the first publication date and ``as_of`` the corpus's "today":
@@ -136,7 +136,7 @@ def parse_as_of(value: str | dt.date) -> dt.date:
     return value
 
 
-def make_plan(papers: int, seed: int, as_of: str | dt.date) -> Plan:
+def make_plan(papers: int, seed: int, as_of: str | dt.date) -> CorpusPlan:
     """Check the arguments and derive the corpus's sizes."""
     if isinstance(papers, bool) or not isinstance(papers, (int, np.integer)):
         raise UsageError(f"papers {papers!r}: expected a whole number")
@@ -149,7 +149,7 @@ def make_plan(papers: int, seed: int, as_of: str | dt.date) -> Plan:
         start = day.replace(year=day.year - YEARS)
     except ValueError:  # 29 February
         start = day.replace(year=day.year - YEARS, day=28)
-    return Plan(
+    return CorpusPlan(
         papers=int(papers),
         seed=int(seed),
         as_of=day,

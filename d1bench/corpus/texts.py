@@ -7,7 +7,7 @@ import datetime as dt
 import numpy as np
 
 from d1bench.corpus._pieces import AliasTable, PieceTable
-from d1bench.corpus.plan import Plan
+from d1bench.corpus.plan import CorpusPlan
 from d1bench.corpus.vocabulary import Vocabulary
 
 __all__ = ["RARE_SHARE", "ZIPF_EXPONENT", "GroupedSampler", "Texts", "capitalize"]
@@ -68,7 +68,7 @@ class Texts:
     "term " and so on; the comments give each group's pattern.
     """
 
-    def __init__(self, vocab: Vocabulary, plan: Plan) -> None:
+    def __init__(self, vocab: Vocabulary, plan: CorpusPlan) -> None:
         self.vocab = vocab
         p = self.pieces = PieceTable()
         c = p.const

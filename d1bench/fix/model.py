@@ -90,7 +90,7 @@ class Context:
     """What every stage sees: the corpus's schema and a read connection to it.
 
     Attributes:
-        catalog: the advisor's :class:`~d1bench.advisor.catalog.Catalog` of the copy
+        catalog: the advisor's :class:`~d1bench.sql.catalog.Catalog` of the copy
             the rewrites start from (the advised indexes built).
         conn: a read-only APSW connection to that copy.
         workload: the checked workload.

@@ -111,9 +111,10 @@ def fix(db_path: str | os.PathLike[str], workload: Any, *, verify: bool = False,
         indexes: start from the advisor's indexes (``False``: from the schema as it is).
         progress: show progress on stderr.
     """
-    from d1bench.advisor.advise import _load, open_corpus, template_weights
-    from d1bench.advisor.catalog import read_catalog
+    from d1bench.advisor.preparation import as_workload as _load
+    from d1bench.advisor.preparation import open_corpus, template_weights
     from d1bench.fix.measure import measure_templates, sample_params
+    from d1bench.sql.catalog import read_catalog
 
     started = time.perf_counter()
     if not rate >= 0:
@@ -339,14 +340,8 @@ def _migration_path(directory: str | os.PathLike[str], *, force: bool) -> Path:
 
 
 def _write_migration(directory: str | os.PathLike[str], sql: str, force: bool) -> Path:
+    from d1bench._atomic import write_atomic
+
     path = _migration_path(directory, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(sql)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, sql, force=force)

@@ -30,7 +30,7 @@ def number_placeholders(sql: str) -> str:
     >>> number_placeholders("SELECT '?' , ? , ?3 , ? -- ?")
     "SELECT '?' , :p1 , :p3 , :p4 -- ?"
     """
-    from d1bench.advisor.parsing import number_placeholders as numbered
+    from d1bench.sql.parsing import number_placeholders as numbered
 
     return numbered(sql)[0]
 
@@ -41,7 +41,7 @@ class ParsedSQL:
     def __init__(self, sql: str) -> None:
         import sqlglot
 
-        from d1bench.workload.sqltext import quiet_sqlglot
+        from d1bench.sql.text import quiet_sqlglot
 
         self.text = number_placeholders(sql)
         with quiet_sqlglot():

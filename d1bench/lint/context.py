@@ -5,16 +5,16 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import apsw
 
-from d1bench.advisor.catalog import Catalog, IndexDef, read_catalog
-from d1bench.advisor.cost import CostModel
-from d1bench.advisor.query import QueryInfo, analyze
+from d1bench.advisor.costmodel import CostModel
+from d1bench.advisor.preparation import prepare
+from d1bench.advisor.query import QueryInfo
 from d1bench.advisor.stats import Stats
-from d1bench.advisor.whatif import PlanRow
+from d1bench.sql.catalog import Catalog, IndexDef
+from d1bench.sql.session import EXPLAIN, PlanStep, plan_steps
 
 __all__ = [
     "LARGE_TABLE_ROWS",
@@ -62,7 +62,7 @@ class LintContext:
     catalog: Catalog
     stats: Stats
     infos: dict[str, QueryInfo]
-    plans: dict[str, tuple[PlanRow, ...]]
+    plans: dict[str, tuple[PlanStep, ...]]
     params: dict[str, list[tuple]]
     measured: dict[str, float] = field(default_factory=dict)
     trace: Any = None
@@ -128,32 +128,20 @@ def severity_for(rows_read: float | None, floor: str = "low") -> str:
 def build_context(workload: Any, db_path: str | os.PathLike[str], trace: Any = None,
                   *, seed: int = 0, samples: int = 2) -> LintContext:
     """Open the corpus read-only, read every template, plan it, and load the trace."""
-    from d1bench.advisor.advise import _bind_params, _load, open_corpus
-
-    path = Path(db_path)
-    conn = open_corpus(path)
-    wl = _load(workload)
-    catalog = read_catalog(conn)
-    stats = Stats(conn, catalog, seed=seed)
-    params, _note = _bind_params(wl, path, seed, samples)
-    infos = {name: analyze(t.sql, catalog) for name, t in wl.templates.items()}
-    plans: dict[str, tuple[PlanRow, ...]] = {}
+    prep = prepare(db_path, workload, trace, seed=seed, samples=samples)
+    conn, wl, catalog, stats, infos, params = (prep.conn, prep.workload, prep.catalog, prep.stats,
+                                               prep.infos, prep.params)
+    plans: dict[str, tuple[PlanStep, ...]] = {}
     plan_errors: dict[str, str] = {}
     for name, t in wl.templates.items():
         values = (params.get(name) or [tuple([None] * infos[name].n_params)])[0]
         try:
-            plans[name] = tuple(PlanRow(int(r[0]), int(r[1]), str(r[3])) for r in
-                                conn.execute("EXPLAIN QUERY PLAN " + t.sql, tuple(values)))
+            plans[name] = tuple(plan_steps(conn.execute(EXPLAIN + t.sql, tuple(values))))
         except apsw.Error as exc:  # reported as its own finding
             plan_errors[name] = str(exc)
     measured: dict[str, float] = {}
-    frame = None
-    if trace is not None:
-        if isinstance(trace, (str, os.PathLike)):
-            from d1bench.trace import load_trace
-
-            trace = load_trace(trace)
-        frame = trace.measured if hasattr(trace, "measured") else trace
+    frame = prep.trace
+    if frame is not None:
         ok = frame[frame["error_class"].isna()] if "error_class" in frame else frame
         if "rows_read" in ok:
             means = ok.dropna(subset=["rows_read"]).groupby("template")["rows_read"].mean()

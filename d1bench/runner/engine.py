@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from d1bench.runner.schedule import Plan, sleep_until
+from d1bench.runner.schedule import Schedule, sleep_until
 
 __all__ = ["DROPPED", "Control", "Row", "WorkerRows", "async_main", "thread_worker"]
 
@@ -75,7 +75,7 @@ class Control:
         failure: the first unexpected exception a worker raised.
     """
 
-    plan: Plan
+    plan: Schedule
     open_loop: bool
     t0: int = 0
     warmup_ns: int = 0

@@ -78,7 +78,7 @@ def describe_plans(conn: Any, workload: Any,
     draws it as a query; a template met only inside sessions is explained with
     NULLs bound, which gives the same plan for ``=``/range placeholders.
     """
-    from d1bench.plans import classify
+    from d1bench.plans import classify_plan
 
     fts = _fts_tables(conn)
     out: dict[str, dict[str, Any]] = {}
@@ -92,7 +92,7 @@ def describe_plans(conn: Any, workload: Any,
             out[template.name] = {"plan_class": None, "all_indexed": None, "classes": [],
                                   "plan": [], "explain_error": f"{type(exc).__name__}: {exc}"}
             continue
-        info = classify(steps, fts_tables=fts, sql=template.sql)
+        info = classify_plan(steps, fts_tables=fts, sql=template.sql)
         out[template.name] = {
             "plan_class": info.plan_class,
             "all_indexed": info.all_indexed,

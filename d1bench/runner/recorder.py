@@ -11,13 +11,13 @@ from typing import Any, TextIO
 import pyarrow as pa
 
 from d1bench.runner.engine import Row, WorkerRows
-from d1bench.runner.schedule import Plan
+from d1bench.runner.schedule import Schedule
 from d1bench.trace import COLUMNS, new_histogram
 
 __all__ = ["Progress", "full_rows", "rows_to_table"]
 
 
-def _expand(short: Sequence[Row], worker: int, plan: Plan, t0: int | None) -> list[Row]:
+def _expand(short: Sequence[Row], worker: int, plan: Schedule, t0: int | None) -> list[Row]:
     """Full rows from a worker's short ones (single queries, step 0)."""
     calls, intended = plan.calls, plan.intended
     out = []
@@ -30,7 +30,7 @@ def _expand(short: Sequence[Row], worker: int, plan: Plan, t0: int | None) -> li
     return out
 
 
-def full_rows(recorded: Sequence[WorkerRows], plan: Plan, t0: int, open_loop: bool
+def full_rows(recorded: Sequence[WorkerRows], plan: Schedule, t0: int, open_loop: bool
               ) -> list[Row]:
     """Every statement the workers recorded, as full rows (see :mod:`d1bench.runner.engine`)."""
     rows: list[Row] = []
@@ -40,7 +40,7 @@ def full_rows(recorded: Sequence[WorkerRows], plan: Plan, t0: int, open_loop: bo
     return rows
 
 
-def rows_to_table(rows: Sequence[Row], plan: Plan, t0: int, warmup_ns: int, warmup_units: int,
+def rows_to_table(rows: Sequence[Row], plan: Schedule, t0: int, warmup_ns: int, warmup_units: int,
                   plans: Mapping[str, Mapping[str, Any]]) -> pa.Table:
     """Columns of :data:`d1bench.trace.COLUMNS` from the engine's rows, ordered by send time.
 
@@ -112,7 +112,7 @@ class Progress:
     trace's histograms are exact.
     """
 
-    def __init__(self, recorded: Sequence[WorkerRows], plan: Plan, t0: int, open_loop: bool, *,
+    def __init__(self, recorded: Sequence[WorkerRows], plan: Schedule, t0: int, open_loop: bool, *,
                  label: str, stream: TextIO | None = None, sample: int = 2_000) -> None:
         self.lists = [(w.short, True) for w in recorded] + [(w.full, False) for w in recorded]
         self.intended = plan.intended if open_loop else None

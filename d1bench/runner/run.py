@@ -24,7 +24,7 @@ from d1bench.runner.engine import (
 )
 from d1bench.runner.metadata import describe_plans, run_metadata
 from d1bench.runner.recorder import Progress, full_rows, rows_to_table
-from d1bench.runner.schedule import Plan, arrivals
+from d1bench.runner.schedule import Schedule, arrivals
 from d1bench.trace import Trace, check_output_path, write_trace
 
 __all__ = [
@@ -171,7 +171,7 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
             target.close()
 
 
-def _schedule(plan: Plan, open_loop: bool, *, rate: float | None, arrival: str,
+def _schedule(plan: Schedule, open_loop: bool, *, rate: float | None, arrival: str,
               duration: float | None, requests: int | None, warmup: float,
               warmup_requests: int, seed: int) -> float:
     """Draw the run's units (and, open loop, their intended times) before the clock starts.
@@ -225,7 +225,7 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
                 raise UsageError(f"{target.url}: open the target with allow_writes=True to "
                                  "replay writes (CLI: --allow-writes)")
             guard_read_only(wl, own if allow_writes is None else allow_writes, target=target)
-        plan = Plan(bound.draw, random.Random(seed))
+        plan = Schedule(bound.draw, random.Random(seed))
         warmup_s = _schedule(plan, open_loop, rate=rate, arrival=arrival, duration=duration,
                              requests=requests, warmup=warmup, warmup_requests=warmup_requests,
                              seed=seed)

@@ -4,7 +4,7 @@ Drawing units and arrival times up front keeps the random number generators
 out of the timed path and makes a run reproducible: the same seed gives the
 same units in the same order at the same intended times, whatever the target
 does.  Open loop only: a closed loop has no intended times, only a sequence of
-units, which :class:`Plan` grows in chunks when a duration-bound run needs more.
+units, which :class:`Schedule` grows in chunks when a duration-bound run needs more.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SPIN_NS", "Plan", "arrivals", "sleep_until"]
+__all__ = ["SPIN_NS", "Schedule", "arrivals", "sleep_until"]
 
 #: How long before an intended start a worker stops sleeping and spins.  Linux
 #: oversleeps ``time.sleep`` by 50-100 µs (timer slack), so 300 µs of spinning
@@ -62,7 +62,7 @@ def arrivals(rate: float, arrival: str, *, seed: int, until_s: float | None = No
 
 
 @dataclass(slots=True)
-class Plan:
+class Schedule:
     """The units of a replay, drawn in order from one seeded generator.
 
     For a ``query`` unit the single statement is taken from its generator at

@@ -22,6 +22,7 @@ __all__ = [
     "index_set_names",
     "index_set_sql",
     "split_statements",
+    "statements_with_lines",
 ]
 
 #: Tables in the order a loader must fill them (parents before children).
@@ -78,7 +79,7 @@ def index_set_sql(name_or_path: str | Path) -> str:
             f"index set {name!r}: not one of {index_set_names()} and no such file"
         )
     text = path.read_text(encoding="utf-8")
-    for lineno, statement in _statements_with_lines(text):
+    for lineno, statement in statements_with_lines(text):
         if not re.match(r"(?is)^\s*(CREATE\s+(UNIQUE\s+)?INDEX|DROP\s+INDEX|PRAGMA\s+optimize|ANALYZE)",
                         statement):
             first = statement.strip().splitlines()[0][:60]
@@ -122,7 +123,7 @@ def d1_problems(sql: str) -> list[str]:
     []
     """
     problems = []
-    for lineno, statement in _statements_with_lines(sql):
+    for lineno, statement in statements_with_lines(sql):
         pragma = re.match(r"(?i)^\s*PRAGMA\s+(?:\w+\.)?(\w+)", statement)
         if pragma and pragma.group(1).lower() not in _ALLOWED_PRAGMAS:
             problems.append(f"line {lineno}: PRAGMA {pragma.group(1)} is not authorized on D1")
@@ -134,10 +135,11 @@ def d1_problems(sql: str) -> list[str]:
 
 def split_statements(sql: str) -> list[str]:
     """Split SQL text into complete statements, trigger bodies kept whole."""
-    return [statement for _, statement in _statements_with_lines(sql)]
+    return [statement for _, statement in statements_with_lines(sql)]
 
 
-def _statements_with_lines(sql: str) -> list[tuple[int, str]]:
+def statements_with_lines(sql: str) -> list[tuple[int, str]]:
+    """Split SQL text like :func:`split_statements`, with each statement's first line number."""
     import apsw
 
     out: list[tuple[int, str]] = []

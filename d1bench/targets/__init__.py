@@ -26,7 +26,7 @@ __all__ = ["TARGETS", "Connection", "Meta", "PlanStep", "Result", "Target", "ope
 #: scheme -> "module:Class"; each class has a ``from_spec(spec, **options)`` classmethod.
 TARGETS = {
     "sqlite": "d1bench.targets.sqlite:SQLiteTarget",
-    "d1-local": "d1bench.targets.d1_local:LocalD1Target",
+    "d1-local": "d1bench.targets.d1.local:LocalD1Target",
     "d1": "d1bench.targets.d1:D1Target",
 }
 

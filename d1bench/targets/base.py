@@ -16,82 +16,13 @@ cannot do something.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, ClassVar, Self
 
+# A target's connections speak the ground floor's session types; they are named
+# here too because they are the target protocol's vocabulary.
+from d1bench.sql.session import Connection, Meta, Params, PlanStep, Result
+
 __all__ = ["Connection", "Meta", "Params", "PlanStep", "Result", "Target"]
-
-Params = Sequence[Any]
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-
-
-@dataclass(frozen=True, slots=True)
-class Meta:
-    """What the database said about one statement, beyond its rows.
-
-    Attributes:
-        rows_read: rows read as D1 bills them; exact from D1, estimated from
-            SQLite (see ``d1bench.targets.sqlite`` for the method). ``None``
-            when the target cannot tell.
-        rows_written: rows written as D1 bills them (index entries included).
-        duration_ms: time spent inside the database, excluding the network,
-            as the target reports it.
-        changes: rows changed by an INSERT/UPDATE/DELETE.
-        last_row_id: rowid of the last inserted row.
-        attempts: how many times the request was sent (retries included).
-        extra: every other field the target reported (D1's ``served_by_region``,
-            ``total_attempts``, ``timings`` ...), kept verbatim for the trace.
-    """
-
-    rows_read: int | None = None
-    rows_written: int | None = None
-    duration_ms: float | None = None
-    changes: int | None = None
-    last_row_id: int | None = None
-    attempts: int = 1
-    extra: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """Rows a statement returned, with the database's metadata."""
-
-    columns: tuple[str, ...]
-    rows: list[tuple[Any, ...]]
-    meta: Meta = field(default_factory=Meta)
-
-
-@dataclass(frozen=True, slots=True)
-class PlanStep:
-    """One row of ``EXPLAIN QUERY PLAN``: SQLite's and D1's shapes are the same."""
-
-    id: int
-    parent: int
-    detail: str
-
-
-class Connection(ABC):
-    """One session with a target; used by one thread at a time."""
-
-    @abstractmethod
-    def execute(self, sql: str, params: Params = ()) -> Result:
-        """Run one statement; raise :class:`d1bench.errors.TargetError` on failure."""
-
-    @abstractmethod
-    def explain(self, sql: str, params: Params = ()) -> list[PlanStep]:
-        """Return the statement's query plan without running it."""
-
-    def close(self) -> None:
-        """Release the session's resources."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class Target(ABC):

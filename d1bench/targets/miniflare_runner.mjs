@@ -1,6 +1,6 @@
 // Starts Miniflare with d1bench's REST Worker and one D1 database, on
 // 127.0.0.1 only, and stops it cleanly on SIGTERM/SIGINT/SIGHUP (Miniflare's
-// dispose() also stops its workerd child).  d1bench.targets.d1_local runs it:
+// dispose() also stops its workerd child).  d1bench.targets.d1.local runs it:
 //
 //   node miniflare_runner.mjs --miniflare PATH --worker PATH --persist DIR
 //        [--port N] [--database-id ID] [--account-id ID] [--compat-date D] [--watch-stdin]

@@ -35,6 +35,7 @@ import apsw
 import apsw.ext
 
 from d1bench.errors import TargetError, UsageError
+from d1bench.sql.session import EXPLAIN, plan_steps
 from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result, Target
 from d1bench.targets.rowcount import TRACE_COUNTERS, DataFacts, RowEstimator, read_program
 
@@ -394,10 +395,10 @@ class SQLiteConnection(Connection):
 
     def explain(self, sql: str, params: Params = ()) -> list[PlanStep]:
         try:
-            rows = self._db.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+            rows = self._db.execute(EXPLAIN + sql, params).fetchall()
         except apsw.Error as exc:
             raise classify_error(exc) from None
-        return [PlanStep(int(r[0]), int(r[1]), str(r[3])) for r in rows]
+        return plan_steps(rows)
 
     def close(self) -> None:
         self._statements.clear()

@@ -21,15 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from d1bench.errors import UsageError
+from d1bench.sql.limits import MAX_PARAMS, MAX_VALUE_BYTES
+from d1bench.sql.limits import MAX_SQL_BYTES as MAX_STATEMENT_BYTES
 
 __all__ = ["LITERAL", "MAX_PARAMS", "MAX_STATEMENT_BYTES", "MAX_VALUE_BYTES", "StatementPacker",
            "Table", "describe_table", "quote", "sql_value"]
-
-#: D1's limits (see the reference notes on D1): bound parameters per statement,
-#: bytes per statement, bytes per string or BLOB value.
-MAX_PARAMS = 100
-MAX_STATEMENT_BYTES = 100_000
-MAX_VALUE_BYTES = 2_000_000
 
 # Headroom under the statement limit for the INSERT's own text.
 _STATEMENT_BUDGET = MAX_STATEMENT_BYTES - 5_000

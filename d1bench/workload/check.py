@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from d1bench.errors import TargetError, UsageError
-from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result
+from d1bench.sql.session import EXPLAIN, Connection, Meta, Params, PlanStep, Result, plan_steps
 from d1bench.workload.loader import Problem, _parse_partial, read_workload_text
 from d1bench.workload.model import Workload, _bind
 
@@ -158,5 +158,4 @@ class _ApswConnection(Connection):
         return Result(cols, rows, Meta())
 
     def explain(self, sql: str, params: Params = ()) -> list[PlanStep]:
-        rows = self.execute(f"EXPLAIN QUERY PLAN {sql}", params).rows
-        return [PlanStep(r[0], r[1], r[3]) for r in rows]
+        return plan_steps(self.execute(EXPLAIN + sql, params).rows)

@@ -25,9 +25,10 @@ from types import MappingProxyType
 from typing import Any
 
 from d1bench.errors import UsageError
+from d1bench.sql.limits import MAX_PARAMS, MAX_SQL_BYTES
+from d1bench.sql.text import classify_write, scan_placeholders
 from d1bench.workload.model import Session, Step, Template, Workload, _unit_table
 from d1bench.workload.samplers import SamplerError, SamplerSpec, spec_from_toml
-from d1bench.workload.sqltext import MAX_PARAMS, MAX_SQL_BYTES, classify_write, scan_placeholders
 
 __all__ = ["FORMAT_VERSION", "Problem", "available_workloads", "load_workload", "parse_workload"]
 

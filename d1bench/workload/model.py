@@ -33,13 +33,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from d1bench.errors import UsageError
+from d1bench.sql.text import parse_sql
 from d1bench.workload.samplers import SamplerError, SamplerSpec
-from d1bench.workload.sqltext import parse_sql
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from d1bench.targets.base import Connection, Result
+    from d1bench.sql.session import Connection, Result
 
 __all__ = [
     "FAMILIES",

@@ -12,8 +12,8 @@ RULE = "foreign_key_without_index"
 
 
 def check(ctx: LintContext) -> Iterator[Finding]:
-    from d1bench.advisor.catalog import Key
-    from d1bench.advisor.naming import index_name
+    from d1bench.sql.catalog import Key
+    from d1bench.sql.naming import index_name
 
     for fk in ctx.catalog.foreign_keys:
         if any(i.keys and i.keys[0].expr.lower() == fk.column.lower()

@@ -19,8 +19,8 @@ FUNCTIONS = {"json_extract": "json_extract", "jsonextractscalar": "json_extract"
 
 
 def check(ctx: LintContext) -> Iterator[Finding]:
-    from d1bench.advisor.catalog import Key
-    from d1bench.advisor.naming import index_name
+    from d1bench.sql.catalog import Key
+    from d1bench.sql.naming import index_name
 
     for name, info in ctx.infos.items():
         for p in info.preds:

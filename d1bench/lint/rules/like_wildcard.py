@@ -57,7 +57,7 @@ def _concatenated_wildcard(sql: str) -> bool:
     """``x LIKE '%' || ? || '%'``: the pattern is built with a leading wildcard."""
     from sqlglot import exp
 
-    from d1bench.advisor.parsing import ParseFailure, parse_statement
+    from d1bench.sql.parsing import ParseFailure, parse_statement
 
     try:
         tree = parse_statement(f"SELECT 1 WHERE {sql}")

@@ -48,7 +48,7 @@ def _rewrite(sql: str, before_sql: str, step, column: str | None) -> str | None:
     """The step's SQL with its per-row parameter replaced by the previous step as a subquery."""
     from sqlglot import exp
 
-    from d1bench.advisor.parsing import ParseFailure, number_placeholders, parse_statement
+    from d1bench.sql.parsing import ParseFailure, number_placeholders, parse_statement
 
     rows = [i for i, p in enumerate(step.params or ()) if p.kind == "from_row"]
     if len(rows) != 1 or column is None:

@@ -12,8 +12,8 @@ RULE = "order_by_limit_full_sort"
 
 
 def check(ctx: LintContext) -> Iterator[Finding]:
-    from d1bench.advisor.catalog import Key
-    from d1bench.advisor.naming import index_name
+    from d1bench.sql.catalog import Key
+    from d1bench.sql.naming import index_name
 
     for name, info in ctx.infos.items():
         plan = ctx.plans.get(name, ())

@@ -3,13 +3,15 @@
 Modules, one job each: ``target`` (the :class:`D1Target` and its request
 path), ``_http`` (the lean HTTP/1.1 keep-alive client), ``retry`` (backoff),
 ``classify`` (error classes, redaction), ``limits`` (D1's limits, checked
-before sending), ``guard`` (the read-only guard) and ``config`` (specs,
-wrangler files, database names).
+before sending), ``guard`` (the read-only guard), ``config`` (specs,
+wrangler files, database names), ``local`` (the local D1: Miniflare on
+127.0.0.1, and its target) and ``detached`` (local D1 servers the CLI leaves
+running).
 """
 
 from __future__ import annotations
 
-from d1bench.targets.d1.classify import classify, redact
+from d1bench.targets.d1.classify import classify_response, redact
 from d1bench.targets.d1.config import (
     DEFAULT_BASE_URL,
     add_d1_arguments,
@@ -35,7 +37,7 @@ __all__ = [
     "add_d1_arguments",
     "check_statement",
     "check_workload_limits",
-    "classify",
+    "classify_response",
     "d1_options",
     "guard_read_only",
     "is_read_only",

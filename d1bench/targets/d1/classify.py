@@ -18,7 +18,7 @@ from d1bench.targets.d1._http import ConnectionDropped, ResponseTimeout
 __all__ = [
     "OVERLOADED_MESSAGES",
     "RETRYABLE_MESSAGES",
-    "classify",
+    "classify_response",
     "error_from_exception",
     "error_from_response",
     "redact",
@@ -58,18 +58,18 @@ _SQL_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
 _AUTH_CODES = {10000, 10001, 7403, 9103, 9106, 9109}
 
 
-def classify(status: int | None, code: int | None, message: str) -> tuple[str, bool]:
+def classify_response(status: int | None, code: int | None, message: str) -> tuple[str, bool]:
     """Return ``(error_class, retryable)`` for one failed call.
 
-    >>> classify(400, 7500, "Network connection lost.")
+    >>> classify_response(400, 7500, "Network connection lost.")
     ('network', True)
-    >>> classify(429, 7429, "D1 DB is overloaded. Requests queued for too long.")
+    >>> classify_response(429, 7429, "D1 DB is overloaded. Requests queued for too long.")
     ('overloaded', False)
-    >>> classify(400, 7500, "UNIQUE constraint failed: users.email: SQLITE_CONSTRAINT")
+    >>> classify_response(400, 7500, "UNIQUE constraint failed: users.email: SQLITE_CONSTRAINT")
     ('constraint', False)
-    >>> classify(429, 971, "Please wait and consider throttling your request speed")
+    >>> classify_response(429, 971, "Please wait and consider throttling your request speed")
     ('rate_limited', True)
-    >>> classify(503, None, "upstream unavailable")
+    >>> classify_response(503, None, "upstream unavailable")
     ('other', True)
     """
     low = message.lower()
@@ -135,7 +135,7 @@ def error_from_response(status: int, body: bytes, *, secrets: Iterable[str] = ()
         code, message = parsed
         message = message or f"HTTP {status}"
     message = redact(message, secrets)
-    error_class, retryable = classify(status, code, message)
+    error_class, retryable = classify_response(status, code, message)
     return TargetError(message, error_class=error_class, retryable=retryable,
                        attempts=attempts, status=status, code=code)
 

@@ -4,7 +4,7 @@ A replay against a real database must not change it by accident, and D1
 bills a written row a thousand times a read one.  Two independent opinions
 decide whether a statement only reads:
 
-1. sqlglot's parse (the same :func:`d1bench.workload.sqltext.classify_write`
+1. sqlglot's parse (the same :func:`d1bench.sql.text.classify_write`
    the workload checks use), and
 2. SQLite's own ``sqlite3_stmt_readonly`` flag on the statement prepared
    against an in-memory copy of the d1bench schema.
@@ -129,7 +129,7 @@ def read_only_verdict(sql: str) -> ReadOnlyVerdict:
     >>> read_only_verdict("EXPLAIN QUERY PLAN DELETE FROM papers WHERE id = ?").read_only
     True
     """
-    from d1bench.workload.sqltext import classify_write
+    from d1bench.sql.text import classify_write
 
     statements = split_sql(sql)
     if not statements:

@@ -20,25 +20,15 @@ from functools import lru_cache
 from typing import Any
 
 from d1bench.errors import TargetError, UsageError
+from d1bench.sql.limits import MAX_PARAMS, MAX_PATTERN_BYTES, MAX_SQL_BYTES, MAX_VALUE_BYTES
 
 __all__ = [
-    "MAX_DATABASE_BYTES",
-    "MAX_PARAMS",
-    "MAX_PATTERN_BYTES",
-    "MAX_SQL_BYTES",
-    "MAX_VALUE_BYTES",
     "StatementShape",
     "check_statement",
     "check_workload_limits",
     "statement_shape",
 ]
 
-MAX_PARAMS = 100
-MAX_SQL_BYTES = 100_000
-MAX_VALUE_BYTES = 2_000_000
-MAX_PATTERN_BYTES = 50
-#: The most one database may hold, per plan (decimal units, as Cloudflare states them).
-MAX_DATABASE_BYTES = {"paid": 10_000_000_000, "free": 500_000_000}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +134,7 @@ def statement_shape(sql: str) -> StatementShape:
     (2, ((2, (0,)),))
     """
     from d1bench.schema import d1_problems
-    from d1bench.workload.sqltext import scan_placeholders
+    from d1bench.sql.text import scan_placeholders
 
     return StatementShape(
         sql_bytes=len(sql.encode("utf-8")),

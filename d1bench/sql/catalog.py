@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Catalog", "ForeignKey", "IndexDef", "Key", "TableDef", "read_catalog"]
+__all__ = ["Catalog", "ForeignKey", "IndexDef", "Key", "TableDef", "parse_create_index", "quote_ident",
+           "read_catalog"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -37,7 +38,7 @@ class Key:
 
     @property
     def sql(self) -> str:
-        text = _quote_ident(self.expr) if self.is_column else self.expr
+        text = quote_ident(self.expr) if self.is_column else self.expr
         return f"{text} DESC" if self.desc else text
 
 
@@ -50,7 +51,7 @@ class IndexDef:
         keys: its keys in order.
         where: the predicate of a partial index (SQLite text), else ``None``.
         name: its name (existing indexes keep theirs; candidates get one from
-            :mod:`d1bench.advisor.naming`).
+            :mod:`d1bench.sql.naming`).
         unique: a UNIQUE index.
         origin: ``"c"`` created by CREATE INDEX, ``"u"`` by a UNIQUE
             constraint, ``"pk"`` by a PRIMARY KEY, ``"advised"`` for a candidate.
@@ -84,7 +85,7 @@ class IndexDef:
         if if_not_exists:
             head += " IF NOT EXISTS"
         where = f" WHERE {self.where}" if self.where else ""
-        return f"{head} {_quote_ident(name or self.name)} ON {_quote_ident(self.table)} ({keys}){where}"
+        return f"{head} {quote_ident(name or self.name)} ON {quote_ident(self.table)} ({keys}){where}"
 
     def describe(self) -> str:
         """``table(a, b DESC) WHERE ...``, for messages."""
@@ -164,7 +165,12 @@ class Catalog:
         return found[0] if len(found) == 1 else None
 
 
-def _quote_ident(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """``name`` as an SQL identifier, quoted only when it has to be.
+
+    >>> quote_ident("title"), quote_ident("order"), quote_ident('a"b')
+    ('title', '"order"', '"a""b"')
+    """
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name.upper() not in _RESERVED:
         return name
     return '"' + name.replace('"', '""') + '"'
@@ -232,7 +238,7 @@ def _index_def(conn: Any, table: str, name: str, unique: bool, origin: str,
                sql: str | None) -> IndexDef:
     keys: list[Key] = []
     where = None
-    parsed = _parse_create_index(sql) if sql else None
+    parsed = parse_create_index(sql) if sql else None
     if parsed is not None:
         keys, where = parsed
     else:
@@ -245,11 +251,11 @@ def _index_def(conn: Any, table: str, name: str, unique: bool, origin: str,
                     origin=origin)
 
 
-def _parse_create_index(sql: str) -> tuple[list[Key], str | None] | None:
+def parse_create_index(sql: str) -> tuple[list[Key], str | None] | None:
     """Keys and WHERE of a CREATE INDEX statement, in the advisor's canonical text."""
     from sqlglot import exp
 
-    from d1bench.advisor.parsing import canonical_key, parse_statement
+    from d1bench.sql.parsing import canonical_key, parse_statement
 
     try:
         tree = parse_statement(sql)
@@ -272,7 +278,7 @@ def _parse_create_index(sql: str) -> tuple[list[Key], str | None] | None:
     where_node = params.args.get("where")
     where = None
     if where_node is not None:
-        from d1bench.advisor.parsing import render_predicate
+        from d1bench.sql.parsing import render_predicate
 
         where = render_predicate(where_node.this)
     return keys, where

@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from d1bench.advisor.catalog import IndexDef, Key
+from d1bench.sql.catalog import IndexDef, Key
 
 __all__ = ["MAX_NAME", "Namer", "index_name"]
 

@@ -12,7 +12,8 @@ Three ways to use it:
 
 * ``with LocalD1(persist_dir) as d1: ...`` in Python and pytest;
 * ``d1bench d1-local start|status|stop``: a detached server whose state (pid,
-  port, the path of a 0600 token file) lives in ``.d1bench/d1-local/``;
+  port, the path of a 0600 token file) lives in ``.d1bench/d1-local/``
+  (:mod:`~d1bench.targets.d1.detached`);
 * the target spec ``d1-local`` (or ``d1-local:PERSIST_DIR``), which attaches to
   the detached server when one runs on that directory and otherwise starts its
   own for as long as the target is open.
@@ -51,18 +52,16 @@ __all__ = [
     "LocalD1Error",
     "LocalD1Target",
     "default_persist_dir",
-    "local_status",
     "miniflare_version",
     "process_group",
     "sqlite_file",
-    "start_detached",
     "state_dir",
-    "stop_detached",
 ]
 
 DEFAULT_ACCOUNT_ID = "d1bench-local-account"
 DEFAULT_DATABASE_ID = "d1bench-local"
-_HERE = Path(__file__).resolve().parent
+# the Node.js scripts stay beside the other targets (package data of d1bench.targets)
+_HERE = Path(__file__).resolve().parent.parent
 _RUNNER = _HERE / "miniflare_runner.mjs"
 _WORKER = _HERE / "worker.mjs"
 _TOKEN_ENV = "D1BENCH_LOCAL_D1_TOKEN"
@@ -367,84 +366,6 @@ def _read_state(directory: Path) -> dict[str, Any] | None:
         return state
     path.unlink(missing_ok=True)  # the server died: forget it
     return None
-
-
-def _write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` atomically to ``path``, readable by its owner only."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def start_detached(persist_dir: str | Path | None = None, *, port: int | None = None,
-                   token: str | None = None, directory: str | Path | None = None,
-                   database_id: str = DEFAULT_DATABASE_ID,
-                   account_id: str = DEFAULT_ACCOUNT_ID) -> dict[str, Any]:
-    """Start a local D1 that outlives this process; return its state (without the token).
-
-    The state goes to ``directory/state.json`` (default :func:`state_dir`), the
-    token to ``directory/token`` (mode 0600), node's output to ``directory/node.*``.
-    """
-    directory = Path(directory) if directory else state_dir()
-    running = _read_state(directory)
-    if running is not None:
-        raise UsageError(f"{directory / 'state.json'}: a local D1 already runs "
-                         f"(pid {running['pid']}, port {running['port']}); "
-                         "stop it with `d1bench d1-local stop`")
-    directory.mkdir(parents=True, exist_ok=True)
-    persist = Path(persist_dir) if persist_dir is not None else directory / "persist"
-    local = LocalD1(persist, port=port, token=token, database_id=database_id,
-                    account_id=account_id)
-    local.start(log_dir=directory, detached=True)
-    token_file = directory / "token"
-    try:
-        _write_private(token_file, local.token + "\n")
-        state = {"pid": local.pid, "port": local.port, "base_url": local.base_url,
-                 "account_id": local.account_id, "database_id": local.database_id,
-                 "persist_dir": str(local.persist_dir), "sqlite_path": str(local.sqlite_path),
-                 "token_file": str(token_file.resolve()), "log": str(directory / "node.err"),
-                 "ready_seconds": round(local.ready_seconds, 3), "started_at": time.time()}
-        _write_private(directory / "state.json", json.dumps(state, indent=2) + "\n", 0o644)
-    except BaseException:
-        local.stop()
-        raise
-    local._release()
-    return state
-
-
-def stop_detached(directory: str | Path | None = None,
-                  timeout: float = 10.0) -> dict[str, Any] | None:
-    """Stop the detached local D1 of ``directory``; return its last state, or ``None``."""
-    directory = Path(directory) if directory else state_dir()
-    state = _read_state(directory)
-    if state is not None:
-        try:
-            stop_group(state["pid"], None, timeout)
-        except StopFailed as exc:
-            raise LocalD1Error(str(exc)) from None
-    (directory / "state.json").unlink(missing_ok=True)
-    return state
-
-
-def local_status(directory: str | Path | None = None) -> dict[str, Any]:
-    """Whether a detached local D1 runs, and where (never the token)."""
-    directory = Path(directory) if directory else state_dir()
-    state = _read_state(directory)
-    if state is None:
-        return {"running": False, "state_dir": str(directory)}
-    try:
-        LocalD1.attach(directory).health()
-        healthy, problem = True, None
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        healthy, problem = False, str(exc)
-    return {"running": True, "healthy": healthy, "problem": problem, **state,
-            "processes": process_group(state["pid"])}
 
 
 # --- the target ----------------------------------------------------------------------

@@ -28,17 +28,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from d1bench.advisor.catalog import Catalog, IndexDef
+from d1bench.advisor.planwalk import Walker
 from d1bench.advisor.query import ROWID, Pred, QueryInfo, Ref
 from d1bench.advisor.stats import Stats
-from d1bench.advisor.whatif import PlanRow
+from d1bench.sql.catalog import Catalog, IndexDef
+from d1bench.sql.session import PlanStep
 
-__all__ = ["CostModel", "Estimate"]
+__all__ = ["CostModel", "Prediction"]
 
 
 
 @dataclass(frozen=True, slots=True)
-class Estimate:
+class Prediction:
     """Predicted D1 usage of one execution of a template.
 
     Attributes:
@@ -55,7 +56,7 @@ class Estimate:
 
 
 class CostModel:
-    """Predicts :class:`Estimate` from a plan, a template and its parameter values."""
+    """Predicts :class:`Prediction` from a plan, a template and its parameter values."""
 
     def __init__(self, catalog: Catalog, stats: Stats) -> None:
         self.catalog = catalog
@@ -140,11 +141,9 @@ class CostModel:
         return self.stats.rows_per_key(table, key)
 
     # --- plans ----------------------------------------------------------------------------
-    def estimate(self, info: QueryInfo, plan: Sequence[PlanRow], params: Mapping[str, Any],
-                 indexes: Mapping[str, IndexDef]) -> Estimate:
+    def estimate(self, info: QueryInfo, plan: Sequence[PlanStep], params: Mapping[str, Any],
+                 indexes: Mapping[str, IndexDef]) -> Prediction:
         """Predicted usage of one execution of ``info`` under ``plan``."""
-        from d1bench.advisor.planwalk import Walker
-
         walker = Walker(self, info, params, indexes)
         block = walker.run(plan)
         written = 0.0
@@ -159,7 +158,7 @@ class CostModel:
             single = changed <= 1 and len(loops) == 1 and loops[0].endswith("(rowid=?)")
             existing = {**{i.name: i for i in self.catalog.indexes if i.origin != "c"}, **indexes}
             read += fk_reads(self.catalog, self.stats, info, changed, existing.values(), single)
-        return Estimate(rows_read=read, rows_written=written, rows_out=out,
+        return Prediction(rows_read=read, rows_written=written, rows_out=out,
                         full_scans=tuple(block.full_scans))
 
     def rows_written(self, info: QueryInfo, changed: float, indexes: Any) -> float:

@@ -17,19 +17,12 @@ from functools import lru_cache
 from typing import Any
 
 __all__ = [
-    "MAX_PARAMS",
-    "MAX_SQL_BYTES",
     "Placeholders",
     "classify_write",
     "parse_sql",
     "quiet_sqlglot",
     "scan_placeholders",
 ]
-
-#: D1 refuses a statement with more bound parameters than this.
-MAX_PARAMS = 100
-#: D1 refuses a statement longer than this many bytes.
-MAX_SQL_BYTES = 100_000
 
 
 @dataclass(frozen=True, slots=True)

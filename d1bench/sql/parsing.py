@@ -19,7 +19,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from d1bench.workload.sqltext import quiet_sqlglot
+from d1bench.sql.text import quiet_sqlglot
 
 __all__ = [
     "ParseFailure",
@@ -115,7 +115,7 @@ def _column_name(node: Any) -> str | None:
 def indexable_expression(node: Any) -> bool:
     """An expression an expression index can hold: json_extract/lower/upper of one column.
 
-    >>> from d1bench.advisor.parsing import parse_statement as p
+    >>> from d1bench.sql.parsing import parse_statement as p
     >>> indexable_expression(p("SELECT lower(a) FROM t").expressions[0])
     True
     >>> indexable_expression(p("SELECT lower(a || b) FROM t").expressions[0])
@@ -133,7 +133,7 @@ def indexable_expression(node: Any) -> bool:
 def canonical_key(node: Any) -> str:
     """The canonical text of an index key: a bare column name or a SQLite expression.
 
-    >>> from d1bench.advisor.parsing import parse_statement as p
+    >>> from d1bench.sql.parsing import parse_statement as p
     >>> canonical_key(p("SELECT JSON_EXTRACT(p.conditions, '$[0]') FROM t").expressions[0])
     "json_extract(conditions, '$[0]')"
     >>> canonical_key(p("SELECT LOWER(t.Title) FROM t").expressions[0])
@@ -188,7 +188,7 @@ def render_predicate(node: Any, *, strip_tables: bool = False) -> str:
 
     ``strip_tables`` drops table qualifiers, as a partial index's WHERE needs.
 
-    >>> from d1bench.advisor.parsing import parse_statement as p
+    >>> from d1bench.sql.parsing import parse_statement as p
     >>> render_predicate(p("SELECT 1 FROM t WHERE t.a IS NOT NULL AND (b = 'x' OR c < :p1)").args["where"].this,
     ...                  strip_tables=True)
     "a IS NOT NULL AND (b = 'x' OR c < :p1)"
