@@ -92,7 +92,6 @@ def _window(tree: Any, column: str) -> tuple[str, str] | None:
 
 
 def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
-
     found = read_select(ctx.workload, name)
     if found is None:
         return None
