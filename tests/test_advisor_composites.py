@@ -116,3 +116,22 @@ def test_merge_prefixes_drops_a_single_beside_a_composite() -> None:
     # a partial index is not served by a full one on other keys, nor the reverse
     assert {i.name for i in sel.added} == {"idx_products_category_desc", "idx_products_price_cents",
                                            "idx_products_stock", "idx_products_stock_name"}
+
+
+@pytest.mark.slow
+def test_events_fixture_gets_cheap_partial_indexes(events_db: Path) -> None:
+    """On the write-heavy events schema (ingest is the most frequent template), the rare
+    severities get partial indexes that an inserted 'info' reading never writes to, where
+    .expert would add full (severity, ts) and (device_id, severity) indexes."""
+    from schemas import workload_path
+
+    advice = advise(events_db, workload_path("events"))
+    got = {(r.table, tuple(r.columns), r.where) for r in advice.indexes.itertuples()}
+    assert ("events", ("ts",), "severity IN ('warning', 'error', 'critical')") in got, got
+    assert ("events", ("device_id",), "severity = 'error'") in got, got
+    assert not any(t == "events" and c[:1] == ("severity",) and w is None for t, c, w in got)
+    rows = list(advice.indexes.itertuples())
+    for a in rows:  # no proposed index begins another
+        for b in rows:
+            if a.name != b.name and a.table == b.table and a.where == b.where:
+                assert list(b.columns[: len(a.columns)]) != list(a.columns), (a.name, b.name)

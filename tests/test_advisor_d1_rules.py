@@ -68,6 +68,8 @@ STATEMENTS = [
     "SELECT * FROM rr_w WHERE a = 5",
     "SELECT a, k1, k2 FROM rr_w WHERE a = 5",
     "SELECT * FROM rr_w WHERE k1 = 3 AND k2 = 10",
+    "SELECT * FROM rr_w WHERE k1 = 3 AND k2 = 11",
+    "SELECT * FROM rr_t WHERE id = 5000",
     "SELECT * FROM rr_w WHERE k1 = 3",
     "SELECT rr_t.c, rr_w.b FROM rr_t JOIN rr_w ON rr_w.a = rr_t.a WHERE rr_t.id < 4",
     "SELECT count(*) FROM rr_t",
@@ -152,6 +154,9 @@ def test_without_rowid_lookup_after_an_index_hit(counted: dict) -> None:
     # 10 rows fetched through the primary key after the index: D1 counts none of them
     assert plain[0] == covering[0] == 11
     assert counted["SELECT * FROM rr_w WHERE k1 = 3 AND k2 = 10"][0] == 1
+    # an equality seek on a unique key that finds nothing is not billed; a rowid one is
+    assert counted["SELECT * FROM rr_w WHERE k1 = 3 AND k2 = 11"][0] == 0
+    assert counted["SELECT * FROM rr_t WHERE id = 5000"][0] == 1
 
 
 def test_count_star_adds_the_whole_btree(counted: dict) -> None:

@@ -105,8 +105,8 @@ def test_slower_only_when_significant_and_larger_than_the_minimum_effect() -> No
 def test_verify_medical_on_small_corpus(small_corpus: Path) -> None:
     """FTS5 templates, sessions and writes replay on both copies; nothing indexable gets worse,
     and no template whose plan did not change is called slower."""
-    advice = advise(small_corpus, "medical", verify=True, verify_requests=100,
-                    verify_max_requests=200)
+    advice = advise(small_corpus, "medical", verify=True, verify_requests=80,
+                    verify_max_requests=120)
     v = advice.verification.set_index("template")
     for name in ("top_cited_in_specialty", "list_specialty_papers", "paper_reviews"):
         assert v.loc[name, "rows_read_after"] < 0.2 * v.loc[name, "rows_read_before"], name

@@ -6,7 +6,13 @@ workbench; see ``d1.md``):
 
 * a table scan reads every row; an index or rowid search reads one row per
   positioning plus one per entry it steps through; looking the table row up
-  after an index entry is not counted, so a covering index saves time, not rows;
+  after an index entry is not counted, for a rowid table and for a WITHOUT
+  ROWID one alike, so a covering index saves time, not rows, unless it changes
+  the plan; an equality seek on a unique key that finds nothing reads nothing;
+* an IN list is read as a b-tree of its own, one row per value; a skip-scan
+  seeks once per distinct value of the key it skips;
+* foreign-key checks and ``CHECK (col IN (...))`` constraints, which no plan
+  shows, are added by :mod:`~d1bench.advisor.foreign`;
 * rows that go through a temporary b-tree (ORDER BY, GROUP BY, DISTINCT sorts)
   are counted again; ``COUNT(*)`` counts every entry of the b-tree it counts;
 * a plan that needs no sort stops early at its LIMIT.
@@ -93,8 +99,11 @@ class CostModel:
                 cond = self.stats.sample_fraction(ref.name, ref.alias, rest_sql, params)
             if cond is None:
                 cond = 0.3 ** len(rest_sql) if rest_sql else 1.0
-            if cond == 0 and size:
-                cond = 0.5 / size
+            if cond == 0 and size and rest_sql:
+                # nothing in the sample: count on the corpus itself (once per values),
+                # rather than guess half a sampled row
+                counted = self.stats.corpus_fraction(ref.name, ref.alias, rest_sql, params)
+                cond = counted if counted is not None else 0.5 / size
             frac *= cond
             if any(p.value == "subquery" for p in rest):
                 frac *= 0.5

@@ -204,7 +204,11 @@ class Walker:
                              "USE TEMP B-TREE FOR LAST TERM OF ORDER BY",
                              "USE TEMP B-TREE FOR LAST")):
                 b.blocked = True
-                b.sorted_rows += cur
+                s_ = self.info.scopes[scope] if scope is not None and scope < len(self.info.scopes) \
+                    else None
+                # groups that stream out of an index in order are sorted as groups, not rows
+                b.sorted_rows += self._groups(scope, cur) if s_ is not None and s_.group_by \
+                    and not grouped else cur
                 continue
             if d.startswith("USE TEMP B-TREE"):
                 continue  # count(DISTINCT) and the like: inserts, not reads
@@ -409,7 +413,8 @@ class Walker:
         # an equality on every key of a UNIQUE index finds its row without stepping on
         unique_hit = index is not None and index.unique and len(loop.constraints) == len(keys) \
             and all(op == "=" for _c, op in loop.constraints)
-        visited = seeks if unique_hit else seeks + matches
+        # ... and an equality seek that finds nothing is not billed (measured on local D1)
+        visited = min(seeks, matches) if unique_hit else seeks + matches
         return visited, out, table if loop.access == "automatic" else None
 
     def _in_count(self, ref: Ref, key: str) -> float:

@@ -296,6 +296,25 @@ class Stats:
         self._sel[cache] = value
         return value
 
+    def corpus_fraction(self, table: str, alias: str, preds: Sequence[str],
+                        params: Mapping[str, Any]) -> float | None:
+        """Fraction of ``table``'s rows satisfying every predicate, counted on the corpus
+        (for predicates too selective for the sample; cached per values)."""
+        table = table.lower()
+        n = self.row_count(table)
+        if n == 0:
+            return 0.0
+        cache = ("corpus", table, alias, tuple(preds), tuple(sorted(params.items(), key=str)))
+        if cache not in self._sel:
+            td = self.catalog.table(table)
+            sql = (f"SELECT count(*) FROM {quote_ident(td.name if td else table)} AS "
+                   f"{quote_ident(alias)} WHERE " + " AND ".join(f"({p})" for p in preds))
+            try:
+                self._sel[cache] = next(iter(self.conn.execute(sql, dict(params))))[0] / n
+            except apsw.Error:
+                self._sel[cache] = None
+        return self._sel[cache]
+
     # --- full-text matches ------------------------------------------------------------
     def fts_matches(self, table: str, query: Any) -> int:
         """Rows an FTS5 table returns for ``query`` (run on the corpus, cached)."""

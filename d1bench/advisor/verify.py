@@ -234,9 +234,9 @@ def _as_workload(workload: Any) -> Any:
 def _plans(db_path: Any, wl: Any, before_db: Path, after_db: Path,
            seed: int) -> dict[str, tuple[list[str], list[str]]]:
     """Each template's real plan on both copies, with one drawn set of values."""
-    from d1bench.advisor.preparation import bind_params as _bind_params
+    from d1bench.advisor.preparation import bind_params
 
-    params, _ = _bind_params(wl, Path(db_path), seed, 1)
+    params, _ = bind_params(wl, Path(db_path), seed, 1)
     first = {n: (params.get(n) or [()])[0] for n in wl.templates}
     sqls = {n: t.sql for n, t in wl.templates.items()}
     b, a = real_plans(before_db, sqls, first), real_plans(after_db, sqls, first)
