@@ -26,9 +26,7 @@ __all__ = ["DEFAULT_SAMPLES", "Prepared", "as_workload", "bind_params", "load_tr
            "open_corpus", "prepare", "template_weights"]
 
 #: Parameter tuples drawn per template: the first plans it, all of them price it.
-#: (Three were too few for skewed samplers: the heavy values, which dominate the mean,
-#: were often missed, and an index that serves them looked not worth its writes.)
-DEFAULT_SAMPLES = 8
+DEFAULT_SAMPLES = 3
 
 
 @dataclass(frozen=True, slots=True)
