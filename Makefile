@@ -35,12 +35,15 @@ node_modules/.installed: package.json package-lock.json $(VENV)/.installed
 	$(NODE) $(NPM_CLI) ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Debian tools: sqlite3 (its .expert is the advisor's yardstick) and chromium
-# (report screenshots).  Installed only when missing.
+# Debian tools: sqlite3 (its .expert is the advisor's yardstick), chromium
+# (report screenshots), and the PostgreSQL and MariaDB servers the migration
+# tests start on 127.0.0.1.  Installed only when missing.
 system-deps:
 	@missing=""; \
 	command -v sqlite3 >/dev/null 2>&1 || missing="$$missing sqlite3"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	test -x /usr/sbin/mariadbd || missing="$$missing mariadb-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

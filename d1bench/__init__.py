@@ -31,6 +31,7 @@ _EXPORTS = {
     "Prepared": "d1bench.advisor",
     "fix": "d1bench.fix",
     "monthly_cost": "d1bench.cost",
+    "migrate": "d1bench.migrator",
 }
 
 __all__ = ["__version__", *_EXPORTS.keys()]  # noqa: PLE0604 - the names are strings

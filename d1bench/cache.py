@@ -186,8 +186,9 @@ def replay_sqlite(corpus: str | os.PathLike[str], *, workload: Any = "medical",
 
     Notebooks asking for the same replay (same corpus, index set, workload,
     schedule and seed) share one trace: 02 records the open-loop run that
-    03 and 05 read again.  The workload's writes land in a throw-away copy,
-    so every replay starts from the same data and the corpus never changes.
+    03 and 05 read again.  The workload's writes land in a throw-away snapshot
+    (replay's own), so every replay starts from the same data and the corpus
+    never changes.
     ``options`` go to :func:`d1bench.replay` and into the cache key.
     """
     from d1bench import load_workload, replay
@@ -199,17 +200,12 @@ def replay_sqlite(corpus: str | os.PathLike[str], *, workload: Any = "medical",
               "duration": duration, "warmup": warmup, "seed": seed, **options}
 
     def run(path: Path) -> None:
+        # replay() runs a writing workload on a snapshot of its own and leaves the file as it
+        # was; the indexed copy's content digest is then computed once and found again.
         pristine = indexed_copy(corpus, index_set)
-        fd, work = tempfile.mkstemp(prefix=".replay-", suffix=".sqlite", dir=generated_dir())
-        os.close(fd)
-        try:
-            shutil.copyfile(pristine, work)
-            replay(loaded, f"sqlite:{work}", rate=rate, concurrency=concurrency,
-                   duration=duration, warmup=warmup, seed=seed, trace_path=path,
-                   progress=False, corpus=work, force=True, **options)
-        finally:
-            for leftover in Path(work).parent.glob(Path(work).name + "*"):
-                leftover.unlink(missing_ok=True)
+        replay(loaded, f"sqlite:{pristine}", rate=rate, concurrency=concurrency,
+               duration=duration, warmup=warmup, seed=seed, trace_path=path,
+               progress=False, corpus=pristine, force=True, **options)
 
     return cached_trace(name, params, run, corpus=corpus, refresh=refresh)
 

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
 from schemas import SCHEMAS
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _user_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Statement analyses and corpus digests go to a folder of this session, not ~/.cache."""
+    from d1bench._paths import CACHE_ENV
+
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("user-cache"))
+
 
 #: Small enough to build in seconds, large enough for plans to differ by index set.
 SMALL_PAPERS = 2_000

@@ -122,7 +122,9 @@ def test_describe_corpus_reads_corpus_meta(small_corpus):
     meta = dict(conn.execute("SELECT key, value FROM corpus_meta"))
     assert info["generator"] == "d1bench"
     assert (info["papers"], info["seed"], info["as_of"]) == (2000, 7, "2026-11-01")
-    assert info["digest"] == meta["digest"] and len(info["digest"]) == 32
+    # The recipe's fingerprint from corpus_meta; "digest" is the content's (issue 10).
+    assert info["generator_digest"] == meta["digest"] and len(info["generator_digest"]) == 32
+    assert info["digest_of"] == "content" and len(info["digest"]) == 32
     assert info["file_bytes"] == small_corpus.stat().st_size
     for table in DATA_TABLES:
         count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -176,7 +178,8 @@ def test_ctrl_c_leaves_nothing(tmp_path):
     try:
         seen = ""
         deadline = time.monotonic() + 60
-        while "%" not in seen and time.monotonic() < deadline:  # the bar is up: work has begun
+        # the bar is up ("NN%|"): work has begun (the size note before it has a % too)
+        while "%|" not in seen and time.monotonic() < deadline:
             seen += proc.stderr.read(1)
         assert any(p.name.endswith(".tmp") for p in tmp_path.iterdir()), (seen, listing(tmp_path))
         proc.send_signal(signal.SIGINT)

@@ -213,4 +213,4 @@ def test_cli_upload(tmp_path: Path, small_corpus: Path, monkeypatch: pytest.Monk
     finally:
         db.close()
     assert main(["upload", "--db", str(tmp_path / "missing.sqlite"), "--target", spec]) == 2
-    assert "no such corpus file" in capsys.readouterr().err
+    assert "no such database file" in capsys.readouterr().err

@@ -155,7 +155,7 @@ params = [{ sampler = "term", band = "rare" }]
 
 
 def test_term_sources(corpus_copy: Path, tmp_path: Path) -> None:
-    from d1bench._paths import data_dir
+    from d1bench._paths import inputs_dir
 
     path = tmp_path / "terms.toml"
     path.write_text('''
@@ -167,7 +167,7 @@ sql = "SELECT ?"
 params = [{ sampler = "term" }]
 ''')
     w = load_workload(path)
-    rank = [ln.strip() for ln in (data_dir() / "vocabulary" / "terms.txt").read_text().splitlines()
+    rank = [ln.strip() for ln in (inputs_dir() / "vocabulary" / "terms.txt").read_text().splitlines()
             if ln.strip() and not ln.startswith("#")]
     c = ApswConnection(corpus_copy, readonly=False)
     try:
@@ -357,8 +357,9 @@ def test_bind_error_names_file_template_and_line(conn: ApswConnection, tmp_path:
     path.write_text('[templates.ok]\nsql = "SELECT 1"\n\n'
                     '[templates.ghost]\nsql = "SELECT ?"\n'
                     'params = [{ sampler = "id", table = "ghosts" }]\n')
-    with pytest.raises(UsageError, match=rf"^{path}:4: template 'ghost': param 1 \(id\(ghosts\)\): "
-                                         r".*no such table: ghosts"):
+    # the params line, not the template's header
+    with pytest.raises(UsageError, match=rf"^{path}:6: template 'ghost': param 1 \(id\(ghosts\)\): "
+                                         r"no table ghosts in the database"):
         load_workload(path).bind(conn)
 
 
@@ -421,7 +422,9 @@ def test_check_reports_every_problem_with_its_line(small_corpus: Path, tmp_path:
     assert (problems["severity"] == "error").all()
     assert "no such table: ghosts" in found[("template", "ghost_table", line("[templates.ghost_table]"))]
     assert "2 placeholder(s) but 1 param(s)" in found[("template", "wrong_count", line("params = [{ sampler = \"id\", table = \"papers\" }]"))]
-    assert "the corpus refused: no such column: t.no_such_column" in found[("template", "bad_sampler", line("[templates.bad_sampler]"))]
+    # the column the user wrote, named with its table, on the params line (not the alias t.)
+    bad = found[("template", "bad_sampler", line('column = "no_such_column"'))]
+    assert "no column papers.no_such_column (it has id, " in bad and "t." not in bad
     assert "unknown template 'vanished'" in found[("session", "lost", line('"vanished"'))]
     assert "takes column 'paper_id' from step 1 (listing), which returns id" in \
         found[("session", "wrong_column", line('column = "paper_id"'))]

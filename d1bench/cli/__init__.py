@@ -19,8 +19,8 @@ from d1bench.errors import UsageError
 __all__ = ["build_parser", "main"]
 
 #: Modules of this package that register verbs, in the order ``--help`` lists them.
-COMMAND_MODULES = ("corpus", "workload", "replay", "indexes", "size", "d1", "advice", "fix",
-                   "report")
+COMMAND_MODULES = ("corpus", "dump", "workload", "replay", "production", "indexes", "size", "d1",
+                   "advice", "fix", "report", "migrate")
 
 
 def build_parser() -> argparse.ArgumentParser:

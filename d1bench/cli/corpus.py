@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", default="0", metavar="S",
                         help="random seed, a whole number >= 0 (default 0)")
     parser.add_argument("--out", metavar="PATH",
-                        help="corpus file to write (default: data/corpus-<N>.sqlite)")
+                        help="corpus file to write (default: corpus-<N>.sqlite in D1BENCH_DATA, "
+                             "else ~/.local/share/d1bench)")
     parser.add_argument("--as-of", default="2026-11-01", metavar="YYYY-MM-DD",
                         help="the corpus's 'today': papers span the 20 years before it, "
                              "reading history the 90 days before it (default 2026-11-01)")
@@ -78,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
 
     papers = _whole("--papers", args.papers, 1)
     seed = _whole("--seed", args.seed, 0)
-    out = Path(args.out) if args.out else data_dir() / f"corpus-{papers}.sqlite"
+    if args.out:
+        out = Path(args.out)
+    else:
+        data_dir().mkdir(parents=True, exist_ok=True)
+        out = data_dir() / f"corpus-{papers}.sqlite"
     if args.dry_run:
         print(_d1_fit_line(papers))
         return 0

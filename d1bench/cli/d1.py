@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a local D1: Miniflare on 127.0.0.1 behind a Worker that speaks "
         "Cloudflare's D1 REST API, with its database kept as a SQLite file in a persist "
         "directory. `start` leaves it running in the background and records its pid, port "
-        "and a token file (mode 0600) in .d1bench/d1-local/; the target spec `d1-local` then "
+        "and a token file (mode 0600) in d1-local/ of the state directory (D1BENCH_STATE_DIR, "
+        "else ~/.local/state/d1bench); the target spec `d1-local` then "
         "uses it. Needs `make node_modules` once.",
     )
     action = local.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                               description="Start a local D1 in the background and print "
                               "where it listens (never its token).")
     start.add_argument("--persist", metavar="DIR",
-                       help="database directory (default: .d1bench/d1-local/persist)")
+                       help="database directory (default: d1-local/persist in the state directory)")
     start.add_argument("--port", type=int, metavar="P", help="TCP port (default: a free one)")
     start.add_argument("--database-id", metavar="ID", help="database id of the REST path")
     start.add_argument("--json", action="store_true", help="print the state as JSON")
@@ -37,14 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     up = sub.add_parser(
         "upload",
-        help="load a corpus (schema, rows, FTS index) into a D1 target",
-        description="Copy a d1bench corpus into a D1 database: the schema, the rows in "
-        "batches within D1's limits (100 parameters and 100 KB per statement), the "
-        "secondary indexes the corpus has, and the FTS index; then compare row counts "
-        "table by table. Writes are implied. An interrupted upload resumes where it "
-        "stopped when run again.",
+        help="load any SQLite database (schema, rows, FTS5 indexes) into a D1 target",
+        description="Copy a SQLite database (a d1bench corpus, an imported dump, your own) "
+        "into a D1 database: its tables parents first, the rows in batches within D1's "
+        "limits (100 parameters and 100 KB per statement), then its indexes, triggers and "
+        "views, and each FTS5 table over external content rebuilt; then compare row counts "
+        "table by table. What D1 refuses (other virtual tables, over 100 columns) is named "
+        "with its fix before anything is sent. Writes are implied. An interrupted upload "
+        "resumes where it stopped when run again.",
     )
-    up.add_argument("--db", required=True, metavar="PATH", help="corpus SQLite file to upload")
+    up.add_argument("--db", required=True, metavar="PATH", help="SQLite database to upload")
     up.add_argument("--target", required=True, metavar="SPEC",
                     help="d1-local, d1-local:PERSIST_DIR, or d1://ACCOUNT_ID/DATABASE")
     up.add_argument("--batch-rows", type=int, metavar="N",
@@ -99,7 +102,7 @@ def run_upload(args: argparse.Namespace) -> int:
     from d1bench.upload import UploadError, upload
 
     if not Path(args.db).is_file():
-        raise UsageError(f"{args.db}: no such corpus file")
+        raise UsageError(f"{args.db}: no such database file")
     remote = {name: value for name in ("base_url", "wrangler_config", "binding")
               if (value := getattr(args, name))}
     if remote and not args.target.startswith("d1://"):

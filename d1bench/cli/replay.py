@@ -68,6 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--corpus", metavar="PATH",
                     help="corpus file the target holds, described in the trace (found "
                     "automatically for sqlite:PATH)")
+    rp.add_argument("--no-estimate", action="store_true",
+                    help="sqlite: skip the rows read/written estimate (raw speed; the trace "
+                    "says so and has null rows read)")
+    rp.add_argument("--in-place", action="store_true",
+                    help="sqlite: let the workload's writes change the database file (by "
+                    "default they run on a snapshot, removed afterwards)")
     rp.add_argument("--force", action="store_true", help="overwrite an existing trace")
     rp.add_argument("--no-progress", action="store_true", help="no live progress line")
     add_d1_arguments(rp)
@@ -130,7 +136,8 @@ def run_replay(args: argparse.Namespace) -> int:
                        warmup_requests=args.warmup_requests, seed=args.seed,
                        trace_path=args.trace, progress=not args.no_progress,
                        workers=args.workers, corpus=args.corpus, force=args.force,
-                       allow_writes=args.allow_writes or None)
+                       allow_writes=args.allow_writes or None,
+                       estimate=not args.no_estimate, in_place=args.in_place)
     meta = trace.meta
     print(f"{meta['statements']:,} statements in {meta['elapsed_s']:.1f} s, "
           f"{meta['errors']:,} errors; trace written to {trace.path}")

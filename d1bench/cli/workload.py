@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["register", "run_check", "run_show"]
+from d1bench.production.insights import FORMATS
+
+__all__ = ["register", "run_check", "run_from_insights", "run_show"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,6 +44,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--sql", action="store_true", help="print each template's SQL as well")
     show.set_defaults(func=run_show)
 
+    fi = action.add_parser(
+        "from-insights",
+        help="write a workload file from production's query mix (wrangler d1 insights)",
+        description="Turn what production ran into a workload file: `wrangler d1 insights "
+        "--json` output, a GraphQL d1QueriesAdaptiveGroups answer, or a log of SQL statements "
+        "with their values (literals become ? and statements of one shape are counted). Each "
+        "shape becomes a template weighted by its runs (or rows read), with production's "
+        "figures kept as its baseline, and samplers inferred from the database: `col = ?` draws "
+        "existing values, ranges the column's distribution, `LIKE ?` prefixes, `LIMIT ?` a "
+        "small integer. What cannot be inferred is marked FILL IN. The file is then checked "
+        "against the database.",
+    )
+    fi.add_argument("insights", metavar="FILE", help="insights JSON, GraphQL JSON or a SQL log")
+    fi.add_argument("--db", required=True, metavar="PATH",
+                    help="SQLite database to infer samplers from (e.g. from `d1bench import`)")
+    fi.add_argument("--out", required=True, metavar="PATH", help="workload file to write")
+    fi.add_argument("--weight", choices=("runs", "reads"), default="runs",
+                    help="weight templates by production's runs (default) or rows read")
+    fi.add_argument("--format", choices=("auto", *FORMATS), default="auto",
+                    dest="fmt", help="the input's format (default: by its content)")
+    fi.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    fi.set_defaults(func=run_from_insights)
+
 
 def run_check(args: argparse.Namespace) -> int:
     from d1bench.workload import check_workload
@@ -75,4 +100,26 @@ def run_show(args: argparse.Namespace) -> int:
         for t in workload.templates.values():
             print(f"\n-- {t.name} ({t.kind}, {t.family}, line {t.line})")
             print(t.sql)
+    return 0
+
+
+def run_from_insights(args: argparse.Namespace) -> int:
+    from d1bench.production import from_insights
+    from d1bench.workload import check_workload
+
+    made = from_insights(args.insights, args.db, args.out, weight=args.weight, fmt=args.fmt,
+                         force=args.force)
+    frame = made.templates
+    print(f"wrote {made.path}: {len(frame)} template(s) from {int(frame['runs'].sum()):,} "
+          "production runs")
+    for t, i, why in made.unresolved:
+        print(f"  {t} param {i}: {why}")
+    problems = check_workload(made.path, args.db)
+    errors = problems[problems["severity"] == "error"]
+    for row in problems.itertuples(index=False):
+        print(f"{row.file}:{row.line}: {row.severity}: {row.template}: {row.problem}")
+    if len(errors):
+        print(f"{len(errors)} error(s): edit {made.path} and run `d1bench workload check`")
+        return 2
+    print(f"`workload check` finds no errors against {args.db}")
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from d1bench._paths import REPO_ROOT, data_dir
+from d1bench._paths import vocabulary_dir
 from d1bench.errors import UsageError
 
 __all__ = ["EVIDENCE_LEVELS", "Designs", "Vocabulary", "ascii_fold", "load_vocabulary",
@@ -91,20 +91,6 @@ class Vocabulary:
     def category(self, name: str) -> tuple[tuple[str, ...], np.ndarray]:
         """The values and weights of one category of ``categories.tsv``."""
         return self.categories[name]
-
-
-def vocabulary_dir() -> Path:
-    """The folder the default vocabulary is read from: ``<data>/vocabulary``.
-
-    When ``D1BENCH_DATA`` points the data folder elsewhere (to keep big corpora off
-    the checkout, say) and that folder has no vocabulary, the repository's own is used.
-    """
-    folder = data_dir() / "vocabulary"
-    if not folder.is_dir():
-        shipped = REPO_ROOT / "data" / "vocabulary"
-        if shipped.is_dir():
-            return shipped
-    return folder
 
 
 def load_vocabulary(folder: str | Path | None = None) -> Vocabulary:

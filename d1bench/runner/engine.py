@@ -30,13 +30,14 @@ import asyncio
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from d1bench.runner.schedule import Schedule, sleep_until
 
-__all__ = ["DROPPED", "Control", "Row", "WorkerRows", "async_main", "thread_worker"]
+__all__ = ["DROPPED", "Control", "Outcome", "Row", "WorkerRows", "async_main", "session_steps",
+           "thread_worker"]
 
 Row = tuple[Any, ...]
 
@@ -206,17 +207,23 @@ def _drop(i: int, due: int, ctl: Control, out: WorkerRows | list[Row]) -> None:
                  (DROPPED, _DROP_MESSAGE, 0)))
 
 
-def _run_session(i: int, due: int, execute: Callable[..., Any], ctl: Control,
-                 out: WorkerRows) -> None:
+#: What an engine sends a session after each step: (sent_ns, done_ns, result, exception).
+Outcome = tuple[int, int, Any, BaseException | None]
+
+
+def session_steps(i: int, due: int, ctl: Control, worker: int,
+                  append: Callable[[Row], None]) -> Generator[tuple[str, Any], Outcome, None]:
     """One simulated user's statements back to back; each step is intended when the last ended.
 
-    A failed step ends the session (later steps would use its rows): the
-    session's generator is sent ``None``, as the workload protocol says.  A
-    stop request ends it between steps: the step in flight completes.
+    The one home of a session's logic, for both engines: it yields each
+    step's ``(sql, params)``, and the engine sends back what it observed,
+    ``(sent_ns, done_ns, result, exception)``, timed by the engine itself (so
+    nothing of this generator runs inside a step's timing, and the SQLite
+    hot path has no await or callback).  A failed step ends the session
+    (later steps would use its rows): the session's generator is closed, as
+    the workload protocol says.  A stop request ends it between steps: the
+    step in flight completes.
     """
-    perf = time.perf_counter_ns
-    append = out.full.append
-    wid = out.worker
     steps = ctl.plan.sessions[i].steps()
     try:
         call = next(steps)
@@ -225,16 +232,13 @@ def _run_session(i: int, due: int, execute: Callable[..., Any], ctl: Control,
     step, intended = 0, due
     while True:
         template = call.template
-        sent = perf()
-        try:
-            result = execute(template.sql, call.params)
-        except Exception as exc:  # noqa: BLE001
-            append((i, step, wid, template.name, intended, sent, perf(), 0, None, _error(exc)))
+        sent, done, result, exc = yield template.sql, call.params
+        if exc is not None:
+            append((i, step, worker, template.name, intended, sent, done, 0, None, _error(exc)))
             steps.close()
             return
-        done = perf()
-        append((i, step, wid, template.name, intended, sent, done, len(result.rows), result.meta,
-                None))
+        append((i, step, worker, template.name, intended, sent, done, len(result.rows),
+                result.meta, None))
         if ctl.stop.is_set():
             steps.close()
             return
@@ -243,6 +247,25 @@ def _run_session(i: int, due: int, execute: Callable[..., Any], ctl: Control,
         except StopIteration:
             return
         step, intended = step + 1, done
+
+
+def _run_session(i: int, due: int, execute: Callable[..., Any], ctl: Control,
+                 out: WorkerRows) -> None:
+    """Drive :func:`session_steps` on a worker thread."""
+    perf = time.perf_counter_ns
+    driver = session_steps(i, due, ctl, out.worker, out.full.append)
+    try:
+        sql, params = next(driver)
+        while True:
+            sent = perf()
+            try:
+                result = execute(sql, params)
+            except Exception as exc:  # noqa: BLE001 - the session records it and ends
+                sql, params = driver.send((sent, perf(), None, exc))
+            else:
+                sql, params = driver.send((sent, perf(), result, None))
+    except StopIteration:
+        return
 
 
 # --- asyncio path (HTTP targets): many requests in flight on one thread ---------------------
@@ -261,32 +284,19 @@ async def _async_unit(i: int, due: int, slot: int, target: Any, ctl: Control,
         else:
             append((i, 0, slot, template, due, sent, perf(), len(result.rows), result.meta, None))
         return
-    steps = ctl.plan.sessions[i].steps()
+    driver = session_steps(i, due, ctl, slot, append)
     try:
-        step_call = next(steps)
+        sql, params = next(driver)
+        while True:
+            sent = perf()
+            try:
+                result = await target.execute_async(sql, params)
+            except Exception as exc:  # noqa: BLE001 - the session records it and ends
+                sql, params = driver.send((sent, perf(), None, exc))
+            else:
+                sql, params = driver.send((sent, perf(), result, None))
     except StopIteration:
         return
-    step, intended = 0, due
-    while True:
-        template = step_call.template
-        sent = perf()
-        try:
-            result = await target.execute_async(template.sql, step_call.params)
-        except Exception as exc:  # noqa: BLE001
-            append((i, step, slot, template.name, intended, sent, perf(), 0, None, _error(exc)))
-            steps.close()
-            return
-        done = perf()
-        append((i, step, slot, template.name, intended, sent, done, len(result.rows),
-                result.meta, None))
-        if ctl.stop.is_set():
-            steps.close()
-            return
-        try:
-            step_call = steps.send(result)
-        except StopIteration:
-            return
-        step, intended = step + 1, done
 
 
 async def _async_sleep_until(deadline_ns: int, stop: threading.Event) -> bool:

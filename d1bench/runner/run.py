@@ -23,6 +23,7 @@ from d1bench.runner.engine import (
     thread_worker,
 )
 from d1bench.runner.metadata import describe_plans, run_metadata
+from d1bench.runner.prepare import finish, prepare
 from d1bench.runner.recorder import Progress, full_rows, rows_to_table
 from d1bench.runner.schedule import Schedule, arrivals
 from d1bench.trace import Trace, check_output_path, write_trace
@@ -77,7 +78,8 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
            seed: int = 0, trace_path: str | os.PathLike[str] | None = None, progress: bool = True,
            bind_conn: Any = None, workers: int | None = None,
            corpus: str | os.PathLike[str] | None = None, force: bool = False,
-           overrun: float | None = None, allow_writes: bool | None = None) -> Trace:
+           overrun: float | None = None, allow_writes: bool | None = None,
+           estimate: bool = True, in_place: bool = False) -> Trace:
     """Replay a workload against a target and record every statement it sends.
 
     Open loop (the default, ``rate`` units a second, ``arrival`` ``"poisson"`` or
@@ -123,6 +125,15 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
         allow_writes: send the workload's writes to a D1 target (default: what
             the target was opened with).  A workload that writes is refused
             before anything is sent otherwise; a SQLite file always takes them.
+        estimate: SQLite: estimate D1's rows read and written (after the run,
+            never on the timed path).  ``False`` gives raw speed, with
+            ``rows_read``/``rows_written`` left null; the trace's
+            ``meta["estimate"]`` says which.
+        in_place: SQLite: let a workload's writes change the database itself.
+            By default a workload that writes runs on a snapshot of the file
+            (removed afterwards) and one that only reads opens it read-only, so
+            a replay never changes the user's database and every replay of a
+            corpus starts from the same data.
 
     Returns the :class:`~d1bench.trace.Trace`: one row per statement sent
     (session steps each have theirs), with the run's metadata and histograms.
@@ -165,7 +176,7 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
                        warmup_requests=warmup_requests, seed=seed,
                        trace_path=trace_path, progress=progress, bind_conn=bind_conn,
                        workers=workers, corpus=corpus, force=force, overrun=overrun,
-                       allow_writes=allow_writes)
+                       allow_writes=allow_writes, estimate=estimate, in_place=in_place)
     finally:
         if owned:
             target.close()
@@ -203,7 +214,7 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
             warmup: float, warmup_requests: int, seed: int, trace_path: Path | None,
             progress: bool, bind_conn: Any,
             workers: int | None, corpus: Any, force: bool, overrun: float | None,
-            allow_writes: bool | None) -> Trace:
+            allow_writes: bool | None, estimate: bool, in_place: bool) -> Trace:
     open_loop = concurrency is None
     use_async = bool(getattr(target, "supports_async", False))
     n_workers = concurrency or workers or (DEFAULT_ASYNC_WORKERS if use_async else DEFAULT_WORKERS)
@@ -211,9 +222,12 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
     if n_workers > 1 and not getattr(target, "supports_concurrency", True) and not open_loop:
         raise UsageError(f"target {target.url} runs one statement at a time: concurrency must be 1")
     conns: list[Any] = []
+    snapshot = None
     try:
         target.health()  # auth, database, schema: fail before drawing anything
         conns.append(target.connect())
+        if getattr(target, "defers_estimates", False):
+            conns[0].defer_estimates(estimate=False)  # binding the samplers needs no rows read
         wl, bound = _resolve_workload(workload, bind_conn or conns[0], seed)
         if getattr(target, "kind", None) in ("d1", "d1-local"):
             from d1bench.targets.d1 import guard_read_only
@@ -229,9 +243,8 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
         warmup_s = _schedule(plan, open_loop, rate=rate, arrival=arrival, duration=duration,
                              requests=requests, warmup=warmup, warmup_requests=warmup_requests,
                              seed=seed)
-        plans = describe_plans(conns[0], wl, plan.sample_params())
-        if not use_async:
-            conns.extend(target.connect() for _ in range(n_workers - 1))
+        samples = plan.sample_params()
+        plans = describe_plans(conns[0], wl, samples)
         meta = run_metadata(target, wl, corpus=corpus, seed=seed, schedule={
             "mode": "open" if open_loop else "closed", "arrival": arrival if open_loop else None,
             "rate": rate, "concurrency": concurrency, "workers": n_workers,
@@ -239,6 +252,18 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
             "requests": requests, "warmup": warmup, "warmup_requests": warmup_requests,
             "units_scheduled": len(plan.intended) if open_loop else None,
         }, plans=plans)
+        run_target, snapshot = _database_for_run(target, wl, in_place)
+        meta["database"] = _database_meta(snapshot, in_place, run_target)
+        if run_target is not target:
+            # The binding connection stays open on the original (read only from here on).
+            conns.extend(run_target.connect() for _ in range(n_workers))
+            workers_conns = conns[1:]
+        else:
+            if not use_async:
+                conns.extend(target.connect() for _ in range(n_workers - 1))
+            workers_conns = conns
+        meta["estimate"] = prepare(run_target, [] if use_async else workers_conns, wl, samples,
+                                   estimate=estimate, corpus=meta.get("corpus"))
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
                       warmup_units=warmup_requests)
         if not open_loop:
@@ -249,11 +274,14 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
         if open_loop and duration is not None and requests is None:
             span = warmup_s + duration
             drop_after = span + (overrun if overrun is not None else max(1.0, 0.1 * span))
-        rows, interrupted, elapsed_ns = _run(target, conns, ctl, n_workers, use_async, progress,
-                                             drop_after=drop_after)
+        rows, interrupted, elapsed_ns = _run(target, workers_conns, ctl, n_workers, use_async,
+                                             progress, drop_after=drop_after)
+        finish(workers_conns, meta["estimate"], progress=progress)
     finally:
         for conn in conns:
             conn.close()
+        if snapshot is not None:
+            snapshot.remove()
     meta.update(interrupted=interrupted, elapsed_s=elapsed_ns / 1e9, statements=len(rows),
                 errors=sum(1 for r in rows if r[9] is not None),
                 dropped=sum(1 for r in rows if r[9] is not None and r[9][0] == DROPPED),
@@ -263,6 +291,33 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
     if trace_path is not None:
         trace = dataclasses.replace(trace, path=write_trace(trace, trace_path, force=force))
     return trace
+
+
+def _database_for_run(target: Any, workload: Any, in_place: bool) -> tuple[Any, Any]:
+    """The SQLite target the workers use, and the snapshot behind it (if any).
+
+    A workload that may write runs on a snapshot of the file; one that only
+    reads opens it read-only (so a write-protected file or folder replays
+    fine).  ``in_place`` uses the target as it is; non-SQLite targets always are.
+    """
+    if in_place or getattr(target, "kind", None) != "sqlite" or not hasattr(target, "sibling"):
+        return target, None
+    if not any(t.is_write for t in workload.templates.values()):
+        return target.sibling(readonly=True), None
+    from d1bench.runner.snapshot import make_snapshot
+
+    snapshot = make_snapshot(target.path)
+    return target.sibling(snapshot.path), snapshot
+
+
+def _database_meta(snapshot: Any, in_place: bool, run_target: Any) -> dict[str, Any]:
+    """What the trace says about the database the workers ran on."""
+    if snapshot is not None:
+        return {"on": "snapshot", "method": snapshot.method,
+                "snapshot_s": round(snapshot.seconds, 4)}
+    if getattr(run_target, "kind", None) != "sqlite":
+        return {"on": "target"}
+    return {"on": "original, in place" if in_place else "original, read-only"}
 
 
 def _run(target: Any, conns: list[Any], ctl: Control, n_workers: int, use_async: bool,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["D1_LIMITS", "MAX_DATABASE_BYTES", "MAX_PARAMS", "MAX_PATTERN_BYTES", "MAX_SQL_BYTES", "MAX_VALUE_BYTES",
+__all__ = ["D1_LIMITS", "MAX_COLUMNS", "MAX_DATABASE_BYTES", "MAX_PARAMS", "MAX_PATTERN_BYTES", "MAX_SQL_BYTES", "MAX_VALUE_BYTES",
            "Limits"]
 
 
@@ -46,3 +46,5 @@ MAX_VALUE_BYTES = D1_LIMITS.value_bytes
 MAX_PATTERN_BYTES = D1_LIMITS.pattern_bytes
 #: The most one database may hold, per plan (decimal units, as Cloudflare states them).
 MAX_DATABASE_BYTES = {"paid": 10_000_000_000, "free": 500_000_000}
+#: D1 refuses a table with more columns than this.
+MAX_COLUMNS = 100

@@ -36,6 +36,9 @@ class Target(ABC):
     supports_async: ClassVar[bool] = False
     #: Several connections may run statements at the same time.
     supports_concurrency: ClassVar[bool] = True
+    #: The client estimates rows read/written itself, and its connections can put that
+    #: work off until after a run (``prepare``, ``defer_estimates``, ``finish_estimates``).
+    defers_estimates: ClassVar[bool] = False
 
     @property
     @abstractmethod

@@ -6,15 +6,26 @@ every execution carries an estimate of what D1 would bill for it, computed by
 :mod:`d1bench.targets.rowcount` from the statement's bytecode and SQLite's
 per-statement counters.
 
-The hot path is kept short because replay measures it: the analysis of a SQL
-text (``EXPLAIN``, the flow model) happens once, on its first execution and
-outside the timed region; statements whose estimate does not depend on the
-data (a primary-key lookup, a one-row insert) then cost a dictionary lookup,
-and the others a few small matrix-vector products after the timed region.
+Two ways to get the estimate:
+
+- synchronous (the default, for notebooks, the advisor, lint, tests):
+  ``execute`` returns ``meta.rows_read`` filled in;
+- deferred (what replay uses, :meth:`SQLiteConnection.defer_estimates`): the
+  hot path reads only what must be read at the moment (rows returned,
+  changes, last row id, the statement's counters and the parameters) into a
+  small pending record, and :meth:`SQLiteConnection.finish_estimates` works
+  the estimates out after the run, filling the same ``Meta`` objects.  So the
+  estimator never runs, nor holds the GIL, while any statement is timed.
+
+Both give the same figures: the deferred pass replays, in execution order,
+the very decisions the synchronous path takes (which executions use
+counters).  The one-time analysis of a SQL text (``EXPLAIN``, the flow model)
+happens in :meth:`SQLiteConnection.prepare`, before a replay's clock starts,
+and is kept across runs by :class:`~d1bench.targets.rowcount.store.AnalysisStore`.
+
 While a statement's estimate needs SQLite's counters, APSW's profile callback
 collects them (about 2 µs, and it runs as the statement finishes, so inside
-its ``duration_ms``); statements stop collecting once their estimate is shown
-not to need them (see :mod:`d1bench.targets.rowcount`).
+its ``duration_ms``).
 
 Connections enforce foreign keys, as D1 does (it also makes inserts read the
 parent rows they reference, which D1 bills).
@@ -26,8 +37,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,6 +48,10 @@ from d1bench.errors import TargetError, UsageError
 from d1bench.sql.session import EXPLAIN, plan_steps
 from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result, Target
 from d1bench.targets.rowcount import TRACE_COUNTERS, DataFacts, RowEstimator, read_program
+from d1bench.targets.rowcount.counting import NESTED_LIMIT, NESTED_PAUSE, Statement, calibrate
+from d1bench.targets.rowcount.schema import schema_maps
+from d1bench.targets.rowcount.store import AnalysisStore
+from d1bench.targets.sqlite_errors import classify_error
 
 __all__ = ["SQLiteConnection", "SQLiteTarget", "classify_error"]
 
@@ -54,60 +68,7 @@ _r_columns, _r_rows, _r_meta = (getattr(Result, name).__set__ for name in ("colu
 _EMPTY: Mapping[str, Any] = Meta().extra  # the protocol's shared empty mapping
 _VM, _FULLSCAN, _SORT, _AUTOINDEX = (TRACE_COUNTERS[k] for k in
                                      ("vm_steps", "fullscan_steps", "sort", "autoindex"))
-_AGREE = 8  # agreeing executions before a statement stops collecting counters
-_NESTED_LIMIT = 64  # nested statements per execution beyond which counting costs too much
-_NESTED_PAUSE = 8  # executions left uncounted after one that ran too many
-_RECHECK = 64  # count-free executions between two checks
 _DDL = re.compile(r"^\s*(CREATE|DROP|ALTER|ANALYZE|VACUUM|REINDEX)\b", re.IGNORECASE)
-
-#: APSW exception -> (error class, retryable)
-_ERROR_CLASSES: dict[type, tuple[str, bool]] = {
-    apsw.SQLError: ("syntax", False),
-    apsw.BindingsError: ("syntax", False),
-    apsw.RangeError: ("syntax", False),
-    apsw.ConstraintError: ("constraint", False),
-    apsw.MismatchError: ("constraint", False),
-    apsw.ReadOnlyError: ("read_only", False),
-    apsw.TooBigError: ("limit", False),
-    apsw.FullError: ("limit", False),
-    apsw.BusyError: ("overloaded", True),
-    apsw.LockedError: ("overloaded", True),
-    apsw.InterruptError: ("interrupted", False),
-    apsw.AuthError: ("auth", False),
-    apsw.CantOpenError: ("not_found", False),
-}
-
-
-def classify_error(exc: BaseException) -> TargetError:
-    """Turn an APSW exception into a :class:`TargetError`, keeping SQLite's words.
-
-    >>> import apsw
-    >>> classify_error(apsw.ConstraintError("UNIQUE constraint failed: t.a")).error_class
-    'constraint'
-    """
-    error_class, retryable = "other", False
-    for cls in type(exc).__mro__:
-        if cls in _ERROR_CLASSES:
-            error_class, retryable = _ERROR_CLASSES[cls]
-            break
-    message = str(exc.args[0]) if exc.args else type(exc).__name__
-    return TargetError(message, error_class=error_class, retryable=retryable,
-                       code=getattr(exc, "extendedresult", None))
-
-
-@dataclass(slots=True)
-class _Statement:
-    """What one connection knows about one SQL text."""
-
-    columns: tuple[str, ...]
-    readonly: bool
-    ddl: bool
-    estimator: RowEstimator | None
-    traced: bool  #: collect counters on the next execution
-    constant: tuple[int, int] | None  #: (rows read, rows written) when they never vary
-    calibrate: bool = False  #: compare counted and count-free estimates, drop counters if equal
-    agree: int = 0  #: consecutive executions where both estimates agreed
-    countdown: int = 0  #: count-free executions left before checking again
 
 
 class SQLiteTarget(Target):
@@ -130,6 +91,7 @@ class SQLiteTarget(Target):
     exact_rows_read: ClassVar[bool] = False
     supports_async: ClassVar[bool] = False
     supports_concurrency: ClassVar[bool] = True
+    defers_estimates: ClassVar[bool] = True
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
                  estimate_rows: bool = True, counters: str = "auto", foreign_keys: bool = True,
@@ -147,6 +109,8 @@ class SQLiteTarget(Target):
         self.statement_cache = statement_cache
         #: Facts about the data the estimator uses, shared by all connections.
         self.facts = DataFacts()
+        #: SQL texts analysed (EXPLAIN and flow model) by this target's connections.
+        self.analyses = 0
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> SQLiteTarget:
@@ -188,13 +152,17 @@ class SQLiteTarget(Target):
         })
         return info
 
+    def sibling(self, path: str | os.PathLike[str] | None = None, **overrides: Any) -> SQLiteTarget:
+        """A target with the same options over ``path`` (a snapshot), or with ``overrides``."""
+        options = {"readonly": self.readonly, "estimate_rows": self.estimate_rows,
+                   "counters": self.counters, "foreign_keys": self.foreign_keys,
+                   "busy_timeout_ms": self.busy_timeout_ms,
+                   "statement_cache": self.statement_cache, **overrides}
+        return SQLiteTarget(self.path if path is None else path, **options)
+
     def forget_data_facts(self) -> None:
         """Drop cached table sizes, column samples and FTS match counts (after bulk changes)."""
         self.facts.forget()
-
-
-def _quote(name: str) -> str:
-    return name.replace('"', '""')
 
 
 class SQLiteConnection(Connection):
@@ -212,10 +180,14 @@ class SQLiteConnection(Connection):
         if target.foreign_keys:
             self._db.pragma("foreign_keys", True)
         self._cursor = self._db.cursor()
-        self._statements: dict[str, _Statement] = {}
+        self._statements: dict[str, Statement] = {}
         self._stats: Mapping[str, int] | None = None
         self._events = 0
         self._schema: tuple[dict, dict] | None = None
+        self._estimating = target.estimate_rows
+        #: Deferred mode: (meta, statement, counters, nested events, rows returned, changes,
+        #: params, rows if the estimate reads them), in execution order; None when synchronous.
+        self._pending: list[tuple] | None = None
 
     # --- the hot path ---------------------------------------------------------
 
@@ -224,7 +196,9 @@ class SQLiteConnection(Connection):
         if st is None:
             st = self._analyse(sql, params)
         db = self._db
-        if st.traced:
+        pending = self._pending
+        collect = st.traced if pending is None else st.hot
+        if collect:
             self._stats = None
             self._events = 0
             db.trace_v2(_PROFILE, self._on_profile)
@@ -232,7 +206,7 @@ class SQLiteConnection(Connection):
         try:
             rows = self._cursor.execute(sql, params).fetchall()
         except apsw.Error as exc:
-            if st.traced:
+            if collect:
                 db.trace_v2(0, None)
             raise classify_error(exc) from None
         t1 = _perf_ns()
@@ -240,35 +214,37 @@ class SQLiteConnection(Connection):
             changes = last_row_id = None
         else:
             changes, last_row_id = db.changes(), db.last_insert_rowid()
-        est = st.estimator
-        if st.traced:
+        if collect:
             db.trace_v2(0, None)
             status = self._stats
-            if self._events > _NESTED_LIMIT and st.calibrate:
-                # Counting cost a callback per nested statement (FTS5's bm25 runs
-                # one per row): too slow to keep up; check again later.
-                st.traced, st.countdown, st.agree = False, _NESTED_PAUSE, 0
             extra = _EMPTY if status is None else {
                 "vm_steps": status[_VM], "fullscan_steps": status[_FULLSCAN],
                 "sort": status[_SORT], "autoindex": status[_AUTOINDEX]}
         else:
             status, extra = None, _EMPTY
-        if est is None:
+        meta = _new(Meta)
+        if st.estimator is None:
             rows_read = rows_written = None
         elif st.constant is not None:
             rows_read, rows_written = st.constant
+        elif pending is not None:
+            rows_read = rows_written = None
+            events = self._events if collect else 0
+            if events > NESTED_LIMIT and st.calibrate:
+                # Each nested statement (FTS5's bm25 runs one per row) costs a callback
+                # inside the timing: pause as the synchronous path would.
+                st.hot, st.hot_countdown = False, NESTED_PAUSE
+            elif not collect:
+                st.hot_countdown -= 1
+                st.hot = st.hot_countdown <= 0
+            pending.append((meta, st, status, events, len(rows), changes or 0, params,
+                            rows if st.estimator.needs_rows else None))
         else:
-            try:
-                rows_read, rows_written, _ = est.rows(status, len(rows), changes or 0, params, rows)
-                if st.calibrate:
-                    self._calibrate(st, est, status, rows_read, rows_written, len(rows),
-                                    changes or 0, params, rows)
-            except Exception as exc:  # noqa: BLE001 - an estimate must never fail a request
-                _warn_once(sql, exc)
-                rows_read = rows_written = None
+            rows_read, rows_written = self._settle(sql, st, status if collect else None,
+                                                   self._events if collect else 0, len(rows),
+                                                   changes or 0, params, rows)
         if st.ddl:
             self._schema_changed()
-        meta = _new(Meta)
         _m_read(meta, rows_read)
         _m_written(meta, rows_written)
         _m_duration(meta, (t1 - t0) / 1e6)
@@ -282,31 +258,113 @@ class SQLiteConnection(Connection):
         _r_meta(result, meta)
         return result
 
-    @staticmethod
-    def _calibrate(st: _Statement, est: RowEstimator, status: Mapping[str, int] | None,
-                   rows_read: int, rows_written: int, nrows: int, changes: int, params: Params,
-                   rows: list) -> None:
-        """Stop collecting counters for a statement whose estimate does not need them.
+    # --- the estimate, now or after the run ---------------------------------------
 
-        Collecting them costs a few microseconds per execution (APSW's profile
-        callback), a lot for an indexed lookup.  After each counted execution
-        the count-free estimate is computed too; after _AGREE agreeing
-        executions in a row the statement runs without counters, with one
-        counted execution every _RECHECK to catch a change.
+    def _settle(self, sql: str, st: Statement, status: Mapping[str, int] | None, events: int,
+                nrows: int, changes: int, params: Params, rows: list | None
+                ) -> tuple[int | None, int | None]:
+        """One execution's estimate, and the statement's next counting decision.
+
+        ``status`` is what the synchronous path collected (``None`` when it did
+        not count this execution).  Called from :meth:`execute` (synchronous)
+        or :meth:`finish_estimates` (deferred, in execution order): the same
+        inputs, the same decisions, the same figures.
         """
-        if status is None or not st.traced:
-            st.countdown -= 1
-            if st.countdown <= 0:
-                st.traced = True
-            return
-        blind_read, blind_written, _ = est.rows(None, nrows, changes, params, rows)
-        if abs(blind_read - rows_read) <= max(1, rows_read // 100) and \
-           abs(blind_written - rows_written) <= max(1, rows_written // 100):
-            st.agree += 1
-            if st.agree >= _AGREE:
-                st.traced, st.countdown = False, _RECHECK
-        else:
-            st.agree, st.traced = 0, True
+        est = st.estimator
+        assert est is not None
+        if status is not None and events > NESTED_LIMIT and st.calibrate:
+            # Counting cost a callback per nested statement (FTS5's bm25 runs
+            # one per row): too slow to keep up; check again later.
+            st.traced, st.countdown, st.agree = False, NESTED_PAUSE, 0
+        rows = rows or []
+        try:
+            rows_read, rows_written, _ = est.rows(status, nrows, changes, params, rows)
+            if st.calibrate:
+                calibrate(st, est, status, rows_read, rows_written, nrows, changes,
+                                params, rows)
+        except Exception as exc:  # noqa: BLE001 - an estimate must never fail a request
+            _warn_once(sql, exc)
+            return None, None
+        return rows_read, rows_written
+
+    def defer_estimates(self, defer: bool = True, *, estimate: bool = True) -> None:
+        """Put the rows-read estimate off until :meth:`finish_estimates` (replay's mode).
+
+        ``estimate=False`` gives no estimate at all (raw speed: ``rows_read``
+        and ``rows_written`` stay ``None``) for statements analysed from now on;
+        call it before :meth:`prepare`.  ``defer=False`` returns to the
+        synchronous path (pending estimates are finished first).
+        """
+        if self._pending:
+            self.finish_estimates()
+        self._estimating = bool(estimate) and self.target.estimate_rows
+        if not estimate:
+            for st in self._statements.values():
+                st.estimator, st.constant, st.traced = None, None, False
+        self._pending = [] if defer else None
+        for st in self._statements.values():
+            st.hot, st.hot_countdown = st.traced, 0
+
+    @property
+    def pending_estimates(self) -> int:
+        """Executions whose estimate :meth:`finish_estimates` has still to work out."""
+        return len(self._pending or ())
+
+    def finish_estimates(self, tick: Callable[[int], Any] | None = None) -> int:
+        """Work out every pending estimate and fill its ``Meta``; returns how many.
+
+        ``tick(n)`` is called after every ``n`` estimates (a progress bar).  If
+        interrupted, the executions not reached keep ``rows_read = None``.
+
+        Runs each statement's counting decisions in execution order, as the
+        synchronous path would have taken them: an execution the synchronous
+        path counts uses the counters the hot path collected; one it would not
+        count is estimated without them.
+        """
+        pending, self._pending = self._pending, ([] if self._pending is not None else None)
+        if not pending:
+            return 0
+        sql_of = {id(st): sql for sql, st in self._statements.items()}
+        for k, (meta, st, status, events, nrows, changes, params, rows) in enumerate(pending, 1):
+            if tick is not None and k % 256 == 0:
+                tick(256)
+            counted = status if st.traced else None
+            if counted is None and st.traced:
+                events = 0
+            rows_read, rows_written = self._settle(sql_of.get(id(st), "?"), st, counted, events,
+                                                   nrows, changes, params, rows)
+            _m_read(meta, rows_read)
+            _m_written(meta, rows_written)
+        return len(pending)
+
+    def prepare(self, sql: str, params: Params = (), store: AnalysisStore | None = None) -> bool:
+        """Analyse ``sql`` now, so that none of its executions waits for it.
+
+        With ``store``, a stored analysis is used when there is one, and a new
+        one is stored.  Returns ``False`` when the statement cannot even be
+        prepared (its executions will report the error).
+        """
+        if sql in self._statements:
+            return True
+        found = store.load(sql) if store is not None else None
+        if found is not None:
+            columns, readonly, ddl, estimator, traced, constant, calibrate = found
+            if estimator is not None:
+                if not self._estimating:
+                    estimator = constant = None
+                    traced = calibrate = False
+                else:
+                    self._bind(estimator)
+            self._remember(sql, Statement(columns, readonly, ddl, estimator, traced, constant,
+                                           calibrate=calibrate, hot=traced))
+            return True
+        try:
+            st = self._analyse(sql, params)
+        except TargetError:
+            return False
+        if store is not None and (st.estimator is not None or not self._estimating):
+            store.save(sql, st.stored())
+        return True
 
     def _on_profile(self, event: dict) -> None:
         # Nested statements (FTS5's own) report first; the statement itself last.
@@ -315,7 +373,7 @@ class SQLiteConnection(Connection):
 
     # --- analysis, once per SQL text -------------------------------------------
 
-    def _analyse(self, sql: str, params: Params) -> _Statement:
+    def _analyse(self, sql: str, params: Params) -> Statement:
         db = self._db
         try:
             info = apsw.ext.query_info(db, sql, params)
@@ -325,17 +383,14 @@ class SQLiteConnection(Connection):
         ddl = bool(_DDL.match(sql))
         estimator = None
         target = self.target
-        facts = target.facts
+        target.analyses += 1
         single = not (info.query_remaining or "").strip() and not info.is_explain
-        if target.estimate_rows and single:
+        if self._estimating and single:
             try:
                 program = read_program(db, sql, params)
                 btrees, vtabs = self._schema_maps()
-                estimator = RowEstimator(
-                    program, params, btrees=btrees, vtabs=vtabs,
-                    table_rows=lambda table: facts.table_rows(db, table),
-                    fts_count=lambda table, expr: facts.fts_count(db, table, expr),
-                    selectivity=lambda *args: facts.rejected_rows(db, *args))
+                estimator = RowEstimator(program, params, btrees=btrees, vtabs=vtabs,
+                                         **self._facts())
             except Exception as exc:  # noqa: BLE001 - no estimate rather than no request
                 _warn_once(sql, exc)
         counters = target.counters
@@ -344,49 +399,38 @@ class SQLiteConnection(Connection):
         constant = None
         if estimator is not None and estimator.constant is not None:
             constant = (estimator.constant.rows_read, estimator.constant.rows_written)
-        st = _Statement(columns, bool(info.is_readonly), ddl, estimator, traced, constant,
-                        calibrate=traced and counters == "auto")
+        st = Statement(columns, bool(info.is_readonly), ddl, estimator, traced, constant,
+                        calibrate=traced and counters == "auto", hot=traced)
+        self._remember(sql, st)
+        return st
+
+    def _facts(self) -> dict[str, Any]:
+        """The data-fact callbacks an estimator asks, answered through this connection."""
+        db, facts = self._db, self.target.facts
+        return {"table_rows": lambda table: facts.table_rows(db, table),
+                "fts_count": lambda table, expr: facts.fts_count(db, table, expr),
+                "selectivity": lambda *args: facts.rejected_rows(db, *args)}
+
+    def _bind(self, estimator: RowEstimator) -> RowEstimator:
+        return estimator.bind(**self._facts())
+
+    def _remember(self, sql: str, st: Statement) -> None:
         if len(self._statements) > 10_000:
+            if self._pending:
+                self.finish_estimates()  # pending records name the statements dropped here
             self._statements.clear()
         self._statements[sql] = st
-        return st
 
     def _schema_maps(self) -> tuple[dict, dict]:
         """B-tree root pages and virtual-table handles of this connection's schema."""
         if self._schema is None:
-            db = self._db
-            btrees = {}
-            for root, name, table, kind, sql in db.execute(
-                    "SELECT rootpage, name, tbl_name, type, sql FROM sqlite_schema WHERE rootpage > 0"
-                    ).fetchall():
-                partial = kind == "index" and bool(sql) and bool(re.search(r"\bWHERE\b", sql, re.IGNORECASE))
-                columns: tuple[int, ...] = ()
-                if kind == "index":
-                    columns = tuple(r[1] for r in db.execute(
-                        f'PRAGMA index_info("{_quote(name)}")'))
-                btrees[root] = (name, table, partial, columns)
-            vtabs = {}
-            names = [(r[0], True) for r in db.execute(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")]
-            for name, is_table in [*names, ("json_each", False), ("json_tree", False)]:
-                try:
-                    ops = list(db.execute(f'EXPLAIN SELECT * FROM "{_quote(name)}"'))
-                    fts_cols = 0
-                    if is_table and self._is_fts5(name):
-                        fts_cols = len(db.execute(f'PRAGMA table_info("{_quote(name)}")').fetchall())
-                except apsw.Error:
-                    continue
-                for op in ops:
-                    if op[1] == "VOpen":
-                        vtabs[str(op[5])] = (name, fts_cols)
-            self._schema = (btrees, vtabs)
+            self._schema = schema_maps(self._db)
         return self._schema
 
-    def _is_fts5(self, name: str) -> bool:
-        rows = self._db.execute("SELECT sql FROM sqlite_schema WHERE name = ?", (name,)).fetchall()
-        return bool(rows) and bool(re.search(r"USING\s+fts5", rows[0][0] or "", re.IGNORECASE))
-
     def _schema_changed(self) -> None:
+        # Pending records keep their statements (and estimators) alive; the SQL names are
+        # only for warnings.  Data facts are forgotten: deferred estimates of statements run
+        # before the change then see the new schema's facts (a DDL inside a replay is rare).
         self._statements.clear()
         self._schema = None
         self.target.forget_data_facts()
@@ -401,6 +445,8 @@ class SQLiteConnection(Connection):
         return plan_steps(rows)
 
     def close(self) -> None:
+        if self._pending:
+            self.finish_estimates()
         self._statements.clear()
         self._db.close()
 

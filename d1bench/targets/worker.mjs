@@ -12,7 +12,13 @@
 // text SQLite wrote.  The bindings TOKEN, ACCOUNT_ID and DATABASE_ID are set
 // by miniflare_runner.mjs.
 
-const API = /^\/client\/v4\/accounts\/([^/]+)\/d1\/database\/([^/]+)\/(query|raw)\/?$/;
+const API = /^\/client\/v4\/accounts\/([^/]+)\/d1\/database\/([^/]+)\/(query|raw|export)\/?$/;
+const DUMP = /^\/d1bench-dump\/([0-9a-f]{32})$/;
+
+// Finished exports, by the random id in their "signed" URL: the polling export
+// answers `complete` at once (the dump is built in one call) and the download is
+// served from here, without the token, as Cloudflare serves it from R2.
+const dumps = new Map();
 
 function envelope(status, body, extraHeaders = {}) {
   return new Response(JSON.stringify(body), {
@@ -122,9 +128,56 @@ async function query(request, env, endpoint) {
   return envelope(200, { success: true, errors: [], messages: [], result });
 }
 
+// Cloudflare's REST export, for a local database: Miniflare builds the dump with
+// D1's own dump code (the `PRAGMA miniflare_d1_export` that `wrangler d1 export
+// --local` sends), one statement per element, joined with newlines as wrangler does.
+async function exportDump(request, env, url) {
+  let body;
+  try {
+    body = await request.json();
+  } catch (e) {
+    return failure(400, 7400, `The request is malformed: ${e.message}`);
+  }
+  if (body === null || typeof body !== "object" || body.output_format !== "polling") {
+    return failure(400, 7400, 'The request is malformed: output_format must be "polling"');
+  }
+  const options = body.dump_options ?? {};
+  const tables = Array.isArray(options.tables) ? options.tables.map(String) : [];
+  const response = await env.DB.fetcher.fetch("http://d1/query?resultsFormat=ROWS_AND_COLUMNS", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify([{ sql: "PRAGMA miniflare_d1_export(?,?,?);",
+                            params: [options.no_schema ? 1 : 0, options.no_data ? 1 : 0, ...tables] }]),
+  });
+  const text = await response.text();
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return envelope(200, { success: true, errors: [], messages: [], result: {
+      success: false, type: "export", status: "error", at_bookmark: "local",
+      error: text.split("\n")[0] || `HTTP ${response.status}` } });
+  }
+  const statements = (data.results && data.results[0]) || [];
+  const id = [...crypto.getRandomValues(new Uint8Array(16))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  dumps.set(id, statements.join("\n"));
+  return envelope(200, { success: true, errors: [], messages: [], result: {
+    success: true, type: "export", status: "complete", at_bookmark: "local",
+    messages: [`Generated ${statements.length} statements`],
+    result: { filename: "dump.sql", signed_url: `${url.origin}/d1bench-dump/${id}` } } });
+}
+
 export default {
   async fetch(request, env) {
     const url = new URL(request.url);
+    const dump = DUMP.exec(url.pathname);
+    if (dump && request.method === "GET") {
+      const text = dumps.get(dump[1]);
+      if (text === undefined) return failure(404, 7404, "No such dump");
+      dumps.delete(dump[1]);
+      return new Response(text, { status: 200, headers: { "content-type": "application/sql" } });
+    }
     if (url.pathname === "/health") {
       if (request.method !== "GET") return failure(405, 10405, "Method not allowed");
       // Touching the database makes "healthy" mean "ready to answer SQL".
@@ -152,6 +205,7 @@ export default {
       return failure(404, 7404, `The database ${decodeURIComponent(database)} could not be found`);
     }
     try {
+      if (endpoint === "export") return await exportDump(request, env, url);
       return await query(request, env, endpoint);
     } catch (e) {
       return failure(500, 7500, String(e && e.message ? e.message : e));

@@ -44,19 +44,23 @@ def quote(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """A table to copy: its name, columns, and whether its rowid must be sent."""
+    """A table to copy: its name, columns, and whether its rowid must be sent.
+
+    ``key`` is the primary key of a WITHOUT ROWID table (empty otherwise): such
+    a table is copied, and resumed, in key order.
+    """
 
     name: str
     columns: tuple[str, ...]
     explicit_rowid: bool  # no INTEGER PRIMARY KEY alias: send the rowid itself
+    key: tuple[str, ...] = ()
 
 
 def describe_table(source: Any, path: Path, name: str) -> Table:
     """Read ``name``'s columns from the source database (an APSW connection)."""
     info = list(source.execute(f"PRAGMA table_info({quote(name)})"))
     if not info:
-        raise UsageError(f"{path}: table {name!r} is missing: not a d1bench corpus "
-                         f"(create one with `d1bench generate`)")
+        raise UsageError(f"{path}: no table {name!r}")
     columns = tuple(row[1] for row in info)
     pks = [row for row in info if row[5]]
     alias = len(pks) == 1 and pks[0][2].upper() == "INTEGER"

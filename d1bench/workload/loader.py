@@ -36,7 +36,9 @@ __all__ = ["FORMAT_VERSION", "Problem", "available_workloads", "load_workload", 
 FORMAT_VERSION = 1
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TEMPLATE_KEYS = {"sql", "weight", "family", "description", "params"}
+_TEMPLATE_KEYS = {"sql", "weight", "family", "description", "params", "production"}
+#: Keys of a template's ``production`` table (production's figures per run, from insights).
+PRODUCTION_KEYS = ("runs", "avg_rows_read", "avg_rows_written", "avg_duration_ms", "efficiency")
 _SESSION_KEYS = {"weight", "description", "steps"}
 _STEP_KEYS = {"template", "params", "for_each_row", "max_rows"}
 _WORKLOAD_KEYS = {"name", "description", "format", "write_weight"}
@@ -345,7 +347,20 @@ def _template(name: str, raw: Any, lines: _Lines, source: str, problem: Any,
     if not isinstance(description, str):
         err("description must be a string", lines.key(span, "description"))
         description = ""
-    specs = _specs(raw.get("params", []), span, lines, lambda m, at: err(m, at), first_step=None)
+    production = raw.get("production")
+    if production is not None:
+        bad_keys = sorted(set(production) - set(PRODUCTION_KEYS)) if isinstance(production, dict) \
+            else None
+        if bad_keys is None or bad_keys or not all(
+                _is_num(v) and v >= 0 for v in production.values()):
+            err("production must be a table of numbers >= 0 with keys among "
+                f"{', '.join(PRODUCTION_KEYS)}"
+                + (f" (unknown: {', '.join(bad_keys)})" if bad_keys else ""),
+                lines.key(span, "production"))
+            production = None
+    param_lines: list[int] = []
+    specs = _specs(raw.get("params", []), span, lines, lambda m, at: err(m, at), first_step=None,
+                   lines_out=param_lines)
     if specs is not None:
         if any(s.kind == "from_row" for s in specs):
             err("from_row takes a value from a previous step's row: use it in a session step's "
@@ -365,11 +380,13 @@ def _template(name: str, raw: Any, lines: _Lines, source: str, problem: Any,
         return None
     return Template(name=name, sql=sql, weight=float(weight), params=specs, family=family,
                     description=description.strip(), line=line, is_write=is_write,
-                    source=source, parse_error=parse_error)
+                    source=source, parse_error=parse_error, param_lines=tuple(param_lines),
+                    production=MappingProxyType(dict(production)) if production else None)
 
 
 def _specs(raw: Any, span: tuple[int, int], lines: _Lines, err: Any,
-           first_step: bool | None, after: int | None = None) -> tuple[SamplerSpec, ...] | None:
+           first_step: bool | None, after: int | None = None,
+           lines_out: list[int] | None = None) -> tuple[SamplerSpec, ...] | None:
     params_line = after if after is not None else lines.key(span, "params")
     if not isinstance(raw, list):
         err("params must be a list like [{sampler = \"id\", table = \"papers\"}]", params_line)
@@ -378,6 +395,8 @@ def _specs(raw: Any, span: tuple[int, int], lines: _Lines, err: Any,
     ok = True
     for i, entry in enumerate(raw, 1):
         at = lines.nth(span, params_line, "sampler", i - 1)
+        if lines_out is not None:
+            lines_out.append(at)
         try:
             spec = spec_from_toml(entry)
         except SamplerError as exc:
@@ -448,14 +467,15 @@ def _session(name: str, raw: Any, span: tuple[int, int], lines: _Lines, source: 
                                          and max_rows >= 1 and for_each):
             err(f"step {i}: max_rows must be an integer >= 1, with for_each_row = true", at)
         specs = None
+        step_lines: list[int] = []
         if "params" in entry:
             specs = _specs(entry["params"], span, lines,
                            lambda m, a, i=i: err(f"step {i}: {m}", a),
-                           first_step=(i == 1), after=at)
+                           first_step=(i == 1), after=at, lines_out=step_lines)
             if specs is not None and tname in counts and len(specs) != counts[tname]:
                 err(f"step {i}: template {tname!r} has {counts[tname]} placeholder(s) but the "
                     f"step gives {len(specs)} param(s)", at)
-        steps.append(Step(tname, specs, for_each, max_rows, at))
+        steps.append(Step(tname, specs, for_each, max_rows, at, tuple(step_lines)))
     if bad:
         return None
     return Session(name=name, weight=float(weight), steps=tuple(steps),

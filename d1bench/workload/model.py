@@ -82,6 +82,11 @@ class Template:
         source: the file it came from.
         parse_error: sqlglot's message when it could not parse the SQL (the
             write flag then came from the first keyword).
+        param_lines: the line of each parameter's sampler in its file, so that
+            binding errors point at the parameter rather than the header.
+        production: production's figures for this query (``runs``,
+            ``avg_rows_read``, ``avg_rows_written``, ``avg_duration_ms``,
+            ``efficiency``), when the template came from insights.
     """
 
     name: str
@@ -94,6 +99,8 @@ class Template:
     is_write: bool
     source: str = ""
     parse_error: str | None = None
+    param_lines: tuple[int, ...] = ()
+    production: Mapping[str, float] | None = None
 
     @property
     def kind(self) -> str:
@@ -121,6 +128,7 @@ class Step:
         for_each_row: run once per row the previous step returned (N+1).
         max_rows: with ``for_each_row``, use at most this many rows.
         line: line of the step in its file.
+        param_lines: the line of each of its own parameters.
     """
 
     template: str
@@ -128,6 +136,7 @@ class Step:
     for_each_row: bool = False
     max_rows: int | None = None
     line: int = 0
+    param_lines: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,13 +289,13 @@ _Op = tuple[str, Any, SamplerSpec]
 
 def _bind(w: Workload, conn: Any, seed: int, vocabulary_dir: Path | None,
           fail: Callable[[str, str, int, str], None]) -> BoundWorkload:
-    from d1bench._paths import data_dir
+    from d1bench._paths import vocabulary_dir as default_vocabulary
     from d1bench.workload.resolve import Resolver
 
-    resolver = Resolver(conn, seed, vocabulary_dir or data_dir() / "vocabulary")
+    resolver = Resolver(conn, seed, vocabulary_dir or default_vocabulary())
 
     def ops_for(specs: tuple[SamplerSpec, ...], kind: str, name: str, line: int,
-                prefix: str = "") -> tuple[_Op, ...] | None:
+                prefix: str = "", lines: tuple[int, ...] = ()) -> tuple[_Op, ...] | None:
         ops: list[_Op] = []
         for i, spec in enumerate(specs, 1):
             if spec.kind == "from_row":
@@ -297,13 +306,14 @@ def _bind(w: Workload, conn: Any, seed: int, vocabulary_dir: Path | None,
                 try:
                     ops.append(("draw", resolver.resolve(spec), spec))
                 except SamplerError as exc:
-                    fail(kind, name, line, f"{prefix}param {i} ({spec.describe()}): {exc}")
+                    at = lines[i - 1] if len(lines) >= i else line
+                    fail(kind, name, at, f"{prefix}param {i} ({spec.describe()}): {exc}")
                     return None
         return tuple(ops)
 
     plans: dict[str, tuple[_Op, ...]] = {}
     for t in w.templates.values():
-        ops = ops_for(t.params, "template", t.name, t.line)
+        ops = ops_for(t.params, "template", t.name, t.line, lines=t.param_lines)
         if ops is not None:
             plans[t.name] = ops
     step_plans: dict[tuple[str, int], tuple[_Op, ...]] = {}
@@ -311,7 +321,7 @@ def _bind(w: Workload, conn: Any, seed: int, vocabulary_dir: Path | None,
         for i, step in enumerate(s.steps):
             if step.params is not None:
                 ops = ops_for(step.params, "session", s.name, step.line or s.line,
-                              f"step {i + 1}: ")
+                              f"step {i + 1}: ", step.param_lines)
                 if ops is not None:
                     step_plans[(s.name, i)] = ops
             elif step.template in plans:

@@ -29,15 +29,19 @@ from typing import Any
 
 from d1bench.errors import TargetError
 from d1bench.workload.samplers import (
+    ANCHOR_MAX,
     ConstDrawer,
     DateDrawer,
     Drawer,
     FloatDrawer,
     IntDrawer,
     PoolDrawer,
+    PrefixDrawer,
     SamplerError,
     SamplerSpec,
+    parse_moment,
 )
+from d1bench.workload.tables import Tables, q
 
 __all__ = ["STOPWORDS", "Resolver", "tokenize"]
 
@@ -48,6 +52,8 @@ PROBE_ROUNDS = 20
 #: Range-scan statements at most, and rows each, when probing found too few rows.
 RANGE_ROUNDS = 20
 RANGE_ROWS = 50
+#: Rows read from a table without an integer key, per value wanted.
+FIRST_ROWS_FACTOR = 4
 #: The committed term list, one word a line, most frequent first (in ``data/vocabulary``).
 VOCABULARY_FILE = "terms.txt"
 #: Share of the ranked terms called "common", and where "rare" starts.
@@ -70,8 +76,7 @@ def tokenize(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+_q = q
 
 
 class Resolver:
@@ -90,6 +95,8 @@ class Resolver:
         self.vocabulary_dir = vocabulary_dir
         self._pools: dict[SamplerSpec, Drawer] = {}
         self._as_of: tuple[dt.date, str] | None = None
+        self._anchors: dict[str, tuple[dt.datetime, str]] = {}
+        self.tables = Tables(self._rows)
         #: how many statements binding ran, for the record
         self.statements = 0
 
@@ -114,11 +121,35 @@ class Resolver:
             pass  # not a d1bench corpus: fall back to the newest paper
         try:
             rows = self._rows("SELECT max(publication_date) FROM papers")
-        except TargetError as exc:
-            raise SamplerError(f"no as-of date: no corpus_meta 'as_of' and {exc.message}") from None
+        except TargetError:
+            raise SamplerError("no as-of date (no corpus_meta 'as_of', no papers table): give the "
+                               "date sampler anchor = \"now\" or anchor = \"max(table.column)\", "
+                               "or absolute from = \"YYYY-MM-DD\", to = \"YYYY-MM-DD\"") from None
         if not rows or rows[0][0] is None:
             raise SamplerError("no as-of date: no corpus_meta 'as_of' and papers has no rows")
         return _parse_date(rows[0][0], "max(papers.publication_date)"), "max(papers.publication_date)"
+
+    def anchor(self, name: str) -> tuple[dt.datetime, str]:
+        """The moment relative dates count from: ``as_of``, ``now`` or ``max(table.column)``."""
+        if name not in self._anchors:
+            if name == "as_of":
+                as_of, source = self.as_of()
+                found = (dt.datetime.combine(as_of, dt.time()), f"{source} = {as_of.isoformat()}")
+            elif name == "now":
+                now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                found = (now, f"now = {now.date().isoformat()} (windows move with the clock)")
+            else:
+                m = ANCHOR_MAX.match(name)
+                assert m is not None  # checked when the file was read
+                table, column = m.group(1), m.group(2)
+                self.tables.need_column(table, column)
+                rows = self._rows(f"SELECT max({_q(column)}) FROM {_q(table)}")
+                if not rows or rows[0][0] is None:
+                    raise SamplerError(f"anchor {name}: {table}.{column} has no values")
+                moment = parse_moment(rows[0][0], f"max({table}.{column})")
+                found = (moment, f"max({table}.{column}) = {moment.isoformat(sep=' ')}")
+            self._anchors[name] = found
+        return self._anchors[name]
 
     # -- binding ---------------------------------------------------------------
 
@@ -134,8 +165,10 @@ class Resolver:
         if kind == "choice":
             return PoolDrawer(spec, "choice", spec.get("values"), spec.get("weights"))
         if kind == "date":
-            as_of, source = self.as_of()
-            return DateDrawer(spec, as_of, f"{source} = {as_of.isoformat()}")
+            if spec.get("from") is not None:
+                return DateDrawer(spec, None, "absolute window")
+            anchor, source = self.anchor(spec.get("anchor"))
+            return DateDrawer(spec, anchor, source)
         if kind in ("from_row", "same"):
             raise SamplerError(f"{kind} takes its value from elsewhere; it has no pool")
         key = spec.corpus_key
@@ -144,7 +177,7 @@ class Resolver:
             rng = random.Random(f"{self.seed}|{key!r}")
             try:
                 base = {"id": self._id, "column": self._column, "term": self._term,
-                        "vector": self._vector}[kind](key, rng)
+                        "vector": self._vector, "prefix": self._prefix}[kind](key, rng)
             except TargetError as exc:
                 raise SamplerError(f"the corpus refused: {exc.message}") from None
             self._pools[key] = base
@@ -152,20 +185,24 @@ class Resolver:
 
     # -- id and column: probe random keys ----------------------------------------
 
-    def _probe(self, rng: random.Random, table: str, key: str, select: str, where: str | None,
-               want: int, join: str = "") -> list[tuple[Any, ...]]:
-        """Rows ``(key, *select)`` for about ``want`` random keys of ``table``.
+    def _probe(self, rng: random.Random, table: str, key: str | None, select: str,
+               where: str | None, want: int, join: str = "") -> list[tuple[Any, ...]]:
+        """Rows ``(key, *select)`` for about ``want`` random rows of ``table``.
 
-        ``key`` must be an integer key (rowid or INTEGER PRIMARY KEY) so that
-        each probe is a lookup.  Probing reads about one row per key tried.
+        ``key`` is an integer key column (``None``: the table's rowid, or for a
+        WITHOUT ROWID table its first primary-key column) so that each probe is
+        a lookup.  Probing reads about one row per key tried.  The table is not
+        aliased, so ``where`` and errors use the names the user wrote.
         """
-        t, k = _q(table), f"t.{key if key == 'rowid' else _q(key)}"
-        lo, hi = self._rows(f"SELECT min({k}), max({k}) FROM {t} AS t")[0]
+        t = _q(table)
+        key = self.tables.probe_key(table) if key is None else key
+        self.tables.need_column(table, key)
+        k = f"{t}.{key if key == 'rowid' else _q(key)}"
+        lo, hi = self._rows(f"SELECT min({k}), max({k}) FROM {t}")[0]
         if lo is None:
             raise SamplerError(f"table {table} has no rows")
         if not (isinstance(lo, int) and isinstance(hi, int)):
-            raise SamplerError(f"{table}.{key} is not an integer key (min {lo!r}); "
-                               f"use sampler = \"column\" for other columns")
+            return self._first_rows(table, k, select, where, want, join)
         span = hi - lo + 1
         limit = PROBE_BATCH * PROBE_ROUNDS
         if span <= limit:
@@ -175,29 +212,39 @@ class Resolver:
             candidates = [lo + i for i in rng.sample(range(span), limit)]
         filt = f" AND ({where})" if where else ""
         out: list[tuple[Any, ...]] = []
-        found: set[int] = set()
+        found: set[Any] = set()
         for start in range(0, len(candidates), PROBE_BATCH):
             if len(found) >= want:
                 break
             batch = sorted(candidates[start:start + PROBE_BATCH])
             marks = ", ".join("?" * len(batch))
-            rows = self._rows(f"SELECT {k}, {select} FROM {t} AS t{join} "
+            rows = self._rows(f"SELECT {k}, {select} FROM {t}{join} "
                               f"WHERE {k} IN ({marks}){filt} ORDER BY {k}", batch)
             out.extend(rows)
             found.update(r[0] for r in rows)
         if len(found) < want and span > limit:
-            # a selective filter: walk the key order from random starting points
+            # a selective filter, or a sparse key: walk the key order from random starts
             for _ in range(RANGE_ROUNDS):
                 if len(found) >= want:
                     break
                 start_key = lo + int(rng.random() * span)
-                rows = self._rows(f"SELECT {k}, {select} FROM {t} AS t{join} "
+                rows = self._rows(f"SELECT {k}, {select} FROM {t}{join} "
                                   f"WHERE {k} >= ?{filt} ORDER BY {k} LIMIT {RANGE_ROWS}",
                                   [start_key])
                 rows = [r for r in rows if r[0] not in found]
                 out.extend(rows)
                 found.update(r[0] for r in rows)
         return out
+
+    def _first_rows(self, table: str, k: str, select: str, where: str | None, want: int,
+                    join: str) -> list[tuple[Any, ...]]:
+        """Rows of a table whose key is not an integer (a text or composite
+        primary key WITHOUT ROWID): random integers cannot be probed, so the
+        first ``FIRST_ROWS_FACTOR * want`` rows in key order are read (one pass,
+        billed as that many rows) and the caller draws from them."""
+        filt = f" WHERE ({where})" if where else ""
+        return self._rows(f"SELECT {k}, {select} FROM {_q(table)}{join}{filt} "
+                          f"ORDER BY {k} LIMIT ?", [want * FIRST_ROWS_FACTOR])
 
     def _id(self, spec: SamplerSpec, rng: random.Random) -> Drawer:
         table, column = spec.table, spec.column
@@ -218,16 +265,17 @@ class Resolver:
     def _column(self, spec: SamplerSpec, rng: random.Random) -> Drawer:
         table, column, where = spec.table, spec.column, spec.get("where")
         as_json = spec.get("json_array")
-        value = "j.value" if as_json else f"t.{_q(column)}"
-        join = f", json_each(t.{_q(column)}) AS j" if as_json else ""
+        self.tables.need_column(table, column)
+        value = "j.value" if as_json else f"{_q(table)}.{_q(column)}"
+        join = f", json_each({_q(table)}.{_q(column)}) AS j" if as_json else ""
         if spec.get("distinct"):
             filt = f" WHERE ({where})" if where else ""
-            rows = self._rows(f"SELECT DISTINCT {value} FROM {_q(table)} AS t{join}{filt} "
+            rows = self._rows(f"SELECT DISTINCT {value} FROM {_q(table)}{join}{filt} "
                               f"ORDER BY 1 LIMIT ?", [spec.get("sample")])
             values = [r[0] for r in rows if r[0] is not None]
             source = f"{len(values)} distinct values of {table}.{column}"
         else:
-            rows = self._probe(rng, table, "rowid", value, where, spec.get("sample"), join)
+            rows = self._probe(rng, table, None, value, where, spec.get("sample"), join)
             values = [r[1] for r in rows if r[1] is not None]
             # duplicates stay: a value is drawn as often as it occurs in the corpus
             source = f"{len({r[0] for r in rows})} rows probed from {table}, {len(set(values))} values"
@@ -235,6 +283,20 @@ class Resolver:
             raise SamplerError("found no values"
                                + (f" where {where}" if where else ""))
         return PoolDrawer(spec, source, values)
+
+    def _prefix(self, spec: SamplerSpec, rng: random.Random) -> Drawer:
+        table, column, where = spec.table, spec.column, spec.get("where")
+        self.tables.need_column(table, column)
+        value = f"{_q(table)}.{_q(column)}"
+        rows = self._probe(rng, table, None, value, where, spec.get("sample"))
+        shortest = spec.get("length") if isinstance(spec.get("length"), int) else spec.get("length")[0]
+        # a value shorter than the prefix would give the whole value: an exact match, not a prefix
+        values = [str(r[1]) for r in rows if r[1] is not None and len(str(r[1])) >= shortest]
+        if not values:
+            raise SamplerError(f"found no values of {table}.{column} at least {shortest} "
+                               "characters long" + (f" where {where}" if where else ""))
+        return PrefixDrawer(spec, f"prefixes of {len(values)} values probed from {table}.{column}",
+                            values)
 
     # -- terms -----------------------------------------------------------------
 
@@ -287,8 +349,10 @@ class Resolver:
 
     def _terms_corpus(self, spec: SamplerSpec, rng: random.Random) -> tuple[list[tuple[str, float]], str]:
         cols = spec.get("columns")
-        select = ", ".join(f"t.{_q(c)}" for c in cols)
-        rows = self._probe(rng, spec.table, "rowid", select, None, spec.get("sample"))
+        for c in cols:
+            self.tables.need_column(spec.table, c)
+        select = ", ".join(f"{_q(spec.table)}.{_q(c)}" for c in cols)
+        rows = self._probe(rng, spec.table, None, select, None, spec.get("sample"))
         df: Counter[str] = Counter()
         for row in rows:
             text = " ".join(str(v) for v in row[1:] if v is not None)

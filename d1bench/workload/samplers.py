@@ -8,7 +8,8 @@ drawing parameters during a replay costs microseconds and runs no SQL.
 
 Every sampler accepts two extra options: ``null_probability`` (draw SQL NULL
 with this probability, since TOML has no null) and ``format`` (a Python format
-string applied to the drawn value, e.g. ``"%{}%"`` for a LIKE pattern).
+string with one replacement field applied to the drawn value, e.g. ``"%{}%"``
+for a LIKE pattern or ``"{:.3}"`` for a three-character prefix).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import bisect
 import datetime as dt
 import itertools
 import random
+import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from d1bench.workload.dates import ANCHOR_MAX, DATE_OUTPUTS, parse_moment
 
 __all__ = [
     "SAMPLER_KINDS",
@@ -29,6 +33,7 @@ __all__ = [
     "FloatDrawer",
     "IntDrawer",
     "PoolDrawer",
+    "PrefixDrawer",
     "SamplerError",
     "SamplerSpec",
     "spec_from_toml",
@@ -48,10 +53,13 @@ SAMPLER_KINDS: Mapping[str, tuple[frozenset[str], Mapping[str, Any]]] = {
                {"where": None, "sample": 1000, "json_array": False, "distinct": False}),
     "term": (frozenset(), {"band": "any", "table": "papers", "columns": ("title", "keywords"),
                            "sample": 500, "words": 1, "source": "auto"}),
+    "prefix": (frozenset({"table", "column"}), {"length": 3, "where": None, "sample": 1000}),
     "choice": (frozenset({"values"}), {"weights": None}),
     "int": (frozenset({"min", "max"}), {}),
     "float": (frozenset({"min", "max"}), {"digits": None}),
-    "date": (frozenset({"from_days", "to_days"}), {"datetime": False}),
+    # either from_days/to_days (relative to an anchor) or from/to (absolute literals)
+    "date": (frozenset(), {"from_days": None, "to_days": None, "from": None, "to": None,
+                           "anchor": "as_of", "datetime": False, "output": "iso"}),
     "fixed": (frozenset({"value"}), {}),
     "vector": (frozenset(), {"dim": None, "table": "papers", "column": "embedding_vector",
                              "sample": 64, "digits": 4}),
@@ -120,15 +128,19 @@ class SamplerSpec:
         if k == "term":
             words = self.get("words")
             return f"term({self.get('band')}{f', {words} words' if words != 1 else ''})"
+        if k == "prefix":
+            return f"prefix({self.table}.{self.column}, {self.get('length')})"
         if k == "choice":
             return f"choice({len(self.get('values'))} values)"
         if k in ("int", "float"):
             return f"{k}({self.get('min')}..{self.get('max')})"
         if k == "date":
-            lo, hi = self.get("from_days"), self.get("to_days")
             unit = "datetime" if self.get("datetime") else "date"
-            return (f"{unit}(as_of{lo:+d}d)" if lo == hi
-                    else f"{unit}(as_of{lo:+d}d..as_of{hi:+d}d)")
+            if self.get("from") is not None:
+                return f"{unit}({self.get('from')}..{self.get('to')})"
+            lo, hi, a = self.get("from_days"), self.get("to_days"), self.get("anchor")
+            return (f"{unit}({a}{lo:+d}d)" if lo == hi
+                    else f"{unit}({a}{lo:+d}d..{a}{hi:+d}d)")
         if k == "fixed":
             return f"fixed({self.get('value')!r})"
         if k == "vector":
@@ -146,7 +158,7 @@ def spec_from_toml(raw: Any) -> SamplerSpec:
     >>> spec_from_toml({"sampler": "dice"})
     Traceback (most recent call last):
     ...
-    d1bench.workload.samplers.SamplerError: unknown sampler 'dice' (choose from choice, column, date, fixed, float, from_row, id, int, same, term, vector)
+    d1bench.workload.samplers.SamplerError: unknown sampler 'dice' (choose from choice, column, date, fixed, float, from_row, id, int, prefix, same, term, vector)
     """
     if not isinstance(raw, dict):
         raise SamplerError(f"a parameter must be a table like {{sampler = \"id\", table = \"papers\"}}, "
@@ -166,6 +178,13 @@ def spec_from_toml(raw: Any) -> SamplerSpec:
     missing = sorted(required - set(given))
     if missing:
         raise SamplerError(f"sampler {kind!r} needs {', '.join(map(repr, missing))}")
+    if kind == "choice" and isinstance(given.get("values"), dict):
+        # values = {a = 3, b = 1}: a weighted choice written as one table
+        if given.get("weights") is not None:
+            raise SamplerError("sampler 'choice': give weights either in values = {value = weight} "
+                               "or as weights = [...], not both")
+        table = given["values"]
+        given = {**given, "values": list(table), "weights": list(table.values())}
     options = {**{k: v for k, v in optional.items()}, **given}
     _validate(kind, options)
     return SamplerSpec(kind, tuple(sorted((k, _freeze(v)) for k, v in options.items())))
@@ -195,8 +214,9 @@ def _validate(kind: str, o: dict[str, Any]) -> None:
         _need(_is_num(p) and 0 <= p <= 1, kind, f"null_probability must be in [0, 1], got {p!r}")
     fmt = o.get("format")
     if fmt is not None:
-        _need(isinstance(fmt, str) and "{}" in fmt, kind,
-              f"format must be a string containing {{}}, got {fmt!r}")
+        _need(isinstance(fmt, str) and _one_field(fmt), kind,
+              f"format must be a Python format string with one replacement field such as "
+              f"\"%{{}}%\" or \"{{:.3}}\", got {fmt!r}")
     for name in ("table", "column", "where"):
         if o.get(name) is not None:
             _need(isinstance(o[name], str) and o[name].strip() != "", kind,
@@ -220,6 +240,12 @@ def _validate(kind: str, o: dict[str, Any]) -> None:
         _need(isinstance(cols, list | tuple) and len(cols) > 0
               and all(isinstance(c, str) and c.replace("_", "a").isalnum() for c in cols), kind,
               "columns must be a non-empty list of column names")
+    elif kind == "prefix":
+        n = o["length"]
+        ok = _is_int(n) and 1 <= n <= 50 or (
+            isinstance(n, list | tuple) and len(n) == 2 and all(_is_int(x) for x in n)
+            and 1 <= n[0] <= n[1] <= 50)
+        _need(ok, kind, f"length must be an integer 1..50 or [min, max] within it, got {n!r}")
     elif kind == "choice":
         values, weights = o["values"], o["weights"]
         _need(isinstance(values, list | tuple) and len(values) > 0, kind,
@@ -237,12 +263,7 @@ def _validate(kind: str, o: dict[str, Any]) -> None:
         if kind == "float" and o["digits"] is not None:
             _need(_is_int(o["digits"]) and 0 <= o["digits"] <= 15, kind, "digits must be 0..15")
     elif kind == "date":
-        _need(_is_int(o["from_days"]) and _is_int(o["to_days"]), kind,
-              "from_days and to_days must be integers (days relative to the corpus's as-of date)")
-        _need(o["from_days"] <= o["to_days"], kind,
-              f"from_days ({o['from_days']}) is after to_days ({o['to_days']})")
-        _need(isinstance(o["datetime"], bool), kind,
-              "datetime must be true (a 'YYYY-MM-DD HH:MM:SS' timestamp) or false (a date)")
+        _validate_date(o)
     elif kind == "fixed":
         _need(isinstance(o["value"], str | int | float | bool), kind,
               "value must be a string, number or boolean (use null_probability = 1 for NULL)")
@@ -253,6 +274,53 @@ def _validate(kind: str, o: dict[str, Any]) -> None:
     elif kind == "same":
         _need(_is_int(o["param"]) and o["param"] >= 1, kind,
               "param must be the 1-based number of an earlier parameter")
+
+
+def _one_field(fmt: str) -> bool:
+    """Whether ``fmt`` has exactly one automatic or ``{0}`` replacement field.
+
+    >>> _one_field("{:.3}"), _one_field("%{}%"), _one_field("{} {}"), _one_field("{x}")
+    (True, True, False, False)
+    """
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None]
+    except ValueError:
+        return False
+    return len(fields) == 1 and fields[0] in ("", "0")
+
+
+def _validate_date(o: dict[str, Any]) -> None:
+    kind = "date"
+    relative = o["from_days"] is not None or o["to_days"] is not None
+    absolute = o["from"] is not None or o["to"] is not None
+    _need(relative != absolute, kind,
+          "give either from_days and to_days (relative to an anchor) or from and to "
+          "(absolute dates like \"2024-01-01\"), not both")
+    if relative:
+        _need(_is_int(o["from_days"]) and _is_int(o["to_days"]), kind,
+              "from_days and to_days must both be integers (days relative to the anchor)")
+        _need(o["from_days"] <= o["to_days"], kind,
+              f"from_days ({o['from_days']}) is after to_days ({o['to_days']})")
+        a = o["anchor"]
+        _need(isinstance(a, str) and (a in ("as_of", "now") or ANCHOR_MAX.match(a) is not None),
+              kind, f"anchor must be \"as_of\", \"now\" or \"max(table.column)\", got {a!r}")
+    else:
+        _need(o["anchor"] == "as_of", kind, "anchor applies to from_days/to_days, not to from/to")
+        _need(o["from"] is not None and o["to"] is not None, kind, "give both from and to")
+        try:
+            lo, hi = parse_moment(o["from"], "from"), parse_moment(o["to"], "to")
+        except ValueError as exc:
+            raise SamplerError(f"sampler 'date': {exc}") from None
+        _need(lo <= hi, kind, f"from ({o['from']}) is after to ({o['to']})")
+        # a TOML date is not hashable-stable across versions as text: keep ISO text
+        for key in ("from", "to"):
+            if isinstance(o[key], dt.date):
+                o[key] = o[key].isoformat(sep=" ") if isinstance(o[key], dt.datetime) \
+                    else o[key].isoformat()
+    _need(isinstance(o["datetime"], bool), kind,
+          "datetime must be true (a 'YYYY-MM-DD HH:MM:SS' timestamp) or false (a date)")
+    _need(o["output"] in DATE_OUTPUTS, kind,
+          f"output must be one of {', '.join(DATE_OUTPUTS)}, got {o['output']!r}")
 
 
 # --- drawers: what a bound sampler is -----------------------------------------
@@ -355,22 +423,56 @@ class FloatDrawer(Drawer):
 
 
 class DateDrawer(Drawer):
-    """A date (or timestamp) uniformly within a window relative to the corpus's as-of date."""
+    """A date (or timestamp) uniformly within a window.
 
-    __slots__ = ("as_of", "datetime", "hi", "lo")
+    The window is ``[lo, hi]``: absolute literals, or whole days counted from
+    an anchor's day (the corpus's as-of date, today, or ``max(table.column)``),
+    so a fixed database gives the same windows forever unless the anchor is
+    ``now``.
+    """
 
-    def __init__(self, spec: SamplerSpec, as_of: dt.date, source: str) -> None:
+    __slots__ = ("datetime", "hi", "lo", "output")
+
+    def __init__(self, spec: SamplerSpec, anchor: dt.datetime | None, source: str) -> None:
         super().__init__(spec, source)
-        self.as_of = as_of
         self.datetime = bool(spec.get("datetime"))
-        self.lo, self.hi = spec.get("from_days"), spec.get("to_days")
-        if self.datetime:
-            # seconds, so a timestamp can fall at any time of the last day of the window
-            self.lo, self.hi = self.lo * 86_400, self.hi * 86_400 + 86_399
+        self.output = spec.get("output")
+        if spec.get("from") is not None:
+            lo, hi = parse_moment(spec.get("from"), "from"), parse_moment(spec.get("to"), "to")
+            if not self.datetime or (hi.time() == dt.time() and len(str(spec.get("to"))) <= 10):
+                # a date literal as the upper bound includes that whole day
+                hi = hi + dt.timedelta(days=1) - dt.timedelta(seconds=1)
+        else:
+            assert anchor is not None
+            day = dt.datetime.combine(anchor.date(), dt.time())
+            lo = day + dt.timedelta(days=spec.get("from_days"))
+            hi = day + dt.timedelta(days=spec.get("to_days"), seconds=86_399)
+        self.lo, self.hi = lo, hi
 
     def _draw(self, rng: random.Random) -> Any:
-        offset = self.lo + int(rng.random() * (self.hi - self.lo + 1))
-        if self.datetime:
-            moment = dt.datetime.combine(self.as_of, dt.time()) + dt.timedelta(seconds=offset)
-            return moment.strftime("%Y-%m-%d %H:%M:%S")
-        return (self.as_of + dt.timedelta(days=offset)).isoformat()
+        span = int((self.hi - self.lo).total_seconds())
+        moment = self.lo + dt.timedelta(seconds=int(rng.random() * (span + 1)))
+        if not self.datetime:
+            moment = dt.datetime.combine(moment.date(), dt.time())
+        if self.output == "unixepoch":
+            return int((moment - dt.datetime(1970, 1, 1)).total_seconds())
+        if self.output == "unixepoch_ms":
+            return int((moment - dt.datetime(1970, 1, 1)).total_seconds()) * 1000
+        return moment.strftime("%Y-%m-%d %H:%M:%S") if self.datetime else moment.date().isoformat()
+
+
+class PrefixDrawer(PoolDrawer):
+    """Draws a prefix of an existing value: ``length`` characters (or a length in
+    ``[min, max]``), for ``LIKE 'pre%'`` searches that find something."""
+
+    __slots__ = ("lengths",)
+
+    def __init__(self, spec: SamplerSpec, source: str, values: Sequence[Any]) -> None:
+        super().__init__(spec, source, [str(v) for v in values])
+        n = spec.get("length")
+        self.lengths = (n, n) if isinstance(n, int) else tuple(n)
+
+    def _draw(self, rng: random.Random) -> Any:
+        value = super()._draw(rng)
+        lo, hi = self.lengths
+        return value[:lo + int(rng.random() * (hi - lo + 1))]

@@ -12,8 +12,9 @@ Three ways to use it:
 
 * ``with LocalD1(persist_dir) as d1: ...`` in Python and pytest;
 * ``d1bench d1-local start|status|stop``: a detached server whose state (pid,
-  port, the path of a 0600 token file) lives in ``.d1bench/d1-local/``
-  (:mod:`~d1bench.targets.d1.detached`);
+  port, the path of a 0600 token file) lives in ``d1-local/`` of the per-user
+  state directory (``D1BENCH_STATE_DIR``, else ``~/.local/state/d1bench``;
+  :mod:`~d1bench.targets.d1.detached`);
 * the target spec ``d1-local`` (or ``d1-local:PERSIST_DIR``), which attaches to
   the detached server when one runs on that directory and otherwise starts its
   own for as long as the target is open.
@@ -76,11 +77,13 @@ class LocalD1Error(D1benchError):
 
 
 def state_dir() -> Path:
-    """Where detached local D1 servers keep their state: ``.d1bench/d1-local/``.
+    """Where detached local D1 servers keep their state: ``d1-local/`` in
+    :func:`d1bench._paths.state_dir` (``D1BENCH_STATE_DIR``, else
+    ``~/.local/state/d1bench``), so `d1-local start` in one directory is found
+    by a replay in another, and nothing is written into the checkout."""
+    from d1bench._paths import state_dir as user_state
 
-    ``D1BENCH_STATE_DIR`` replaces ``.d1bench`` (default: in the repository).
-    """
-    return Path(os.environ.get("D1BENCH_STATE_DIR", REPO_ROOT / ".d1bench")) / "d1-local"
+    return user_state() / "d1-local"
 
 
 def default_persist_dir() -> Path:

@@ -66,6 +66,11 @@ The method
    in 64 to check).  FTS5's bm25 runs a nested statement per row and each
    reports through the same callback: after an execution that ran more than
    64 nested statements, collection pauses for the next 8.
+6. None of this runs while a replay times a request: the replay's
+   connections record each execution's observations and work the estimates
+   out after the run, replaying these counting decisions in execution order
+   (``SQLiteConnection.defer_estimates``), and a statement's analysis is made
+   before the clock starts and kept across runs (:mod:`~.store`).
 
 Accuracy measured against a local D1's exact counts (workload ``medical``,
 2,000-paper corpus, index sets ``none`` and ``seed``, six draws per

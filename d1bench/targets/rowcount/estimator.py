@@ -97,6 +97,27 @@ class RowEstimator:
                                      max(0, round(float(system.write @ z))), True)
             self.traced = False
 
+    def __getstate__(self) -> dict[str, Any]:
+        # The data-fact callbacks are bound to a connection: a stored estimator
+        # (see :mod:`~.store`) is re-bound to its new connection with :meth:`bind`.
+        state = dict(self.__dict__)
+        for name in _CALLBACKS:
+            state[name] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.bind()
+
+    def bind(self, *, table_rows: Callable[[str], int | None] | None = None,
+             fts_count: Callable[[str, Any], int | None] | None = None,
+             selectivity: Callable[..., float | None] | None = None) -> RowEstimator:
+        """Attach the data facts of a connection (after unpickling, or to another connection)."""
+        self._table_rows = table_rows or (lambda name: None)
+        self._fts_count = fts_count or (lambda table, expr: None)
+        self._selectivity = selectivity or (lambda *args: None)
+        return self
+
     def _model(self, params: Sequence[Any] | Mapping[str, Any]) -> FlowModel:
         model = build_flow_model(self.program, btrees=self._btrees,
                                  table_rows=self._rows_snapshot, vtabs=self._vtabs, params=params)
@@ -126,6 +147,11 @@ class RowEstimator:
             names = self._obs_names if counted else ("rows", "changes")
             system = self._systems[key] = System(model, names, self._input_names, regime)
         return system
+
+    @property
+    def needs_rows(self) -> bool:
+        """Whether :meth:`rows` reads the returned rows themselves (a ``count(*)`` result)."""
+        return bool(self._count_columns)
 
     def estimate(self, status: Mapping[str, int] | None, nrows: int, changes: int,
                  params: Sequence[Any] | Mapping[str, Any],
@@ -204,6 +230,7 @@ class RowEstimator:
 
 
 _STATUS_KEYS = tuple(TRACE_COUNTERS.values())
+_CALLBACKS = ("_table_rows", "_fts_count", "_selectivity")
 
 
 def _as_int(value: Any) -> int | None:
