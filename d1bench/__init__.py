@@ -23,7 +23,11 @@ _EXPORTS = {
     "load_trace": "d1bench.trace",
     "summarize": "d1bench.analysis",
     "compare": "d1bench.analysis",
-    "LocalD1": "d1bench.targets.d1.local",
+    "regressions": "d1bench.analysis",
+    "check_thresholds": "d1bench.thresholds",
+    "seed_alerts": "d1bench.thresholds",
+    "check_database": "d1bench.dbfile",
+        "LocalD1": "d1bench.targets.d1.local",
     "upload": "d1bench.upload",
     "lint": "d1bench.lint",
     "advise": "d1bench.advisor",
@@ -32,6 +36,10 @@ _EXPORTS = {
     "fix": "d1bench.fix",
     "monthly_cost": "d1bench.cost",
     "migrate": "d1bench.migrator",
+    "init_worker": "d1bench.worker",
+    "deploy_worker": "d1bench.worker",
+    "cache_effect": "d1bench.worker",
+    "session_summary": "d1bench.worker",
 }
 
 __all__ = ["__version__", *_EXPORTS.keys()]  # noqa: PLE0604 - the names are strings

@@ -252,8 +252,12 @@ def replay_local_d1(corpus: str | os.PathLike[str], *, workload: Any = "medical"
                     index_set: str = "none", rate: float | None = None,
                     concurrency: int | None = None, duration: float = 3.0, warmup: float = 0.5,
                     seed: int = 0, name: str = "d1-local", refresh: bool = False,
+                    worker: Any = None, session: str | None = None, keep_alive: bool = True,
                     **options: Any) -> Any:
     """The same replay as :func:`replay_sqlite`, against a local D1 (Miniflare), cached.
+
+    ``worker`` (:class:`~d1bench.worker.WorkerOptions`: the bench Worker's cache),
+    ``session`` and ``keep_alive`` are the local D1 target's options.
 
     Parameters are drawn from the SQLite corpus with the same seed as the
     SQLite replay, so both targets run the same requests in the same order.
@@ -267,6 +271,9 @@ def replay_local_d1(corpus: str | os.PathLike[str], *, workload: Any = "medical"
     params = {"target": "d1-local", "workload": getattr(loaded, "digest", str(workload)),
               "index_set": str(index_set), "rate": rate, "concurrency": concurrency,
               "duration": duration, "warmup": warmup, "seed": seed, **options}
+    if worker is not None or session is not None or not keep_alive:
+        params.update(worker=worker.bindings() if worker is not None else None,
+                      session=session, keep_alive=keep_alive)
 
     def run(path: Path) -> None:
         pristine = local_d1_copy(corpus, index_set)
@@ -275,9 +282,10 @@ def replay_local_d1(corpus: str | os.PathLike[str], *, workload: Any = "medical"
             shutil.copytree(pristine, work, dirs_exist_ok=True)
             with open_target(f"sqlite:{indexed_copy(corpus, index_set)}",
                              readonly=True) as binder, binder.connect() as bind_conn, \
-                    LocalD1(work) as d1:
+                    LocalD1(work, worker=worker) as d1, \
+                    d1.target(allow_writes=True, session=session, keep_alive=keep_alive) as target:
                 # Writes are safe here: they land in the throw-away copy.
-                replay(loaded, d1.target(allow_writes=True), rate=rate, concurrency=concurrency,
+                replay(loaded, target, rate=rate, concurrency=concurrency,
                        duration=duration, warmup=warmup, seed=seed, trace_path=path,
                        progress=False, corpus=corpus, force=True, bind_conn=bind_conn,
                        allow_writes=True, **options)

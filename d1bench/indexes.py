@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from d1bench.dbfile import check_database, open_database
 from d1bench.errors import UsageError
 from d1bench.schema import index_set_sql, statements_with_lines
 
@@ -82,9 +82,7 @@ def apply_index_set(db_path: str | os.PathLike[str], index_set: str | os.PathLik
     """
     import apsw
 
-    path = Path(db_path)
-    if not path.is_file():
-        raise UsageError(f"{db_path}: no such database file")
+    path = check_database(db_path)
     text = index_set_sql(index_set)  # validates names and statement kinds
     source = str(index_set)
     statements = statements_with_lines(text)
@@ -96,7 +94,7 @@ def apply_index_set(db_path: str | os.PathLike[str], index_set: str | os.PathLik
         elif (d := _DROP.match(statement)) is not None:
             wanted.pop(_unquote(d.group("name")), None)
 
-    db = apsw.Connection(str(path))
+    db = open_database(path, readonly=False)
     rows: list[dict[str, Any]] = []
     try:
         had_stats = bool(db.execute(
@@ -160,10 +158,7 @@ def current_indexes(db_path: str | os.PathLike[str]) -> pd.DataFrame:
     """
     import apsw
 
-    path = Path(db_path)
-    if not path.is_file():
-        raise UsageError(f"{db_path}: no such database file")
-    db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    db = open_database(db_path)
     try:
         sizes: dict[str, int] = {}
         try:

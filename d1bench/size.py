@@ -75,15 +75,9 @@ def _quote(name: str) -> str:
 
 
 def _open(path: str | os.PathLike[str]) -> apsw.Connection:
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{path}: no such database file")
-    try:
-        db = apsw.Connection(str(p), flags=apsw.SQLITE_OPEN_READONLY)
-        db.execute("SELECT count(*) FROM sqlite_schema").fetchall()
-    except apsw.Error as exc:
-        raise UsageError(f"{path}: not a readable SQLite database ({exc})") from None
-    return db
+    from d1bench.dbfile import open_readonly
+
+    return open_readonly(path)
 
 
 def object_sizes(db_path: str | os.PathLike[str]) -> pd.DataFrame:

@@ -155,7 +155,12 @@ def test_units_that_cannot_be_sent_in_time_are_dropped(items_db, toy) -> None:
     dropped = r[r["error_class"] == "dropped"]
     assert len(dropped) > 0 and len(r) == 60
     assert trace.meta["dropped"] == len(dropped)
-    assert summarize(trace).set_index("template").loc["ALL", "dropped"] == len(dropped)
+    row = summarize(trace).set_index("template").loc["ALL"]
+    assert row["dropped"] == len(dropped)
+    # A drop is neither an error nor an attempt: the statement was never sent.
+    assert row["errors"] == 0 and row["error_rate"] == 0
+    assert row["drop_rate"] == pytest.approx(len(dropped) / len(r))
+    assert row["attempts"] == len(r) - len(dropped)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -184,10 +189,18 @@ def test_an_existing_trace_is_not_overwritten(items_db, toy, tmp_path) -> None:
     assert len(load_trace(path).requests) == 5
 
 
-def test_progress_line_shows_rate_errors_and_p99(items_db, toy, capsys) -> None:
+def test_progress_line_shows_rate_errors_and_p99(items_db, toy, capsys, monkeypatch) -> None:
+    # As if stderr were a terminal: the line is redrawn in place.
+    monkeypatch.setattr("d1bench.runner.recorder.is_terminal", lambda stream=None: True)
     replay(toy, sqlite_target(items_db), rate=500, requests=400, progress=True)
     err = capsys.readouterr().err
     assert "requests" in err and "/s" in err and "errors 0" in err and "p99" in err
+    assert "\r" in err
+
+
+def test_progress_off_a_terminal_writes_no_carriage_returns(items_db, toy, capsys) -> None:
+    replay(toy, sqlite_target(items_db), rate=500, requests=400, progress=True)
+    assert "\r" not in capsys.readouterr().err
 
 
 class _AsyncItems(Target):

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import select
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -129,28 +123,15 @@ def test_bad_analyze_and_compare_inputs_exit_2(tmp_path, capsys) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_on_the_command_line_writes_what_completed(setup, tmp_path) -> None:
+    from terminal import interrupt_on_terminal
+
     trace = tmp_path / "sigint.parquet"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "d1bench", "replay", "--target", f"sqlite:{setup['db']}",
-         "--workload", str(setup["workload"]), "--trace", str(trace), "--rate", "200",
-         "--duration", "60"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parent.parent)
-    seen = b""
-    deadline = time.monotonic() + 60
-    try:
-        # The progress line says the clock is running and requests completed.
-        while b"requests" not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-            if ready:
-                seen += os.read(proc.stderr.fileno(), 4096)
-        assert b"requests" in seen, seen
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, err
-    assert b"interrupted" in err
+    # On a terminal the live progress line ("... requests ... p99 ...") says the clock is running.
+    code, _, lines = interrupt_on_terminal(
+        ["replay", "--target", f"sqlite:{setup['db']}", "--workload", setup["workload"],
+         "--trace", trace, "--rate", "200", "--duration", "60"], "p99")
+    assert code == 130, lines
+    assert lines[-1] == "run interrupted: the trace holds the requests that completed", lines
     loaded = load_trace(trace)
     assert loaded.meta["interrupted"] is True
     assert 0 < len(loaded.requests) < 200 * 60

@@ -67,13 +67,15 @@ def _assert_clean(text: str, where: str) -> None:
 
 
 @pytest.mark.d1local
-def test_a_whole_replay_writes_the_token_nowhere(tmp_path, capfd, caplog):
+def test_a_whole_replay_writes_the_token_nowhere(tmp_path, capfd, caplog, monkeypatch):
     from d1bench.runner import replay
     from d1bench.targets.d1.local import LocalD1
     from d1bench.trace import load_trace
     from d1bench.workload import parse_workload
 
     caplog.set_level(logging.DEBUG)
+    # As on a terminal, so that the live progress line is written (and searched below).
+    monkeypatch.setattr("d1bench.runner.recorder.is_terminal", lambda stream=None: True)
     workload, problems = parse_workload(WORKLOAD, str(tmp_path / "secrets.toml"))
     assert workload is not None, problems
     trace_path = tmp_path / "run.parquet"
@@ -184,3 +186,36 @@ def test_unreachable_endpoints_do_not_show_the_token():
     assert "cannot list D1 databases" in str(lookup.value)
     for exc in (err.value, lookup.value):
         _assert_clean(_everything(exc), "a connection error")
+
+
+@pytest.mark.d1local
+def test_the_worker_secret_reaches_no_output(tmp_path, capfd, caplog, monkeypatch):
+    """d1-worker: the shared secret from D1BENCH_WORKER_SECRET, a whole CLI replay, a refusal."""
+    from d1bench.cli import main
+    from d1bench.targets.d1.local import LocalD1
+    from d1bench.targets.d1.worker import SECRET_ENV, WorkerTarget
+
+    caplog.set_level(logging.DEBUG)
+    workload = tmp_path / "secrets.toml"
+    workload.write_text(WORKLOAD)
+    trace_path = tmp_path / "run.parquet"
+    with LocalD1(tmp_path / "persist", token=SENTINEL) as local:
+        setup = WorkerTarget(local.origin, secret=SENTINEL, allow_writes=True)
+        setup.connect().execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        setup.close()
+        monkeypatch.setenv(SECRET_ENV, SENTINEL)
+        assert main(["replay", "--target", f"d1-worker:{local.origin}", "--workload",
+                     str(workload), "--trace", str(trace_path), "--requests", "60",
+                     "--concurrency", "4", "--allow-writes", "--session", "first-primary"]) == 0
+        monkeypatch.setenv(SECRET_ENV, SENTINEL[::-1])  # a wrong one: refused, and not echoed
+        assert main(["replay", "--target", f"d1-worker:{local.origin}", "--workload",
+                     str(workload), "--trace", str(tmp_path / "no.parquet")]) == 2
+    out, err = capfd.readouterr()
+    assert "refused the secret" in err
+    for text, where in ((out, "stdout"), (err, "stderr"),
+                        ("\n".join(r.getMessage() for r in caplog.records), "logs")):
+        _assert_clean(text, where)
+        assert SENTINEL[::-1] not in text, where
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SENTINEL.encode() not in path.read_bytes(), f"the secret is stored in {path}"

@@ -81,6 +81,7 @@ def test_open_target_names_the_spec_and_the_known_schemes() -> None:
 def test_other_schemes_are_dispatched_lazily_to_their_modules() -> None:
     assert TARGETS == {"sqlite": "d1bench.targets.sqlite:SQLiteTarget",
                        "d1-local": "d1bench.targets.d1.local:LocalD1Target",
+                       "d1-worker": "d1bench.targets.d1.worker:WorkerTarget",
                        "d1": "d1bench.targets.d1:D1Target"}
     target = open_target("d1://account/database", env={"CLOUDFLARE_API_TOKEN": "sentinel"})
     assert target.kind == "d1"

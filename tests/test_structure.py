@@ -19,13 +19,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "d1bench"
 #: Each top-level package or module of d1bench and its layer: a module may import
 #: only from its own package or from a strictly lower layer.
 LAYERS: dict[str, int] = {
-    "errors": 0, "_paths": 0, "_atomic": 1,
+    "errors": 0, "_paths": 0, "progress": 0, "_atomic": 1, "dbfile": 1,
     "sql": 1,
     "schema": 2,
     "workload": 3, "corpus": 3, "indexes": 3, "size": 3,
-    "targets": 4, "trace": 4, "claims": 4,
-    "upload": 5, "plans": 5, "analysis": 5, "cost": 5, "charts": 5, "dump": 5,
-    "runner": 6, "production": 6, "migrator": 6,
+    "targets": 4, "trace": 4, "claims": 4, "cost": 4,
+    "upload": 5, "plans": 5, "analysis": 5, "charts": 5, "dump": 5,
+    "runner": 6, "production": 6, "migrator": 6, "worker": 6, "thresholds": 6,
     "advisor": 7,
     "fix": 8,
     "lint": 9,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from d1bench.dbfile import check_database
 from d1bench.errors import UsageError
 from d1bench.sql.catalog import IndexDef
 from d1bench.sql.parsing import ParseFailure, parse_statement
@@ -116,9 +117,7 @@ def run_expert(db_path: str | os.PathLike[str], templates: Mapping[str, str], *,
                sample: int = 100, timeout: float = 300.0) -> list[ExpertAnswer]:
     """Ask ``.expert`` about each template (name -> SQL) on a copy of ``db_path``."""
     shell = sqlite3_shell()
-    path = Path(db_path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such database file")
+    path = check_database(db_path)
     answers = []
     with tempfile.TemporaryDirectory(prefix="d1bench-expert-") as tmp:
         copy, fts = _expert_copy(path, Path(tmp))

@@ -105,18 +105,10 @@ def prepare(db_path: str | os.PathLike[str], workload: Any, trace: Any = None, *
 
 
 def open_corpus(db_path: str | os.PathLike[str]) -> Any:
-    """A read-only APSW connection to ``db_path``; a missing file is a UsageError."""
-    import apsw
+    """A read-only APSW connection to ``db_path``, checked (see :mod:`d1bench.dbfile`)."""
+    from d1bench.dbfile import open_readonly
 
-    path = Path(db_path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such database file")
-    try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
-    except apsw.Error as exc:
-        raise UsageError(f"{path}: not a SQLite database ({exc})") from None
-    return conn
+    return open_readonly(db_path)
 
 
 def as_workload(workload: Any) -> Any:

@@ -19,8 +19,8 @@ from d1bench.errors import UsageError
 __all__ = ["build_parser", "main"]
 
 #: Modules of this package that register verbs, in the order ``--help`` lists them.
-COMMAND_MODULES = ("corpus", "dump", "workload", "replay", "production", "indexes", "size", "d1",
-                   "advice", "fix", "report", "migrate")
+COMMAND_MODULES = ("corpus", "dump", "workload", "replay", "analyze", "production", "indexes",
+                   "size", "d1", "worker", "advice", "fix", "report", "migrate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,15 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    prog = "d1bench"
     try:
+        # Inside the try: Ctrl-C while the verbs' modules are imported is still one line.
+        args = build_parser().parse_args(argv)
+        prog = f"d1bench {args.command}"
         return int(args.func(args) or 0)
     except UsageError as exc:
-        print(f"d1bench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"d1bench {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
 
 

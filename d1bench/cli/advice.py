@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from d1bench.cli._args import add_db, add_no_progress, add_trace, add_workload
+from d1bench.cli._format import usd
+
 __all__ = ["register", "run_advise", "run_lint"]
 
 
@@ -36,10 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "measured from --trace or estimated) and the fix, in words and SQL. The database is "
         "opened read-only.",
     )
-    lint.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus the workload runs on")
-    lint.add_argument("--workload", required=True, metavar="W",
-                      help="workload file, or a shipped workload's name (medical)")
-    lint.add_argument("--trace", metavar="T", help="trace of the workload: measured rows read")
+    add_db(lint, "SQLite corpus the workload runs on")
+    add_workload(lint)
+    add_trace(lint, "trace of the workload: measured rows read")
     lint.add_argument("--severity", choices=("low", "medium", "high"), default="low",
                       help="show findings of at least this severity (default low: all)")
     lint.set_defaults(func=run_lint)
@@ -56,10 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "after, reporting measured rows read and latency per template. The database itself "
         "is only read.",
     )
-    advise.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus to advise on")
-    advise.add_argument("--workload", required=True, metavar="W",
-                        help="workload file, or a shipped workload's name (medical)")
-    advise.add_argument("--trace", metavar="T", help="trace of the workload: template frequencies")
+    add_db(advise, "SQLite corpus to advise on")
+    add_workload(advise)
+    add_trace(advise, "trace of the workload: template frequencies")
     advise.add_argument("--budget", type=_size, metavar="BYTES",
                         help="most bytes the new indexes may take (e.g. 20MB; default no limit)")
     advise.add_argument("--write-weight", type=float, default=1000.0, metavar="X",
@@ -81,7 +82,36 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="replace a d1bench migration that is still the newest in --migrations")
     advise.add_argument("--seed", type=int, default=0, metavar="S",
                         help="seed for parameters, sampling and replays (default 0)")
+    advise.add_argument("--at-rate", type=float, metavar="R",
+                        help="price D1's bill at R units of workload a second "
+                        "(default: the --trace's rate, else 100)")
+    add_no_progress(advise)
     advise.set_defaults(func=run_advise)
+
+
+def _rate(args: argparse.Namespace) -> float:
+    """Units a second to price the bill at: --at-rate, the trace's achieved rate, or replay's default."""
+    from d1bench.errors import UsageError
+    from d1bench.runner.run import DEFAULT_RATE
+
+    if args.at_rate is not None:
+        if not args.at_rate > 0:
+            raise UsageError(f"--at-rate {args.at_rate:g}: must be a positive number of units a second")
+        return float(args.at_rate)
+    if args.trace:
+        from d1bench.analysis import summarize
+        from d1bench.trace import load_trace
+
+        achieved = summarize(load_trace(args.trace)).attrs.get("units_per_s")
+        if achieved and achieved > 0:
+            return float(achieved)
+    return DEFAULT_RATE
+
+
+def _bill(read_per_unit: float, written_per_unit: float, rate: float) -> float:
+    from d1bench.cost import monthly_cost
+
+    return float(monthly_cost(read_per_unit, written_per_unit, rate).loc["total", "cost_usd"])
 
 
 def run_lint(args: argparse.Namespace) -> int:
@@ -107,15 +137,19 @@ def run_lint(args: argparse.Namespace) -> int:
 def run_advise(args: argparse.Namespace) -> int:
     from d1bench.advisor import advise
 
+    rate = _rate(args)  # a bad --at-rate or --trace fails before the work
     advice = advise(args.db, args.workload, trace=args.trace, budget_bytes=args.budget,
                     write_weight=args.write_weight, verify=args.verify,
                     migrations_dir=args.migrations, force=args.force, seed=args.seed,
                     verify_requests=args.requests, verify_max_requests=args.max_requests,
-                    min_effect=args.min_effect, progress=True)
+                    min_effect=args.min_effect, progress=not args.no_progress)
     s = advice.summary
     print(f"{len(advice.indexes)} index(es) to create, {len(advice.drops)} to drop; predicted "
           f"weighted rows read per unit {s['rows_read_before']:,.0f} -> {s['rows_read_after']:,.0f}, "
           f"rows written {s['rows_written_before']:,.2f} -> {s['rows_written_after']:,.2f}")
+    before, after = (_bill(s[f"rows_read_{w}"], s[f"rows_written_{w}"], rate)
+                     for w in ("before", "after"))
+    print(f"D1 bill at {rate:,.4g} units/s (paid plan): {usd(before)} -> {usd(after)} a month")
     for row in advice.indexes.itertuples(index=False):
         print(f"  + {row.sql}\n      {row.reason}; ~{row.bytes / 1e6:,.2f} MB")
     for row in advice.drops.itertuples(index=False):

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="the corpus's 'today': papers span the 20 years before it, "
                              "reading history the 90 days before it (default 2026-11-01)")
     parser.add_argument("--force", action="store_true", help="replace PATH if it exists")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", "--no-progress", action="store_true", dest="quiet",
+                        help="no progress bar (it is off anyway when stderr is not a terminal)")
     parser.add_argument("--dry-run", action="store_true",
                         help="only say how large the corpus would be and whether D1 could hold it")
     parser.set_defaults(func=run)

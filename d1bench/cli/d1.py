@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from d1bench.cli._args import add_db, add_no_progress
+from d1bench.dbfile import check_database
 from d1bench.errors import UsageError
 
 __all__ = ["register", "run_local", "run_upload"]
@@ -47,14 +48,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "with its fix before anything is sent. Writes are implied. An interrupted upload "
         "resumes where it stopped when run again.",
     )
-    up.add_argument("--db", required=True, metavar="PATH", help="SQLite database to upload")
+    add_db(up, "corpus SQLite file to upload")
     up.add_argument("--target", required=True, metavar="SPEC",
                     help="d1-local, d1-local:PERSIST_DIR, or d1://ACCOUNT_ID/DATABASE")
     up.add_argument("--batch-rows", type=int, metavar="N",
                     help="at most N rows per request (default: by request size)")
     up.add_argument("--no-resume", action="store_true",
                     help="refuse to add to tables that already hold rows")
-    up.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(up)
     up.add_argument("--base-url", metavar="URL",
                     help="d1:// targets: D1 REST API root (default Cloudflare's)")
     up.add_argument("--wrangler-config", metavar="PATH",
@@ -101,8 +102,7 @@ def run_upload(args: argparse.Namespace) -> int:
     from d1bench.targets import open_target
     from d1bench.upload import UploadError, upload
 
-    if not Path(args.db).is_file():
-        raise UsageError(f"{args.db}: no such database file")
+    check_database(args.db)  # before a local D1 is started for nothing
     remote = {name: value for name in ("base_url", "wrangler_config", "binding")
               if (value := getattr(args, name))}
     if remote and not args.target.startswith("d1://"):

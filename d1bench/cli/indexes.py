@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from d1bench.cli._args import add_db
+
 __all__ = ["register"]
 
 DESCRIPTION = """\
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     apply = verbs.add_parser("apply", help="give a database exactly the indexes of a set",
                              description="Give the database exactly the secondary indexes of "
                              "SET (none, seed or a .sql file), then run PRAGMA optimize.")
-    apply.add_argument("--db", required=True, metavar="PATH", help="SQLite database to change")
+    add_db(apply, "SQLite database to change")
     apply.add_argument("--set", required=True, metavar="SET", dest="index_set",
                        help="none, seed, or the path of a .sql file of CREATE/DROP INDEX statements")
     apply.set_defaults(func=_apply)
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                description="List the indexes of a SQLite database: table, "
                                "columns, partial, origin (c: CREATE INDEX, u: UNIQUE, pk: "
                                "PRIMARY KEY) and size in bytes.")
-    listing.add_argument("--db", required=True, metavar="PATH", help="SQLite database to read")
+    add_db(listing, "SQLite database to read")
     listing.set_defaults(func=_list)
 
 

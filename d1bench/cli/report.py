@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ast
-import sqlite3
 from pathlib import Path
 
+from d1bench.cli._args import add_no_progress
+from d1bench.dbfile import check_database
 from d1bench.errors import UsageError
 
 __all__ = ["register", "run"]
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="longest a single cell may run (default 1800)")
     parser.add_argument("--force", action="store_true",
                         help="replace files in DIR that d1bench did not write")
+    add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
@@ -49,11 +51,17 @@ def _literal(text: str) -> object:
 
 def _papers_in(corpus: Path) -> int | None:
     """Count the corpus's papers, so notebooks label charts with the real scale."""
+    import apsw
+
+    from d1bench.dbfile import open_readonly
+
+    db = open_readonly(corpus)
     try:
-        with sqlite3.connect(f"file:{corpus}?mode=ro", uri=True) as db:
-            return int(db.execute("SELECT count(*) FROM papers").fetchone()[0])
-    except sqlite3.Error:
+        return int(db.execute("SELECT count(*) FROM papers").fetchall()[0][0])
+    except apsw.Error:
         return None
+    finally:
+        db.close()
 
 
 def parameters_from_args(args: argparse.Namespace) -> dict[str, object]:
@@ -66,10 +74,10 @@ def parameters_from_args(args: argparse.Namespace) -> dict[str, object]:
         params["seed"] = args.seed
     if args.corpus:
         corpus = Path(args.corpus).resolve()
-        if corpus.exists() and not corpus.is_file():
-            raise UsageError(f"--corpus {args.corpus}: not a file")
         if not corpus.exists() and args.scale is None:
             raise UsageError(f"--corpus {args.corpus}: no such file (give --scale to build it)")
+        if corpus.exists():
+            check_database(args.corpus)
         params["corpus_path"] = str(corpus)
         if args.scale is None:
             papers = _papers_in(corpus)
@@ -93,11 +101,11 @@ def run(args: argparse.Namespace) -> int:
         from d1bench import cache
 
         corpus = cache.ensure_corpus(int(params["papers"]), int(params.get("seed", 0)),
-                                     args.corpus, progress=True)
+                                     args.corpus, progress=not args.no_progress)
         params["corpus_path"] = str(Path(corpus).resolve())
     try:
         pages = build_report(args.notebooks, args.out, params, force=args.force,
-                             timeout=args.timeout)
+                             timeout=args.timeout, progress=not args.no_progress)
     except ReportError as exc:
         print(f"d1bench report: {exc}")
         print(f"pages written to {args.out}/ (failed notebooks show their error)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from d1bench.cli._args import add_db
+
 __all__ = ["register"]
 
 DESCRIPTION = """\
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("size", help="bytes per table and index, against D1's limits",
                             description=DESCRIPTION,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--db", required=True, metavar="PATH", help="SQLite database to read")
+    add_db(parser, "SQLite database to read")
     parser.add_argument("--set", action="append", default=[], metavar="SET", dest="index_sets",
                         help="an index set to size (none, seed or a .sql file); repeatable")
     parser.add_argument("--top", type=int, default=20, metavar="N",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from d1bench.cli._args import add_db
 from d1bench.production.insights import FORMATS
 
 __all__ = ["register", "run_check", "run_from_insights", "run_show"]
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument("workload", metavar="FILE",
                        help="workload file, or the name of a shipped workload (medical)")
-    check.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus to check against")
+    add_db(check, "SQLite corpus to check against")
     check.add_argument("--seed", type=int, default=0, metavar="S",
                        help="seed for binding and drawing the samplers (default 0)")
     check.set_defaults(func=run_check)
@@ -57,8 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "against the database.",
     )
     fi.add_argument("insights", metavar="FILE", help="insights JSON, GraphQL JSON or a SQL log")
-    fi.add_argument("--db", required=True, metavar="PATH",
-                    help="SQLite database to infer samplers from (e.g. from `d1bench import`)")
+    add_db(fi, "SQLite database to infer samplers from (e.g. from `d1bench import`)")
     fi.add_argument("--out", required=True, metavar="PATH", help="workload file to write")
     fi.add_argument("--weight", choices=("runs", "reads"), default="runs",
                     help="weight templates by production's runs (default) or rows read")
@@ -104,9 +104,11 @@ def run_show(args: argparse.Namespace) -> int:
 
 
 def run_from_insights(args: argparse.Namespace) -> int:
+    from d1bench.dbfile import check_database
     from d1bench.production import from_insights
     from d1bench.workload import check_workload
 
+    check_database(args.db)  # the database's fault is named before the insights are read
     made = from_insights(args.insights, args.db, args.out, weight=args.weight, fmt=args.fmt,
                          force=args.force)
     frame = made.templates

@@ -188,7 +188,10 @@ def _reporter(progress: bool | Progress, total: int) -> tuple[Progress, Callable
         return (lambda phase, done, total: None), lambda: None
     from tqdm import tqdm
 
+    from d1bench.progress import tqdm_disable
+
     bar = tqdm(total=total, file=sys.stderr, unit="", unit_scale=True, desc="corpus",
+               disable=tqdm_disable(True),
                bar_format="{desc:>16}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
 
     def report(phase: str, done: int, total: int) -> None:

@@ -12,23 +12,14 @@ from typing import Any
 
 import apsw
 
-from d1bench.errors import UsageError
-
 __all__ = ["content_digest", "describe_corpus", "open_readonly"]
 
 
 def open_readonly(path: str | os.PathLike[str]) -> apsw.Connection:
-    """A read-only APSW connection to an existing SQLite file (UsageError otherwise)."""
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{p}: no such corpus file")
-    conn = apsw.Connection(str(p), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
-    except apsw.Error as exc:
-        conn.close()
-        raise UsageError(f"{p}: not a SQLite database ({exc})") from None
-    return conn
+    """A read-only APSW connection to a checked SQLite file (see :mod:`d1bench.dbfile`)."""
+    from d1bench.dbfile import open_readonly as _open
+
+    return _open(path)
 
 
 _DIGEST_FORMAT = 1

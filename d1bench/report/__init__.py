@@ -24,6 +24,7 @@ from d1bench.report.headlines import (
     headlines_from_notebook,
     make_headline,
     record,
+    record_thresholds,
 )
 from d1bench.report.render import ReportError, network_references, render_html
 
@@ -41,6 +42,7 @@ __all__ = [
     "network_references",
     "read_sidecars",
     "record",
+    "record_thresholds",
     "render_html",
     "write_index",
 ]

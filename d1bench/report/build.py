@@ -269,6 +269,8 @@ def build_report(notebooks: Sequence[str | Path] | None = None, out_dir: str | P
     """
     from tqdm import tqdm
 
+    from d1bench.progress import tqdm_disable
+
     paths = _resolve_notebooks(notebooks)
     out = Path(out_dir)
     planned = [out / f"{p.stem}{ext}" for p in paths for ext in (".html", ".json", ".ipynb")]
@@ -277,7 +279,7 @@ def build_report(notebooks: Sequence[str | Path] | None = None, out_dir: str | P
 
     written: list[Path] = []
     failures: list[str] = []
-    for path in tqdm(paths, desc="report", unit="notebook", disable=not progress):
+    for path in tqdm(paths, desc="report", unit="notebook", disable=tqdm_disable(progress)):
         run = execute_notebook(path, out / f"{path.stem}.ipynb", parameters, timeout=timeout)
         title, question = title_and_question(run.notebook, path.stem)
         headlines = headlines_from_notebook(run.notebook)

@@ -27,12 +27,18 @@ __all__ = [
     "json_safe",
     "make_headline",
     "record",
+    "record_thresholds",
+    "threshold_headline",
 ]
 
 #: MIME type of the output :func:`record` adds; the report collects these.
 HEADLINE_MIME = "application/vnd.d1bench.headline+json"
 #: Tables recorded as headlines are cut to this many rows: the index is a summary.
 MAX_TABLE_ROWS = 25
+#: Key prefix of threshold tables (:func:`record_thresholds`): the index flags their crossings.
+THRESHOLDS_KEY = "thresholds"
+#: Columns of a threshold table, as the index reads them back.
+THRESHOLD_COLUMNS = ["result", "threshold", "template", "value", "limit", "by"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +176,35 @@ def _make(key: str, value: Any, *, label: str | None, unit: str, note: str) -> H
                     text=format_number(value, unit))
 
 
+def threshold_headline(checked: Any, *, key: str = THRESHOLDS_KEY, note: str = "") -> Headline:
+    """A headline table of :func:`d1bench.thresholds.check_thresholds`' result, crossed first.
+
+    Every crossed row is kept (the index flags each one); rows that held fill
+    the rest up to :data:`MAX_TABLE_ROWS`.
+    """
+    import pandas as pd
+
+    if not key.startswith(THRESHOLDS_KEY):
+        raise ValueError(f"threshold headline key {key!r} must start with {THRESHOLDS_KEY!r}")
+    frame = pd.DataFrame({
+        "result": checked["crossed"].map({True: "CROSSED", False: "held"}),
+        "threshold": checked["threshold"], "template": checked["template"],
+        "value": checked["value"], "limit": checked["limit"], "by": checked["by"],
+    })[THRESHOLD_COLUMNS]
+    crossed = frame[frame["result"] == "CROSSED"]
+    kept = pd.concat([crossed, frame[frame["result"] != "CROSSED"]]).head(
+        max(MAX_TABLE_ROWS, len(crossed)))
+    label = f"Thresholds: {len(frame) - len(crossed)} held, {len(crossed)} crossed"
+    rows = [[json_safe(v) for v in row] for row in kept.itertuples(index=False)]
+    return Headline(key, label, "table", note=note, text=label, columns=THRESHOLD_COLUMNS,
+                    rows=rows)
+
+
+def record_thresholds(checked: Any, *, key: str = THRESHOLDS_KEY, note: str = "") -> None:
+    """Record a threshold check for the report, whose index page flags every crossing."""
+    _display(threshold_headline(checked, key=key, note=note))
+
+
 def _headline_html(h: Headline) -> str:
     note = f'<div class="d1b-note">{html.escape(h.note)}</div>' if h.note else ""
     if h.kind == "table":
@@ -204,7 +239,10 @@ def record(key: str, value: Any, *, label: str | None = None, unit: str = "",
     "at a glance" strip too: the few answers a reader wants first; ``lead``
     puts it (a table too) above even those, where the report leads with it.
     """
-    headline = make_headline(key, value, label=label, unit=unit, note=note, top=top, lead=lead)
+    _display(make_headline(key, value, label=label, unit=unit, note=note, top=top, lead=lead))
+
+
+def _display(headline: Headline) -> None:
     try:
         from IPython import get_ipython
         from IPython.display import display

@@ -50,6 +50,8 @@ th:first-child, td:first-child { text-align: left; }
 .badge { font-size: 0.7em; vertical-align: middle; background: #c0392b; color: white;
          padding: 0.1em 0.45em; border-radius: 3px; margin-left: 0.4em; }
 .empty { color: #777; font-style: italic; }
+#thresholds .card { border-left-color: #c0392b; background: #fdecea; border-color: #f5c2bd; }
+#thresholds .held { color: #1e7b34; }
 """
 
 
@@ -143,6 +145,39 @@ def _at_a_glance(sidecars: Sequence[dict[str, Any]]) -> str:
     return f'<section id="at-a-glance"><h2>At a glance</h2><div class="cards">{"".join(cards)}</div></section>'
 
 
+def _flags(sidecars: Sequence[dict[str, Any]]) -> str:
+    """A red flag for every threshold a notebook found crossed (see ``record_thresholds``)."""
+    from d1bench.report.headlines import THRESHOLD_COLUMNS, THRESHOLDS_KEY
+
+    cards, labels = [], []
+    for sc in sidecars:
+        for h in sc.get("headlines", []):
+            if h.get("kind") != "table" or not str(h.get("key", "")).startswith(THRESHOLDS_KEY):
+                continue
+            if list(h.get("columns", [])) != THRESHOLD_COLUMNS:
+                continue
+            labels.append(f'{_e(h.get("label"))} (<a href="#{_e(sc.get("notebook"))}">'
+                          f'{_e(sc.get("title"))}</a>)')
+            for row in h.get("rows", []):
+                cell = dict(zip(THRESHOLD_COLUMNS, row))
+                if cell["result"] != "CROSSED":
+                    continue
+                cards.append(
+                    f'<div class="card flag"><div class="label">&#9873; {_e(cell["threshold"])}'
+                    f' &middot; {_e(cell["template"])}</div>'
+                    f'<div class="value">{_e(_cell(cell["value"]))}</div>'
+                    f'<div class="note">limit {_e(_cell(cell["limit"]))}, past it by '
+                    f'{_e(_cell(cell["by"]))}</div><div class="from"><a href="#'
+                    f'{_e(sc.get("notebook"))}">{_e(sc.get("title"))}</a></div></div>')
+    if not labels:
+        return ""
+    summary = "".join(f'<p class="{"held" if not cards else "tnote"}">{label}</p>'
+                      for label in labels)
+    title = f"Thresholds crossed: {len(cards)}" if cards else "Thresholds: all held"
+    return (f'<section id="thresholds"><h2>{title}</h2>{summary}'
+            f'<div class="cards">{"".join(cards)}</div></section>')
+
+
 def _section(sc: dict[str, Any]) -> str:
     stem = sc.get("notebook", "")
     number, _, _ = stem.partition("_")
@@ -210,5 +245,6 @@ def index_page(sidecars: Sequence[dict[str, Any]], *, generator: str) -> str:
         "<p class=\"meta\">How fast each query of the medical-literature workload is on SQLite and "
         "on D1, how many rows it reads (what D1 bills), which indexes fix the slow ones and what "
         f"they save. {_e(' · '.join(meta))}</p>"
-        f"{warning}{_lead(sidecars)}<nav><ol>{toc}</ol></nav>{_at_a_glance(sidecars)}{body}</main></body></html>\n"
+        f"{warning}{_lead(sidecars)}<nav><ol>{toc}</ol></nav>{_flags(sidecars)}"
+        f"{_at_a_glance(sidecars)}{body}</main></body></html>\n"
     )

@@ -74,6 +74,8 @@ class Control:
         drop_ns: open loop: a unit still unsent at this time is recorded as dropped.
         stop: set by Ctrl-C, a worker's crash, or the end of a closed-loop run.
         failure: the first unexpected exception a worker raised.
+        chain_bookmarks: the target carries D1 sessions: each step of a simulated
+            user's session sends the bookmark the previous step returned.
     """
 
     plan: Schedule
@@ -87,6 +89,7 @@ class Control:
     stop: threading.Event = field(default_factory=threading.Event)
     failure: BaseException | None = None
     deadline_ns: int = _NEVER
+    chain_bookmarks: bool = False
     claim: Callable[[], int] = field(default_factory=lambda: itertools.count().__next__)
     measured: Callable[[], int] = field(default_factory=lambda: itertools.count().__next__)
 
@@ -211,12 +214,16 @@ def _drop(i: int, due: int, ctl: Control, out: WorkerRows | list[Row]) -> None:
 Outcome = tuple[int, int, Any, BaseException | None]
 
 
+#: What a session asks its engine to send: (sql, params, keyword options for ``execute``).
+Request = tuple[str, Any, dict[str, Any] | None]
+
+
 def session_steps(i: int, due: int, ctl: Control, worker: int,
-                  append: Callable[[Row], None]) -> Generator[tuple[str, Any], Outcome, None]:
+                  append: Callable[[Row], None]) -> Generator[Request, Outcome, None]:
     """One simulated user's statements back to back; each step is intended when the last ended.
 
     The one home of a session's logic, for both engines: it yields each
-    step's ``(sql, params)``, and the engine sends back what it observed,
+    step's ``(sql, params, options)``, and the engine sends back what it observed,
     ``(sent_ns, done_ns, result, exception)``, timed by the engine itself (so
     nothing of this generator runs inside a step's timing, and the SQLite
     hot path has no await or callback).  A failed step ends the session
@@ -230,15 +237,20 @@ def session_steps(i: int, due: int, ctl: Control, worker: int,
     except StopIteration:
         return
     step, intended = 0, due
+    # With D1 sessions, each step carries the bookmark the previous one returned;
+    # otherwise no options at all, so the SQLite hot path stays a plain call.
+    chain: dict[str, Any] | None = {"bookmark": None} if ctl.chain_bookmarks else None
     while True:
         template = call.template
-        sent, done, result, exc = yield template.sql, call.params
+        sent, done, result, exc = yield template.sql, call.params, chain
         if exc is not None:
             append((i, step, worker, template.name, intended, sent, done, 0, None, _error(exc)))
             steps.close()
             return
         append((i, step, worker, template.name, intended, sent, done, len(result.rows),
                 result.meta, None))
+        if chain is not None:
+            chain = {"bookmark": result.meta.extra.get("bookmark") or chain["bookmark"]}
         if ctl.stop.is_set():
             steps.close()
             return
@@ -255,15 +267,15 @@ def _run_session(i: int, due: int, execute: Callable[..., Any], ctl: Control,
     perf = time.perf_counter_ns
     driver = session_steps(i, due, ctl, out.worker, out.full.append)
     try:
-        sql, params = next(driver)
+        sql, params, options = next(driver)
         while True:
             sent = perf()
             try:
-                result = execute(sql, params)
+                result = execute(sql, params) if options is None else execute(sql, params, **options)
             except Exception as exc:  # noqa: BLE001 - the session records it and ends
-                sql, params = driver.send((sent, perf(), None, exc))
+                sql, params, options = driver.send((sent, perf(), None, exc))
             else:
-                sql, params = driver.send((sent, perf(), result, None))
+                sql, params, options = driver.send((sent, perf(), result, None))
     except StopIteration:
         return
 
@@ -286,15 +298,15 @@ async def _async_unit(i: int, due: int, slot: int, target: Any, ctl: Control,
         return
     driver = session_steps(i, due, ctl, slot, append)
     try:
-        sql, params = next(driver)
+        sql, params, options = next(driver)
         while True:
             sent = perf()
             try:
-                result = await target.execute_async(sql, params)
+                result = await target.execute_async(sql, params, **(options or {}))
             except Exception as exc:  # noqa: BLE001 - the session records it and ends
-                sql, params = driver.send((sent, perf(), None, exc))
+                sql, params, options = driver.send((sent, perf(), None, exc))
             else:
-                sql, params = driver.send((sent, perf(), result, None))
+                sql, params, options = driver.send((sent, perf(), result, None))
     except StopIteration:
         return
 

@@ -10,11 +10,15 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 
+from d1bench.progress import is_terminal
 from d1bench.runner.engine import Row, WorkerRows
 from d1bench.runner.schedule import Schedule
 from d1bench.trace import COLUMNS, new_histogram
 
 __all__ = ["Progress", "full_rows", "rows_to_table"]
+
+#: Seconds between progress lines when stderr is not a terminal (a CI log).
+PLAIN_EVERY_S = 10.0
 
 
 def _expand(short: Sequence[Row], worker: int, plan: Schedule, t0: int | None) -> list[Row]:
@@ -125,6 +129,9 @@ class Progress:
         self.errors = 0
         self.hist = new_histogram()
         self.width = 0
+        # Off a terminal, a plain line every PLAIN_EVERY_S instead of a redrawn one.
+        self.terminal = is_terminal(self.stream)
+        self.last_plain = 0.0
 
     def _record(self, new: Sequence[Row], short: bool) -> None:
         stride = max(1, len(new) // self.sample)
@@ -141,7 +148,7 @@ class Progress:
                 if r[9] is None:
                     self.hist.record_value(max(1, min((r[6] - r[4]) // 1000, 60_000_000)))
 
-    def tick(self) -> None:
+    def tick(self, final: bool = False) -> None:
         for k, (rows, short) in enumerate(self.lists):
             end = len(rows)
             new = rows[self.seen[k]:end]
@@ -153,11 +160,19 @@ class Progress:
         p99 = self.hist.get_value_at_percentile(99) / 1000 if self.hist.get_total_count() else 0
         line = (f"{self.label}  {elapsed:6.1f} s  {self.count:,} requests  {rate:,.1f}/s  "
                 f"errors {self.errors:,}  p99 {p99:,.2f} ms")
+        if not self.terminal:
+            # The verb prints its own summary at the end, so no final line here.
+            if not final and elapsed - self.last_plain >= PLAIN_EVERY_S:
+                self.last_plain = elapsed
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            return
         self.width = max(self.width, len(line))
         self.stream.write("\r" + line.ljust(self.width))
         self.stream.flush()
 
     def close(self) -> None:
-        self.tick()
-        self.stream.write("\n")
-        self.stream.flush()
+        self.tick(final=True)
+        if self.terminal:
+            self.stream.write("\n")
+            self.stream.flush()

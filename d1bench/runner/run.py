@@ -165,6 +165,10 @@ def replay(workload: Any, target: Any, *, rate: float | None = None, arrival: st
         duration = DEFAULT_DURATION
     if trace_path is not None:
         trace_path = check_output_path(trace_path, force=force)
+    if corpus is not None:
+        from d1bench.dbfile import check_database
+
+        check_database(corpus)
     owned = isinstance(target, str)
     if owned:
         from d1bench.targets import open_target
@@ -229,7 +233,7 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
         if getattr(target, "defers_estimates", False):
             conns[0].defer_estimates(estimate=False)  # binding the samplers needs no rows read
         wl, bound = _resolve_workload(workload, bind_conn or conns[0], seed)
-        if getattr(target, "kind", None) in ("d1", "d1-local"):
+        if getattr(target, "kind", None) in ("d1", "d1-local", "d1-worker"):
             from d1bench.targets.d1 import guard_read_only
 
             own = getattr(target, "allow_writes", False)
@@ -265,7 +269,9 @@ def _replay(workload: Any, target: Any, *, rate: float | None, arrival: str,
         meta["estimate"] = prepare(run_target, [] if use_async else workers_conns, wl, samples,
                                    estimate=estimate, corpus=meta.get("corpus"))
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
-                      warmup_units=warmup_requests)
+                      warmup_units=warmup_requests,
+                      chain_bookmarks=getattr(target, "supports_sessions", False)
+                      and getattr(target, "session", "none") != "none")
         if not open_loop:
             ctl.measured_limit = requests
             if duration is not None:

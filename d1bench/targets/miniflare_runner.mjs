@@ -4,6 +4,10 @@
 //
 //   node miniflare_runner.mjs --miniflare PATH --worker PATH --persist DIR
 //        [--port N] [--database-id ID] [--account-id ID] [--compat-date D] [--watch-stdin]
+//        [--var NAME=VALUE ...]
+//
+// --var sets a plain-text binding of the Worker (its cache options); a KV
+// namespace CACHE_KV, kept in memory, is always bound.
 //
 // The API token comes in the environment variable D1BENCH_LOCAL_D1_TOKEN, never
 // on the command line (which every user of the machine can read in /proc); it
@@ -17,13 +21,21 @@ import { dirname, resolve } from "node:path";
 
 function parseArgs(argv) {
   const args = { port: 0, databaseId: "d1bench-local", accountId: "d1bench-local-account",
-                 compatDate: "2026-07-01", watchStdin: false };
+                 compatDate: "2026-07-01", watchStdin: false, vars: {} };
   const names = { "--miniflare": "miniflare", "--worker": "worker", "--persist": "persist",
                   "--port": "port", "--database-id": "databaseId", "--account-id": "accountId",
                   "--compat-date": "compatDate" };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === "--watch-stdin") { args.watchStdin = true; continue; }
+    if (flag === "--var" && i + 1 < argv.length) {
+      const [name, ...value] = argv[++i].split("=");
+      if (!/^[A-Z_][A-Z0-9_]*$/.test(name) || ["TOKEN", "ACCOUNT_ID", "DATABASE_ID"].includes(name)) {
+        throw new Error(`bad --var ${JSON.stringify(name)}`);
+      }
+      args.vars[name] = value.join("=");
+      continue;
+    }
     const key = names[flag];
     if (!key || i + 1 >= argv.length) throw new Error(`bad argument ${JSON.stringify(flag)}`);
     args[key] = argv[++i];
@@ -54,8 +66,9 @@ async function main() {
     // directory, which d1bench sets elsewhere); workerd refuses "..".
     modulesRoot: dirname(resolve(args.worker)),
     compatibilityDate: args.compatDate,
-    bindings: { TOKEN: token, ACCOUNT_ID: args.accountId, DATABASE_ID: args.databaseId },
+    bindings: { ...args.vars, TOKEN: token, ACCOUNT_ID: args.accountId, DATABASE_ID: args.databaseId },
     d1Databases: { DB: args.databaseId },
+    kvNamespaces: { CACHE_KV: "d1bench-cache" },
     d1Persist: resolve(args.persist),
     log: new Log(LogLevel.WARN),
     // Without this Miniflare fetches a Request.cf sample from the internet at

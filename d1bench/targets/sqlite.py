@@ -44,6 +44,7 @@ from typing import Any, ClassVar
 import apsw
 import apsw.ext
 
+from d1bench.dbfile import check_database
 from d1bench.errors import TargetError, UsageError
 from d1bench.sql.session import EXPLAIN, plan_steps
 from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result, Target
@@ -97,8 +98,7 @@ class SQLiteTarget(Target):
                  estimate_rows: bool = True, counters: str = "auto", foreign_keys: bool = True,
                  busy_timeout_ms: int = 5000, statement_cache: int = 256) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise UsageError(f"sqlite target {str(path)!r}: no such database file")
+        check_database(self.path)
         if counters not in ("auto", "always", "never"):
             raise UsageError(f"counters={counters!r}: choose auto, always or never")
         self.readonly = readonly

@@ -151,11 +151,9 @@ def _writer(target: Target) -> Connection:
 
 
 def _open_source(path: Path) -> Any:
-    import apsw
+    from d1bench.dbfile import open_readonly
 
-    if not path.is_file():
-        raise UsageError(f"{path}: no such database file")
-    return apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    return open_readonly(path)
 
 
 def _send(conn: Connection, statements: list[tuple[str, list[Any]]]) -> list[Result]:
@@ -225,6 +223,8 @@ class _Upload:
     def run(self) -> pd.DataFrame:
         from tqdm.auto import tqdm
 
+        from d1bench.progress import tqdm_disable
+
         for statement in self.schema.creates:
             self._run(_SCHEMA, statement)
         done = {t.name: self._done(t) for t in self.tables}
@@ -245,7 +245,7 @@ class _Upload:
             # row (slow) or write rows the copy brings anyway.
             for name in present:
                 self._run(_SCHEMA, f"DROP TRIGGER IF EXISTS {quote(name)}")
-        with tqdm(total=sum(todo.values()), unit="rows", disable=not self.progress,
+        with tqdm(total=sum(todo.values()), unit="rows", disable=tqdm_disable(self.progress),
                   desc="upload", dynamic_ncols=True) as bar:
             for table in self.tables:
                 step = self.steps.setdefault(table.name, _Step())

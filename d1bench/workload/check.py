@@ -14,7 +14,8 @@ import random
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from d1bench.errors import TargetError, UsageError
+from d1bench.dbfile import check_database, open_readonly
+from d1bench.errors import TargetError
 from d1bench.sql.session import EXPLAIN, Connection, Meta, Params, PlanStep, Result, plan_steps
 from d1bench.workload.loader import Problem, _parse_partial, read_workload_text
 from d1bench.workload.model import Workload, _bind
@@ -43,8 +44,6 @@ def check_workload(workload_or_path: Workload | str | Path, db_path: str | Path,
     it) do not stop a local run.  The database is opened read-only and no
     template is executed.
     """
-    import apsw
-    import apsw.ext
     import pandas as pd
 
     from d1bench.schema import d1_problems
@@ -55,9 +54,7 @@ def check_workload(workload_or_path: Workload | str | Path, db_path: str | Path,
     else:
         text, source = read_workload_text(workload_or_path)
         workload, problems = _parse_partial(text, source)
-    db = Path(db_path)
-    if not db.is_file():
-        raise UsageError(f"{db}: no such database file")
+    db = check_database(db_path)
 
     if workload is not None:
         src = workload.source
@@ -65,7 +62,7 @@ def check_workload(workload_or_path: Workload | str | Path, db_path: str | Path,
         def add(kind: str, name: str, line: int, message: str, severity: str = "error") -> None:
             problems.append(Problem(src, line, kind, name, message, severity))
 
-        raw = apsw.Connection(str(db), flags=apsw.SQLITE_OPEN_READONLY)
+        raw = open_readonly(db)
         try:
             columns = _prepare_all(raw, workload, add, d1_problems)
             _check_sessions(workload, columns, add)

@@ -221,6 +221,22 @@ class Workload:
         _unit_table(variant)
         return variant
 
+    def without(self, *names: str) -> Workload:
+        """The workload without the templates ``names``, nor the sessions that step into one
+        (to leave out a query known to take seconds, say)."""
+        unknown = sorted(set(names) - set(self.templates))
+        if unknown:
+            raise UsageError(f"workload {self.name!r} has no template {unknown[0]!r}")
+        templates = {n: t for n, t in self.templates.items() if n not in names}
+        sessions = {n: s for n, s in self.sessions.items()
+                    if all(step.template in templates for step in s.steps)}
+        variant = replace(self, templates=MappingProxyType(templates),
+                          sessions=MappingProxyType(sessions),
+                          digest=hashlib.sha256(f"{self.digest}|without={sorted(names)}".encode())
+                          .hexdigest())
+        _unit_table(variant)
+        return variant
+
     def template_frequencies(self, rows_per_loop: float = 20.0) -> dict[str, float]:
         """Expected executions of each template per drawn unit.
 

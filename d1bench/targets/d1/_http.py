@@ -222,11 +222,14 @@ class HTTPPool:
     ``keepalive_expiry`` seconds are closed rather than reused, because a
     server that timed them out may close them while our request is on the wire,
     and a dropped request is then indistinguishable from a real failure.
+    ``reuse=False`` closes every connection after its response (one TCP
+    connect, and TLS handshake, per request), to measure what keep-alive saves.
     """
 
     def __init__(self, base_url: str, *, max_connections: int = 32,
                  connect_timeout: float = 10.0, keepalive_expiry: float = 4.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, reuse: bool = True) -> None:
+        self.reuse = reuse
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
@@ -288,7 +291,7 @@ class HTTPPool:
                 raise
             finally:
                 timer.cancel()
-            if conn.keep_alive and not conn.closed:
+            if conn.keep_alive and not conn.closed and self.reuse:
                 conn.idle_since = loop.time()
                 self._idle.append(conn)
             else:
@@ -360,6 +363,14 @@ class LoopThread:
             return
 
         async def _drain() -> None:
+            # Requests still in flight (the caller was interrupted by Ctrl-C) are
+            # cancelled and awaited here, or the loop's closing would destroy
+            # them pending and print asyncio's "Task was destroyed" noise.
+            me = asyncio.current_task()
+            pending = [t for t in asyncio.all_tasks() if t is not me]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             # let aborted transports deliver connection_lost before the loop stops
             await asyncio.sleep(0)
 

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: Target kinds the guard protects.
-D1_KINDS = frozenset({"d1", "d1-local"})
+D1_KINDS = frozenset({"d1", "d1-local", "d1-worker"})
 
 
 @dataclass(frozen=True, slots=True)

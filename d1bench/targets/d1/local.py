@@ -45,6 +45,8 @@ from d1bench._paths import REPO_ROOT
 from d1bench.errors import D1benchError, UsageError
 from d1bench.targets._procgroup import StopFailed, alive, process_group, stop_group
 from d1bench.targets.d1.target import D1Target
+from d1bench.targets.d1.worker import SessionRequests
+from d1bench.targets.d1.worker_options import COMPATIBILITY_DATE, WorkerOptions
 
 __all__ = [
     "DEFAULT_ACCOUNT_ID",
@@ -54,6 +56,8 @@ __all__ = [
     "LocalD1Target",
     "default_persist_dir",
     "miniflare_version",
+    "node_binary",
+    "node_modules_dir",
     "process_group",
     "sqlite_file",
     "state_dir",
@@ -91,12 +95,12 @@ def default_persist_dir() -> Path:
     return state_dir() / "persist"
 
 
-def _node_modules() -> Path:
+def node_modules_dir() -> Path:
     return Path(os.environ.get("D1BENCH_NODE_MODULES", REPO_ROOT / "node_modules"))
 
 
 def _miniflare_entry() -> Path:
-    entry = _node_modules() / "miniflare" / "dist" / "src" / "index.js"
+    entry = node_modules_dir() / "miniflare" / "dist" / "src" / "index.js"
     if not entry.is_file():
         raise UsageError(f"{entry}: Miniflare is not installed; {_INSTALL_HINT}")
     return entry
@@ -105,13 +109,13 @@ def _miniflare_entry() -> Path:
 def miniflare_version() -> str | None:
     """The installed Miniflare's version, or ``None`` when it is not installed."""
     try:
-        meta = json.loads((_node_modules() / "miniflare" / "package.json").read_text())
+        meta = json.loads((node_modules_dir() / "miniflare" / "package.json").read_text())
     except (OSError, ValueError):
         return None
     return meta.get("version")
 
 
-def _node() -> Path:
+def node_binary() -> Path:
     override = os.environ.get("D1BENCH_NODE")
     if override:
         return Path(override)
@@ -164,6 +168,8 @@ class LocalD1:
             Never printed; :meth:`__repr__` omits it.
         database_id, account_id: the ids of the REST path.
         ready_timeout: seconds to wait for ``/health`` to answer.
+        worker: the bench Worker's options (its cache); see
+            :class:`~d1bench.targets.d1.worker_options.WorkerOptions`.
 
     After :meth:`start`: ``base_url`` (``http://127.0.0.1:PORT/client/v4``),
     ``port``, ``pid``, ``sqlite_path`` and ``ready_seconds`` (time to healthy).
@@ -171,7 +177,9 @@ class LocalD1:
 
     def __init__(self, persist_dir: str | Path | None = None, *, port: int | None = None,
                  token: str | None = None, database_id: str = DEFAULT_DATABASE_ID,
-                 account_id: str = DEFAULT_ACCOUNT_ID, ready_timeout: float = 60.0) -> None:
+                 account_id: str = DEFAULT_ACCOUNT_ID, ready_timeout: float = 60.0,
+                 worker: WorkerOptions | None = None) -> None:
+        self.worker = worker or WorkerOptions()
         self.persist_dir = Path(persist_dir).resolve() if persist_dir is not None else None
         self._temporary = persist_dir is None
         self.requested_port = port
@@ -196,7 +204,7 @@ class LocalD1:
         """
         if self._proc is not None:
             return self
-        entry, node = _miniflare_entry(), _node()
+        entry, node = _miniflare_entry(), node_binary()
         self.port = None
         if self._temporary or log_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="d1bench-local-")
@@ -209,7 +217,10 @@ class LocalD1:
         self._logs = (out, err)
         cmd = [str(node), str(_RUNNER), "--miniflare", str(entry), "--worker", str(_WORKER),
                "--persist", str(self.persist_dir), "--port", str(self.requested_port or 0),
-               "--database-id", self.database_id, "--account-id", self.account_id]
+               "--database-id", self.database_id, "--account-id", self.account_id,
+               "--compat-date", COMPATIBILITY_DATE]
+        for name, value in self.worker.bindings().items():
+            cmd += ["--var", f"{name}={value}"]
         if not detached:
             cmd.append("--watch-stdin")
         started = time.monotonic()
@@ -248,7 +259,7 @@ class LocalD1:
                     raise LocalD1Error(f"local D1 not ready after {self.ready_timeout:.0f} s; "
                                        f"node's stderr ends with:\n{_tail(err, self.token)}")
                 time.sleep(0.02)
-        with httpx.Client(timeout=5.0) as client:
+        with httpx.Client(timeout=5.0, headers=self._auth()) as client:
             while True:
                 try:
                     if client.get(f"{self.origin}/health").status_code == 200:
@@ -300,6 +311,10 @@ class LocalD1:
         where = f"port {self.port}" if self.port else "not started"
         return f"LocalD1({str(self.persist_dir)!r}, {where}, database_id={self.database_id!r})"
 
+    def _auth(self) -> dict[str, str]:
+        # The Worker tells nothing, /health included, to a caller without the secret.
+        return {"Authorization": f"Bearer {self.token}"}
+
     # -- what it serves
     @property
     def origin(self) -> str:
@@ -326,7 +341,7 @@ class LocalD1:
         """``GET /health``: the server answers and its database runs ``SELECT 1``."""
         import httpx
 
-        response = httpx.get(f"{self.origin}/health", timeout=5.0)
+        response = httpx.get(f"{self.origin}/health", timeout=5.0, headers=self._auth())
         if response.status_code != 200:
             raise LocalD1Error(f"local D1 unhealthy: HTTP {response.status_code} "
                                f"{response.text[:200]}")
@@ -374,21 +389,24 @@ def _read_state(directory: Path) -> dict[str, Any] | None:
 # --- the target ----------------------------------------------------------------------
 
 
-def _attach_or_start(persist_dir: str | Path | None) -> LocalD1:
-    """The detached server if it serves ``persist_dir``, else a new server of our own."""
+def _attach_or_start(persist_dir: str | Path | None, worker: WorkerOptions) -> LocalD1:
+    """The detached server if it serves ``persist_dir`` (with default Worker options),
+    else a new server of our own."""
     persist = Path(persist_dir) if persist_dir is not None else default_persist_dir()
-    running = LocalD1.attach()
+    running = LocalD1.attach() if worker == WorkerOptions() else None
     if running is not None and Path(running.persist_dir).resolve() == persist.resolve():
         return running
-    return LocalD1(persist).start()
+    return LocalD1(persist, worker=worker).start()
 
 
-class LocalD1Target(D1Target):
+class LocalD1Target(SessionRequests, D1Target):
     """The D1 REST client on a local D1; spec ``d1-local`` or ``d1-local:PERSIST_DIR``.
 
     Given ``local`` (a started :class:`LocalD1`), the target only talks to it.
     Otherwise it attaches to the server ``d1bench d1-local start`` left running
-    on the same directory, or starts one of its own, stopped by :meth:`close`.
+    on the same directory, or starts one of its own, stopped by :meth:`close`
+    (always its own when ``worker`` sets a cache).  ``session`` is as for
+    ``d1-worker:`` (:class:`~d1bench.targets.d1.worker.SessionRequests`).
     Every other keyword goes to :class:`~d1bench.targets.d1.D1Target`.
     """
 
@@ -396,11 +414,13 @@ class LocalD1Target(D1Target):
     exact_rows_read = True
 
     def __init__(self, persist_dir: str | Path | None = None, *, local: LocalD1 | None = None,
-                 **options: Any) -> None:
+                 session: str | None = None, worker: WorkerOptions | None = None,
+                 binding: str | None = None, **options: Any) -> None:
         self._explicit_dir = Path(persist_dir) if persist_dir is not None else None
         self._owned: LocalD1 | None = None
+        self._set_session(session, binding)
         if local is None:
-            local = _attach_or_start(persist_dir)
+            local = _attach_or_start(persist_dir, worker or WorkerOptions())
             self._owned = local if local.owned else None
         self.local = local
         try:
@@ -426,6 +446,10 @@ class LocalD1Target(D1Target):
     def describe(self) -> dict[str, Any]:
         info = super().describe()
         info.update({f"local_{k}": v for k, v in self.local.describe().items()})
+        info.update(session=self.session, worker_binding=self.binding,
+                    worker_cache=self.local.worker.bindings()["CACHE"],
+                    worker_cache_invalidate=self.local.worker.invalidate,
+                    worker_cache_check=self.local.worker.check)
         return info
 
     def close(self) -> None:

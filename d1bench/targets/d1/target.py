@@ -69,12 +69,16 @@ class D1Target(Target):
         backoff_base, backoff_cap, max_retry_after, seed: see :class:`RetryPolicy`.
         check_limits: check D1's limits before sending (turn off only to probe D1 itself).
         ssl_context: for https, instead of the system's default trust store.
+        keep_alive: reuse HTTP connections (``False`` opens one per request, to
+            measure what keep-alive is worth).
     """
 
     kind: ClassVar[str] = "d1"
     exact_rows_read: ClassVar[bool] = True
     supports_async: ClassVar[bool] = True
     supports_concurrency: ClassVar[bool] = True
+    #: Requests can carry a D1 session (a bookmark) from one to the next: the bench Worker's.
+    supports_sessions: ClassVar[bool] = False
 
     def __init__(self, base_url: str = _config.DEFAULT_BASE_URL, account_id: str = "",
                  database_id: str = "", token: str | None = None, *,
@@ -83,7 +87,7 @@ class D1Target(Target):
                  backoff_base: float = 0.05, backoff_cap: float = 2.0,
                  max_retry_after: float = 60.0, seed: int | None = None,
                  check_limits: bool = True, database_name: str | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, keep_alive: bool = True) -> None:
         if endpoint not in ("raw", "query"):
             raise UsageError(f"endpoint must be 'raw' or 'query', not {endpoint!r}")
         if not account_id or not database_id:
@@ -103,6 +107,7 @@ class D1Target(Target):
         self.allow_writes = allow_writes
         self.check_limits = check_limits
         self.ssl_context = ssl_context
+        self.keep_alive = keep_alive
         self.policy = RetryPolicy(max_attempts=max_attempts, base=backoff_base, cap=backoff_cap,
                                   max_retry_after=max_retry_after, retry_writes=retry_writes,
                                   seed=seed)
@@ -180,7 +185,8 @@ class D1Target(Target):
         info = super().describe()
         info.update(base_url=self.base_url, endpoint=self.endpoint,
                     retry_writes=self.policy.retry_writes, max_attempts=self.policy.max_attempts,
-                    concurrency=self.concurrency, timeout_s=self.timeout)
+                    concurrency=self.concurrency, timeout_s=self.timeout,
+                    keep_alive=self.keep_alive)
         if self.database_name:
             info["database_name"] = self.database_name
         return info
@@ -190,10 +196,22 @@ class D1Target(Target):
         return D1Connection(self, self.allow_writes if allow_writes is None else allow_writes)
 
     async def execute_async(self, sql: str, params: Params = (), *,
-                            allow_writes: bool | None = None) -> Result:
-        """Run one statement on the calling event loop's pool."""
-        results = await self._call([(sql, params)], batch=False, allow_writes=allow_writes)
+                            allow_writes: bool | None = None,
+                            bookmark: str | None = None) -> Result:
+        """Run one statement on the calling event loop's pool.
+
+        ``bookmark`` continues a D1 session (targets with ``supports_sessions``).
+        """
+        results = await self._call([(sql, params)], batch=False, allow_writes=allow_writes,
+                                   extra_headers=self._session_headers(bookmark))
         return merge(results)
+
+    def _session_headers(self, bookmark: str | None) -> bytes:
+        """Header lines carrying a session; the REST API has none (Sessions are binding-only)."""
+        if bookmark is not None:
+            raise UsageError(f"{self.url}: D1's REST API has no sessions; replay through the "
+                             "bench Worker (d1-worker: or d1-local) for --session")
+        return b""
 
     async def execute_batch_async(self, statements: Iterable[Statement], *,
                                   allow_writes: bool | None = None) -> list[Result]:
@@ -295,7 +313,8 @@ class D1Target(Target):
         pool = self._pools.get(loop)
         if pool is None:
             pool = HTTPPool(self.base_url, max_connections=self.concurrency,
-                            connect_timeout=min(self.timeout, 10.0), ssl_context=self.ssl_context)
+                            connect_timeout=min(self.timeout, 10.0), ssl_context=self.ssl_context,
+                            reuse=self.keep_alive)
             self._pools[loop] = pool
             # Callers such as the replay engine run us inside asyncio.run(), which
             # offers no close hook but finalises live async generators before the
@@ -319,7 +338,8 @@ class D1Target(Target):
                               error_class="other", attempts=0) from None
 
     async def _call(self, statements: list[tuple[str, Params]], *, batch: bool,
-                    allow_writes: bool | None, template: str | None = None) -> list[Result]:
+                    allow_writes: bool | None, template: str | None = None,
+                    extra_headers: bytes = b"") -> list[Result]:
         allow = self.allow_writes if allow_writes is None else allow_writes
         read_only = True
         for sql, params in statements:
@@ -335,7 +355,7 @@ class D1Target(Target):
                 check_statement(sql, params, template=template)
         body = self._encode(statements, batch)
         path = self._paths[self.endpoint]
-        headers = self._headers.reveal()
+        headers = self._headers.reveal() + extra_headers
         secrets = (self._token.reveal(),)
         pool = await self._pool()
         policy = self.policy
@@ -403,9 +423,11 @@ class D1Connection(Connection):
     def __repr__(self) -> str:
         return f"D1Connection({self.target.url!r}, allow_writes={self.allow_writes})"
 
-    def execute(self, sql: str, params: Params = (), *, template: str | None = None) -> Result:
+    def execute(self, sql: str, params: Params = (), *, template: str | None = None,
+                bookmark: str | None = None) -> Result:
         results = self.target._sync(self.target._call(
-            [(sql, params)], batch=False, allow_writes=self.allow_writes, template=template))
+            [(sql, params)], batch=False, allow_writes=self.allow_writes, template=template,
+            extra_headers=self.target._session_headers(bookmark)))
         return merge(results)
 
     def execute_batch(self, statements: Sequence[Statement]) -> list[Result]:
