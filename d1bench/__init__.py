@@ -33,6 +33,7 @@ _EXPORTS = {
     "advise": "d1bench.advisor",
     "prepare": "d1bench.advisor",
     "Prepared": "d1bench.advisor",
+    "fix": "d1bench.fix",
     "monthly_cost": "d1bench.cost",
     "migrate": "d1bench.migrator",
     "init_worker": "d1bench.worker",

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from d1bench.lint.agree import agree_with_advice
 from d1bench.lint.context import Finding, LintContext, build_context
 
 __all__ = ["LINT_COLUMNS", "Finding", "LintContext", "lint", "rule_names"]
@@ -30,7 +31,8 @@ def rule_names() -> list[str]:
     return [r.RULE for r in RULES]
 
 
-def lint(workload: Any, db_path: str | os.PathLike[str], trace: Any = None) -> pd.DataFrame:
+def lint(workload: Any, db_path: str | os.PathLike[str], trace: Any = None, *,
+         advice: Any = None) -> pd.DataFrame:
     """Anti-patterns in ``workload``'s templates, one row per finding.
 
     Args:
@@ -39,6 +41,9 @@ def lint(workload: Any, db_path: str | os.PathLike[str], trace: Any = None) -> p
         trace: a trace (or its path) of the workload: its measured rows read
             replace the estimates in the evidence, and N+1 sessions show
             their measured calls per session.
+        advice: the :class:`~d1bench.advisor.Advice` for the same workload and
+            corpus, if already computed; else it is computed here, because a
+            finding's index is always the advisor's (:mod:`d1bench.lint.agree`).
 
     Returns a frame with columns ``template``, ``rule``, ``severity`` (high,
     medium, low), ``evidence``, ``fix`` and ``fix_sql`` (``None`` where no SQL
@@ -60,6 +65,11 @@ def lint(workload: Any, db_path: str | os.PathLike[str], trace: Any = None) -> p
                                 "on D1 too", None))
     for rule in RULES:
         rows.extend(rule.check(ctx))
+    if advice is None:
+        from d1bench.advisor import advise
+
+        advice = advise(db_path, ctx.workload, params=ctx.params)
+    rows = agree_with_advice(rows, advice)
     frame = pd.DataFrame([{c: getattr(f, c) for c in LINT_COLUMNS} for f in rows],
                          columns=LINT_COLUMNS)
     frame["fix_sql"] = frame["fix_sql"].astype(object).where(frame["fix_sql"].notna(), None)
