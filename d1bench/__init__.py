@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from d1bench.corpus import generate_corpus as generate_corpus
     from d1bench.cost import monthly_cost as monthly_cost
     from d1bench.dbfile import check_database as check_database
+    from d1bench.fix import fix as fix
     from d1bench.indexes import apply_index_set as apply_index_set
     from d1bench.lint import lint as lint
     from d1bench.migrator import migrate as migrate
@@ -64,6 +65,7 @@ _EXPORTS = {
     "advise": "d1bench.advisor",
     "prepare": "d1bench.advisor",
     "Prepared": "d1bench.advisor",
+    "fix": "d1bench.fix",
     "monthly_cost": "d1bench.cost",
     "migrate": "d1bench.migrator",
     "init_worker": "d1bench.worker",

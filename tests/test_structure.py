@@ -27,10 +27,11 @@ LAYERS: dict[str, int] = {
     "upload": 5, "plans": 5, "analysis": 5, "charts": 5, "dump": 5,
     "runner": 6, "production": 6, "migrator": 6, "worker": 6, "thresholds": 6,
     "advisor": 7,
-    "lint": 8,
-    "report": 9, "cache": 9,
-    "cli": 10,
-    "__main__": 11,
+    "fix": 8,
+    "lint": 9,
+    "report": 10, "cache": 10,
+    "cli": 11,
+    "__main__": 12,
 }
 
 #: Circles left on purpose, each with the reason; the test fails once one is gone,

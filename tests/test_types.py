@@ -36,7 +36,7 @@ def _any_in_signature(obj: Any) -> list[str]:
     module = sys.modules[function.__module__]
     names = dict(vars(module))
     for source in ("d1bench.workload.model", "d1bench.workload.loader", "d1bench.trace",
-                   "d1bench.targets.base"):
+                   "d1bench.targets.base", "d1bench.advisor.advise"):
         names.update(vars(__import__(source, fromlist=["_"])))
     names.update(apsw=__import__("apsw"), pd=__import__("pandas"))
     hints = typing.get_type_hints(function, globalns=names)

@@ -67,7 +67,10 @@ def test_what_d1_refuses_is_named_with_its_fix_before_anything_is_sent(tmp_path:
     conn.execute("CREATE VIRTUAL TABLE bare USING fts5(body, content='')")
     conn.close()
     target_db = tmp_path / "target.sqlite"
-    sqlite3.connect(target_db).close()
+    # An empty database with its header written (a 0-byte file is refused as a database to open).
+    init = sqlite3.connect(target_db)
+    init.executescript("CREATE TABLE t (x); DROP TABLE t;")
+    init.close()
     with SQLiteTarget(target_db) as target, pytest.raises(UsageError) as info:
         upload(db, target, progress=False)
     lines = str(info.value).splitlines()

@@ -20,7 +20,7 @@ __all__ = ["build_parser", "main"]
 
 #: Modules of this package that register verbs, in the order ``--help`` lists them.
 COMMAND_MODULES = ("corpus", "dump", "workload", "replay", "analyze", "production", "indexes",
-                   "size", "d1", "worker", "advice", "report", "migrate")
+                   "size", "d1", "worker", "advice", "fix", "report", "migrate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,12 +10,17 @@ by the advisor's cost model) and the fix, in words and in SQL where there is one
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from d1bench.lint.agree import agree_with_advice
 from d1bench.lint.context import Finding, LintContext, build_context
 from d1bench.trace import TraceSource
 from d1bench.workload.loader import WorkloadSource
+
+if TYPE_CHECKING:
+    from d1bench.advisor.advise import Advice
 
 __all__ = ["LINT_COLUMNS", "Finding", "LintContext", "lint", "rule_names"]
 
@@ -32,7 +37,7 @@ def rule_names() -> list[str]:
 
 
 def lint(workload: WorkloadSource, db_path: str | os.PathLike[str],
-         trace: TraceSource | None = None) -> pd.DataFrame:
+         trace: TraceSource | None = None, *, advice: Advice | None = None) -> pd.DataFrame:
     """Anti-patterns in ``workload``'s templates, one row per finding.
 
     Args:
@@ -41,6 +46,9 @@ def lint(workload: WorkloadSource, db_path: str | os.PathLike[str],
         trace: a trace (or its path) of the workload: its measured rows read
             replace the estimates in the evidence, and N+1 sessions show
             their measured calls per session.
+        advice: the :class:`~d1bench.advisor.Advice` for the same workload and
+            corpus, if already computed; else it is computed here, because a
+            finding's index is always the advisor's (:mod:`d1bench.lint.agree`).
 
     Returns a frame with columns ``template``, ``rule``, ``severity`` (high,
     medium, low), ``evidence``, ``fix`` and ``fix_sql`` (``None`` where no SQL
@@ -62,6 +70,11 @@ def lint(workload: WorkloadSource, db_path: str | os.PathLike[str],
                                 "on D1 too", None))
     for rule in RULES:
         rows.extend(rule.check(ctx))
+    if advice is None:
+        from d1bench.advisor import advise
+
+        advice = advise(db_path, ctx.workload, params=ctx.params)
+    rows = agree_with_advice(rows, advice)
     frame = pd.DataFrame([{c: getattr(f, c) for c in LINT_COLUMNS} for f in rows],
                          columns=LINT_COLUMNS)
     frame["fix_sql"] = frame["fix_sql"].astype(object).where(frame["fix_sql"].notna(), None)

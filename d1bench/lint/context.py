@@ -56,6 +56,7 @@ class LintContext:
         measured: mean rows read per execution per template, from the trace.
         executions: executions per template in the trace (per session for sessions).
         trace: the trace's requests frame, if one was given.
+        conn: the read-only connection to the corpus.
     """
 
     workload: Any
@@ -68,6 +69,7 @@ class LintContext:
     trace: Any = None
     model: CostModel | None = None
     plan_errors: dict[str, str] = field(default_factory=dict)
+    conn: Any = None
     _estimates: dict[str, float] = field(default_factory=dict)
 
     def rows_read(self, template: str) -> tuple[float | None, str]:
@@ -147,7 +149,7 @@ def build_context(workload: Any, db_path: str | os.PathLike[str], trace: Any = N
             measured = {str(k): float(v) for k, v in means.items()}
     return LintContext(workload=wl, catalog=catalog, stats=stats, infos=infos, plans=plans,
                        params=params, measured=measured, trace=frame,
-                       model=CostModel(catalog, stats), plan_errors=plan_errors)
+                       model=CostModel(catalog, stats), plan_errors=plan_errors, conn=conn)
 
 
 def param_values(ctx: LintContext, template: str, names: tuple[str, ...]) -> list[Any]:
@@ -161,3 +163,14 @@ def param_values(ctx: LintContext, template: str, names: tuple[str, ...]) -> lis
     return out
 
 
+
+
+def fix_rewrite(ctx: LintContext, template: str, kind: Any) -> Any:
+    """What the fix plan's stage ``kind`` (a :mod:`d1bench.fix.kinds` module) proposes for
+    ``template``: lint shows the fix plan's SQL, so the two never tell different stories."""
+    from d1bench.fix.model import Context, Rewrite
+
+    if ctx.conn is None:
+        return None
+    out = kind.propose(template, Context(ctx.catalog, ctx.conn, ctx.workload, {}, ctx.params, {}))
+    return out if isinstance(out, Rewrite) else None

@@ -56,6 +56,8 @@ class Headline:
         columns, rows: a table's header and cells (JSON-safe).
         png: a figure's PNG, base64 (kept in the notebook output, written as a file by the report).
         top: also show it in the index's "at a glance" strip, above every section.
+        lead: show it first of all on the index, above "at a glance" (the fix plan:
+            what to change, before any detail).
     """
 
     key: str
@@ -69,11 +71,13 @@ class Headline:
     rows: list[list[Any]] = field(default_factory=list)
     png: str | None = None
     top: bool = False
+    lead: bool = False
 
     def payload(self) -> dict[str, Any]:
         """The JSON stored in the notebook output (without the PNG, stored as ``image/png``)."""
         out = {"key": self.key, "label": self.label, "kind": self.kind, "value": self.value,
-               "unit": self.unit, "note": self.note, "text": self.text, "top": self.top}
+               "unit": self.unit, "note": self.note, "text": self.text, "top": self.top,
+               "lead": self.lead}
         if self.kind == "table":
             out.update(columns=self.columns, rows=self.rows)
         return out
@@ -132,10 +136,10 @@ def json_safe(value: Any) -> Any:
 
 
 def make_headline(key: str, value: Any, *, label: str | None = None, unit: str = "",
-                  note: str = "", top: bool = False) -> Headline:
+                  note: str = "", top: bool = False, lead: bool = False) -> Headline:
     """Build the :class:`Headline` for ``value`` (number, text, DataFrame or Figure)."""
     headline = _make(key, value, label=label, unit=unit, note=note)
-    return replace(headline, top=bool(top)) if top else headline
+    return replace(headline, top=bool(top), lead=bool(lead)) if top or lead else headline
 
 
 def _make(key: str, value: Any, *, label: str | None, unit: str, note: str) -> Headline:
@@ -225,16 +229,17 @@ def _cell(value: Any) -> str:
 
 
 def record(key: str, value: Any, *, label: str | None = None, unit: str = "",
-           note: str = "", top: bool = False) -> None:
+           note: str = "", top: bool = False, lead: bool = False) -> None:
     """Show a headline figure in the notebook and mark it for the report's index page.
 
     ``value`` is a number, a short text, a DataFrame (the index shows its first
     rows) or a matplotlib Figure (shown here and on the index).  Outside
     IPython nothing is shown.  Returns nothing, so a cell ending in ``record``
     shows the headline once.  ``top`` puts a number or text in the index's
-    "at a glance" strip too: the few answers a reader wants first.
+    "at a glance" strip too: the few answers a reader wants first; ``lead``
+    puts it (a table too) above even those, where the report leads with it.
     """
-    _display(make_headline(key, value, label=label, unit=unit, note=note, top=top))
+    _display(make_headline(key, value, label=label, unit=unit, note=note, top=top, lead=lead))
 
 
 def _display(headline: Headline) -> None:
@@ -266,7 +271,7 @@ def headlines_from_notebook(nb: Any) -> list[Headline]:
                 payload = json.loads(payload)
             png = data.get("image/png") if payload.get("kind") == "figure" else None
             known = {k: payload.get(k) for k in
-                     ("key", "label", "kind", "value", "unit", "note", "text", "top")}
+                     ("key", "label", "kind", "value", "unit", "note", "text", "top", "lead")}
             found.pop(known["key"], None)
             found[known["key"]] = Headline(
                 **{k: v for k, v in known.items() if v is not None},

@@ -116,6 +116,19 @@ def _figures(items: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
+def _lead(sidecars: Sequence[dict[str, Any]]) -> str:
+    """The headlines notebooks marked ``lead`` (the fix plan), before everything else."""
+    items = [(sc, h) for sc in sidecars for h in sc.get("headlines", []) if h.get("lead")]
+    if not items:
+        return ""
+    cards = _cards([h for _sc, h in items if h.get("kind") in ("number", "text")])
+    tables = _tables([h for _sc, h in items if h.get("kind") == "table"])
+    links = ", ".join(dict.fromkeys(f'<a href="#{_e(sc.get("notebook"))}">{_e(sc.get("title"))}</a>'
+                                    for sc, _h in items))
+    return (f'<section id="plan"><h2>The plan</h2>{cards}{tables}'
+            f'<p class="meta">From {links}.</p></section>')
+
+
 def _at_a_glance(sidecars: Sequence[dict[str, Any]]) -> str:
     """The headlines notebooks marked ``top``, each linking to its notebook's section."""
     cards = []
@@ -232,6 +245,6 @@ def index_page(sidecars: Sequence[dict[str, Any]], *, generator: str) -> str:
         "<p class=\"meta\">How fast each query of the medical-literature workload is on SQLite and "
         "on D1, how many rows it reads (what D1 bills), which indexes fix the slow ones and what "
         f"they save. {_e(' · '.join(meta))}</p>"
-        f"{warning}<nav><ol>{toc}</ol></nav>{_flags(sidecars)}{_at_a_glance(sidecars)}{body}"
-        "</main></body></html>\n"
+        f"{warning}{_lead(sidecars)}<nav><ol>{toc}</ol></nav>{_flags(sidecars)}"
+        f"{_at_a_glance(sidecars)}{body}</main></body></html>\n"
     )

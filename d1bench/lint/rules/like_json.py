@@ -45,8 +45,33 @@ def check(ctx: LintContext) -> Iterator[Finding]:
                 continue
             fix = ("LIKE on JSON text matches inside keys, quotes and other elements and reads "
                    "every row: test the elements with json_each, or keep them in a child table "
-                   "with an index")
-            fix_sql = (f"SELECT ... FROM {table} WHERE EXISTS (SELECT 1 FROM json_each({table}.{column}) "
-                       "WHERE json_each.value = ?)")
+                   "with an index (bind the element itself, without the % signs)")
+            fix_sql = rewrite_with_json_each(ctx.workload.templates[name].sql)
             yield Finding(name, RULE, ctx.severity(name, "medium"), ctx.evidence(name, p.sql),
                           fix, fix_sql)
+
+
+def rewrite_with_json_each(sql: str) -> str | None:
+    """The template with each ``LIKE ?`` over JSON text written as an element test with json_each.
+
+    >>> rewrite_with_json_each("SELECT id FROM t WHERE json_extract(t.tags, '$') LIKE ? AND n > ?")
+    'SELECT id FROM t WHERE EXISTS(SELECT 1 FROM JSON_EACH(t.tags) WHERE value = ?1) AND n > ?2'
+    """
+    from sqlglot import exp
+
+    from d1bench.fix.sqlshape import parse, placeholder_index, to_sql
+
+    parsed = parse(sql)
+    if parsed is None:
+        return None
+    changed = False
+    for like in list(parsed.tree.find_all(exp.Like)):
+        target, index = like.this, placeholder_index(like.expression)
+        if isinstance(target, (exp.JSONExtract, exp.JSONExtractScalar)):
+            target = target.this
+        if not isinstance(target, exp.Column) or index is None:
+            continue
+        like.replace(exp.condition(f"EXISTS (SELECT 1 FROM json_each({target.sql(dialect='sqlite')}) "
+                                   f"WHERE value = :p{index})", dialect="sqlite"))
+        changed = True
+    return to_sql(parsed.tree) if changed else None

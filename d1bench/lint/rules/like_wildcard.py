@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from d1bench.lint.context import Finding, LintContext, param_values
+from d1bench.lint.context import Finding, LintContext, fix_rewrite, param_values
 
 __all__ = ["RULE", "check", "leading_wildcard"]
 
@@ -22,6 +22,8 @@ def leading_wildcard(ctx: LintContext, template: str, pred) -> bool:
 
 
 def check(ctx: LintContext) -> Iterator[Finding]:
+    from d1bench.fix.kinds import fts_match
+
     for name, info in ctx.infos.items():
         for p in info.preds:
             if p.op != "like" or not leading_wildcard(ctx, name, p):
@@ -31,7 +33,10 @@ def check(ctx: LintContext) -> Iterator[Finding]:
                    if fts else "a leading wildcard defeats every index: match on a prefix "
                    "('term%', served by an index with COLLATE NOCASE or GLOB), or index the "
                    "words with an FTS5 table")
-            fix_sql = (f"SELECT rowid FROM {fts} WHERE {fts} MATCH ?" if fts else None)
+            rw = fix_rewrite(ctx, name, fts_match) if fts else None
+            fix_sql = rw.sql if rw is not None else None
+            if rw is not None:
+                fix += ", binding 'column : \"word\"' for '%word%' (d1bench fix checks on sampled words whether MATCH returns the same rows)"
             yield Finding(name, RULE, ctx.severity(name, "medium"),
                           ctx.evidence(name, f"{p.sql}"), fix, fix_sql)
 

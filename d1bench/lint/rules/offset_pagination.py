@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from d1bench.lint.context import Finding, LintContext, param_values
+from d1bench.lint.context import Finding, LintContext, fix_rewrite, param_values
 
 __all__ = ["RULE", "check"]
 
@@ -12,6 +12,8 @@ RULE = "offset_pagination"
 
 
 def check(ctx: LintContext) -> Iterator[Finding]:
+    from d1bench.fix.kinds import keyset
+
     for name, info in ctx.infos.items():
         for scope in info.scopes:
             if scope.offset is None:
@@ -25,6 +27,9 @@ def check(ctx: LintContext) -> Iterator[Finding]:
             key = ", ".join(keys) if keys else "the sort key"
             fix = (f"D1 bills the skipped rows too: page by key instead (keyset pagination), "
                    f"remembering the last row's {key} and asking for the rows after it")
-            fix_sql = (f"... WHERE ({key}) > (?) ORDER BY {key} LIMIT ?" if keys else None)
+            rw = fix_rewrite(ctx, name, keyset)
+            fix_sql = rw.sql if rw is not None else None
+            if rw is not None and rw.ddl:
+                fix += " (d1bench fix measures it, with the index the next-page query needs)"
             yield Finding(name, RULE, ctx.severity(name, "medium"), ctx.evidence(name, seen), fix,
                           fix_sql)

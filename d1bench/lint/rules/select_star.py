@@ -23,7 +23,9 @@ def expand_star(ctx: LintContext, name: str) -> str | None:
     if info.tree is None:
         return None
     tree = info.tree.copy()
-    for select in tree.find_all(exp.Select):
+    ctes = {c.alias_or_name.lower(): c.this for c in tree.find_all(exp.CTE)}
+    # Innermost first, so a CTE's own star is written out before a SELECT * over the CTE.
+    for select in list(tree.find_all(exp.Select))[::-1]:
         new = []
         changed = False
         refs = _refs_of(info, select)
@@ -32,6 +34,13 @@ def expand_star(ctx: LintContext, name: str) -> str | None:
                 changed = True
                 for ref in refs:
                     new += _columns(ctx, ref, qualify=len(refs) > 1)
+                for cte in _ctes_of(select, ctes):
+                    names = [e.alias_or_name for e in cte.expressions]
+                    if not names or any(n in ("", "*") for n in names):
+                        return None  # a shape this rule cannot write out: no SQL rather than bad SQL
+                    new += [exp.column(n) for n in names]
+                if not new:
+                    return None
             elif isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star):
                 changed = True
                 ref = next((r for r in refs if r.alias == (proj.table or "").lower()), None)
@@ -41,6 +50,13 @@ def expand_star(ctx: LintContext, name: str) -> str | None:
         if changed:
             select.set("expressions", new)
     return re.sub(r":p\d+", "?", tree.sql("sqlite"))
+
+
+def _ctes_of(select, ctes):
+    from sqlglot import exp
+
+    return [ctes[t.name.lower()] for t in select.find_all(exp.Table)
+            if t.find_ancestor(exp.Select) is select and t.name.lower() in ctes]
 
 
 def _refs_of(info, select):

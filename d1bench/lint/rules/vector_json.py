@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from d1bench.lint.context import Finding, LintContext
+from d1bench.lint.context import Finding, LintContext, fix_rewrite
 
 __all__ = ["RULE", "check"]
 
@@ -26,9 +26,19 @@ def check(ctx: LintContext) -> Iterator[Finding]:
         if not hits or not arithmetic:
             continue
         fix = ("distances computed in SQL over JSON arrays read every element of every vector "
-               "(D1 counts each json_each row): use a vector index (Cloudflare Vectorize) and "
-               "fetch the matching rows by id, or precompute nearest neighbours")
-        fix_sql = "SELECT ... FROM papers WHERE id IN (?, ?, ...)  -- ids returned by the vector index"
+               "(D1 counts each json_each row): keep an approximate index of random-hyperplane "
+               "buckets in a keyed table and rank only the rows sharing a bucket (the DDL and "
+               "query below; d1bench fix measures its recall), or use a vector index "
+               "(Cloudflare Vectorize) and fetch the matching rows by id")
+        fix_sql = _lsh(ctx, name)
         yield Finding(name, RULE, ctx.severity(name, "high"),
                       ctx.evidence(name, f"json_each over {', '.join(dict.fromkeys(hits))}"),
                       fix, fix_sql)
+
+
+def _lsh(ctx: LintContext, name: str) -> str | None:
+    """The fix plan's approximate index for the template: its DDL, then its query."""
+    from d1bench.fix.kinds import vector
+
+    rw = fix_rewrite(ctx, name, vector)
+    return f"{rw.ddl}\n{rw.sql};" if rw is not None else None
