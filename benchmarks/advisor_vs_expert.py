@@ -552,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
         advice_seconds = time.perf_counter() - started
         # on a shared machine the wall clock waits for other people's work too
         advice_cpu_seconds = time.process_time() - cpu
+        fix_out = None if args.no_fix else fix_section(corpus, args.seed)
 
     r = {k: v["rows_read_per_unit"] for k, v in read.items()}
     movable = _indexable(read)
