@@ -394,6 +394,33 @@ def test_check_queries_are_compared(my, tmp_path: Path) -> None:
     assert len(queries) == 2 and queries.ok.all()
 
 
+def test_a_file_of_the_sources_queries_is_compared_on_both_sides(pg, my, tmp_path: Path) -> None:
+    """--check-file: each server's own SQL (a semicolon in a string does not split it)."""
+    files = {
+        "pg": ("SELECT medical_specialty, count(*) FROM papers GROUP BY medical_specialty;\n"
+               "-- a comment; with a semicolon\n"
+               "SELECT count(*) FROM papers WHERE title <> 'a;b' AND citation_count >= 0;\n"),
+        "my": ("SELECT evidence_level, count(*) FROM `papers` GROUP BY evidence_level;\n"
+               "SELECT count(*) FROM papers WHERE title <> 'a;b';\n"),
+    }
+    for name, server in (("pg", pg), ("my", my)):
+        queries = tmp_path / f"{name}.sql"
+        queries.write_text(files[name])
+        out = tmp_path / f"{name}.sqlite"
+        done = _cli("--from", server["medical"], "--to", f"sqlite:{out}", "--check-file",
+                    str(queries), "--no-progress")
+        assert done.returncode == 0, done.stderr
+        checked = [line for line in done.stdout.splitlines() if "(query)" in line]
+        assert len(checked) == 2 and all(" True " in f" {line} " for line in checked), done.stdout
+        assert "a;b" in done.stdout and SENTINEL not in done.stdout + done.stderr
+    bad = tmp_path / "writes.sql"
+    bad.write_text("SELECT 1;\n\nDELETE FROM papers;\n")
+    done = _cli("--from", pg["medical"], "--to", f"sqlite:{tmp_path / 'never.sqlite'}",
+                "--check-file", str(bad))
+    assert done.returncode == 2 and f"{bad}:3: DELETE" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "never.sqlite").exists()
+
+
 def test_migrate_into_local_d1_and_roll_back_what_d1_cannot_hold(pg, fresh_d1) -> None:
     with fresh_d1.target() as spec:
         result = migrate(pg["medical"], spec, tables=["clinical_trials", "papers", "citations"],

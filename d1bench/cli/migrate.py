@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="rows per write (default 5,000 for SQLite; D1: as its limits allow)")
     p.add_argument("--check-query", action="append", default=[], metavar="SQL",
                    help="a source query to run on both sides and compare (repeatable)")
+    p.add_argument("--check-file", metavar="PATH",
+                   help="a .sql file of the source's queries (its own dialect, one per "
+                        "statement) to run on both sides and compare")
     p.add_argument("--no-validate", action="store_true", help="skip the validation")
     p.add_argument("--force", action="store_true",
                    help="replace an existing SQLite target (after validation passes)")
@@ -53,6 +56,7 @@ def run_migrate(args: argparse.Namespace) -> int:
         result = migrate(args.source, args.to, tables=tables, maps=args.map,
                          dry_run=args.dry_run, batch_rows=args.batch_rows,
                          validate=not args.no_validate, queries=args.check_query,
+                         query_file=args.check_file,
                          force=args.force, progress=not args.no_progress)
         failed = None
     except ValidationFailed as exc:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from d1bench._atomic import publish
 from d1bench.errors import D1benchError, UsageError
 from d1bench.migrator.convert import Conversion, convert
 from d1bench.migrator.copy import BatchHook, CopyResult, copy_table
+from d1bench.migrator.queries import read_query_file
 from d1bench.migrator.sinks import STATE_TABLE, D1Sink, Sink, SQLiteSink
 from d1bench.migrator.source import Source, open_source
 from d1bench.migrator.validate import Finding, check_queries, findings_frame, validate_tables
@@ -140,7 +142,8 @@ def _max_ids(source: Source, described: Sequence[Any]) -> dict[str, int | None]:
 
 def migrate(source_url: str, to: str | Target, *, tables: Sequence[str] | None = None,
             maps: Sequence[str] = (), dry_run: bool = False, batch_rows: int | None = None,
-            validate: bool = True, queries: Sequence[str] = (), force: bool = False,
+            validate: bool = True, queries: Sequence[str] = (),
+            query_file: str | os.PathLike[str] | None = None, force: bool = False,
             progress: bool = True, password: str | None = None,
             on_batch: BatchHook | None = None) -> Migration:
     """Migrate a PostgreSQL or MySQL database into SQLite or D1, validated before it is swapped in.
@@ -157,6 +160,8 @@ def migrate(source_url: str, to: str | Target, *, tables: Sequence[str] | None =
             SQLite, as many as D1's limits allow in a request for D1).
         validate: run the checks (counts, checksums, samples, orphans, queries).
         queries: source queries to run on both sides and compare (transpiled by sqlglot).
+        query_file: a ``.sql`` file of more such queries, in the source's dialect
+            (:func:`~d1bench.migrator.queries.read_query_file`); read before anything moves.
         force: replace an existing SQLite target file (only once validation passed).
         progress: a progress bar per table on a terminal.
         on_batch: called as ``on_batch(table, n)`` after each written batch.
@@ -176,6 +181,8 @@ def migrate(source_url: str, to: str | Target, *, tables: Sequence[str] | None =
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     with open_source(source_url, password) as source:
+        if query_file is not None:
+            queries = [*queries, *read_query_file(query_file, source.dialect)]
         described = _describe(source, tables)
         conversion = convert(described, source.dialect, max_ids=_max_ids(source, described),
                              table_names=table_names, column_names=column_names,
