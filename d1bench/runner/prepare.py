@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+from d1bench.targets.base import Target
+
+if TYPE_CHECKING:
+    from d1bench.targets.sqlite import SQLiteTarget
 
 __all__ = ["analysis_store", "finish", "prepare"]
 
@@ -43,17 +48,20 @@ def analysis_store(target: Any, corpus: Mapping[str, Any] | None) -> Any | None:
         "foreign_keys": target.foreign_keys, "counters": target.counters})
 
 
-def prepare(target: Any, conns: Sequence[Any], workload: Any, samples: Mapping[str, Any], *,
+def prepare(target: Target, conns: Sequence[Any], workload: Any, samples: Mapping[str, Any], *,
             estimate: bool, corpus: Mapping[str, Any] | None) -> dict[str, Any]:
     """Defer estimates on ``conns`` and analyse every template on each; returns what the trace says."""
-    if not getattr(target, "defers_estimates", False):
-        exact = getattr(target, "exact_rows_read", False)
+    # Both abilities are declared by the target protocol: ask it, do not probe.
+    if not target.defers_estimates:
+        exact = target.exact_rows_read
         return {"rows": "reported by the database" if exact else "not measured",
                 "estimated": False}
-    estimating = estimate and target.estimate_rows
+    # Only the SQLite target defers its estimates (it declares so); its own knobs follow.
+    sqlite = cast("SQLiteTarget", target)
+    estimating = estimate and sqlite.estimate_rows
     start = time.perf_counter()
-    store = analysis_store(target, corpus) if estimating else None
-    before = target.analyses
+    store = analysis_store(sqlite, corpus) if estimating else None
+    before = sqlite.analyses
     for conn in conns:
         conn.defer_estimates(estimate=estimating)
         for template in workload.templates.values():
@@ -64,7 +72,7 @@ def prepare(target: Any, conns: Sequence[Any], workload: Any, samples: Mapping[s
     return {
         "rows": "estimated after the run" if estimating else "not estimated (--no-estimate)",
         "estimated": estimating,
-        "analysed": target.analyses - before,
+        "analysed": sqlite.analyses - before,
         "from_cache": store.hits if store is not None else 0,
         "prepare_s": round(time.perf_counter() - start, 4),
     }
