@@ -400,7 +400,7 @@ FIX_GOALS = {"rows_read_cut": 0.9, "recall_at_20": 0.9, "rate": 100.0}
 def fix_section(corpus: Path, seed: int, samples: int = 5) -> dict[str, Any]:
     """The fix plan (indexes, rewrites, summary tables) on ``corpus``: its cut against no index,
     every exact step's equivalence, the approximate vector search's recall@20, and the bill."""
-    from d1bench.fix import fix
+    from d1bench.fixer import fix
 
     started = time.perf_counter()
     plan = fix(corpus, "medical", seed=seed, samples=samples, rate=FIX_GOALS["rate"])

@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from d1bench import load_workload
     from d1bench.targets import open_target
     from d1bench.targets.d1.local import LocalD1
-    from d1bench.upload import upload
+    from d1bench.uploader import upload
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="d1bench-fidelity-") as tmp:

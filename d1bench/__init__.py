@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from d1bench.corpus import generate_corpus as generate_corpus
     from d1bench.cost import monthly_cost as monthly_cost
     from d1bench.dbfile import check_database as check_database
-    from d1bench.fix import fix as fix
+    from d1bench.fixer import fix as fix
     from d1bench.indexes import apply_index_set as apply_index_set
-    from d1bench.lint import lint as lint
+    from d1bench.linter import lint as lint
     from d1bench.migrator import migrate as migrate
     from d1bench.plans import plan_report as plan_report
     from d1bench.runner import ReplayOptions as ReplayOptions
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from d1bench.thresholds import check_thresholds as check_thresholds
     from d1bench.thresholds import seed_alerts as seed_alerts
     from d1bench.trace import load_trace as load_trace
-    from d1bench.upload import upload as upload
+    from d1bench.uploader import upload as upload
     from d1bench.worker import cache_effect as cache_effect
     from d1bench.worker import deploy_worker as deploy_worker
     from d1bench.worker import init_worker as init_worker
@@ -60,12 +60,12 @@ _EXPORTS = {
     "seed_alerts": "d1bench.thresholds",
     "check_database": "d1bench.dbfile",
         "LocalD1": "d1bench.targets.d1.local",
-    "upload": "d1bench.upload",
-    "lint": "d1bench.lint",
+    "upload": "d1bench.uploader",
+    "lint": "d1bench.linter",
     "advise": "d1bench.advisor",
     "prepare": "d1bench.advisor",
     "Prepared": "d1bench.advisor",
-    "fix": "d1bench.fix",
+    "fix": "d1bench.fixer",
     "monthly_cost": "d1bench.cost",
     "migrate": "d1bench.migrator",
     "init_worker": "d1bench.worker",

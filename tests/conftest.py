@@ -71,7 +71,7 @@ def local_d1(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def local_d1_corpus(local_d1, small_corpus: Path):
     """``local_d1`` holding ``small_corpus`` (uploaded once; later calls resume, a no-op)."""
-    from d1bench.upload import upload
+    from d1bench.uploader import upload
 
     with local_d1.target() as target:
         upload(small_corpus, target, progress=False)

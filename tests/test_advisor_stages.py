@@ -21,7 +21,7 @@ from d1bench.sql.catalog import IndexDef, Key, read_catalog
 @pytest.mark.parametrize("module", [
     "d1bench.sql.naming", "d1bench.advisor.stats", "d1bench.advisor.planwalk",
     "d1bench.sql.parsing", "d1bench.sql.catalog", "d1bench.advisor.migration",
-    "d1bench.advisor.expert", "d1bench.advisor.query", "d1bench.lint.context",
+    "d1bench.advisor.expert", "d1bench.advisor.query", "d1bench.linter.context",
     "d1bench.advisor.report",
 ])
 def test_doctests(module: str) -> None:

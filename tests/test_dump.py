@@ -273,7 +273,7 @@ def test_export_errors_are_one_line_and_leave_nothing(tmp_path: Path, monkeypatc
 def test_local_d1_exports_what_write_dump_writes(events_db: Path, tmp_path: Path, capsys) -> None:
     """Miniflare's own dump code (D1's) against ours, byte for byte, through the REST export."""
     from d1bench.targets.d1.local import LocalD1
-    from d1bench.upload import upload
+    from d1bench.uploader import upload
 
     with LocalD1(tmp_path / "d1") as d1:
         with d1.target(allow_writes=True) as target:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from schemas import workload_path
 
-from d1bench.fix import fix
+from d1bench.fixer import fix
 
 # Each plan replays a workload's templates on scratch copies: tens of seconds in all.
 pytestmark = pytest.mark.slow
@@ -124,9 +124,9 @@ def test_n_plus_one_batched_and_refused_where_each_row_has_a_limit(saas_plan, ev
 def test_fts_match_is_only_proposed_when_every_sample_agrees(saas_db, tmp_path):
     from d1bench.advisor.preparation import as_workload as _load
     from d1bench.advisor.preparation import open_corpus
-    from d1bench.fix.check import Scratch, check
-    from d1bench.fix.kinds import fts_match
-    from d1bench.fix.model import Context
+    from d1bench.fixer.check import Scratch, check
+    from d1bench.fixer.kinds import fts_match
+    from d1bench.fixer.model import Context
     from d1bench.sql.catalog import read_catalog
 
     conn = open_corpus(saas_db)
@@ -147,7 +147,7 @@ def test_fts_match_is_only_proposed_when_every_sample_agrees(saas_db, tmp_path):
 
 
 def test_trigger_of_narrows_an_update_trigger(saas_plan, saas_db):
-    from d1bench.fix.kinds.trigger_of import narrowed
+    from d1bench.fixer.kinds.trigger_of import narrowed
 
     sql = sqlite3.connect(saas_db).execute(
         "SELECT sql FROM sqlite_schema WHERE name = 'comments_au'").fetchone()[0]
@@ -170,7 +170,7 @@ def test_medical_n_plus_one(medical_plan):
 
 
 def test_medical_vector_search_is_approximate_with_its_recall(medical_plan):
-    from d1bench.fix.kinds.vector import RECALL_TARGET
+    from d1bench.fixer.kinds.vector import RECALL_TARGET
 
     step = _step(medical_plan, "vector_lsh")
     assert step["target"] == "semantic_search" and not step["exact"]
@@ -186,7 +186,7 @@ def test_migration_written_once_and_every_step_runs_after_it(events_db, events_p
 
     db = copy_corpus(events_db, tmp_path / "e.sqlite")
     apply_sql(db, events_plan.migration_sql)
-    from d1bench.fix.sqlshape import max_index
+    from d1bench.fixer.sqlshape import max_index
 
     conn = sqlite3.connect(db)
     ran = 0
@@ -201,7 +201,7 @@ def test_migration_written_once_and_every_step_runs_after_it(events_db, events_p
     migrations = tmp_path / "migrations"
     migrations.mkdir()
     (migrations / "0001_init.sql").write_text("SELECT 1;\n")
-    from d1bench.fix.plan import _write_migration
+    from d1bench.fixer.plan import _write_migration
 
     path = _write_migration(migrations, events_plan.migration_sql, False)
     assert path.name == "0002_d1bench_fix.sql"

@@ -11,8 +11,8 @@ from __future__ import annotations
 import apsw
 import pytest
 
-from d1bench.fix.kinds.counter import counter_ddl
-from d1bench.fix.kinds.trigger_of import narrowed
+from d1bench.fixer.kinds.counter import counter_ddl
+from d1bench.fixer.kinds.trigger_of import narrowed
 
 pytestmark = pytest.mark.slow  # a local D1 round trip per statement
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import apsw
 import pytest
 
-from d1bench.lint import LINT_COLUMNS, lint, rule_names
+from d1bench.linter import LINT_COLUMNS, lint, rule_names
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lint"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())

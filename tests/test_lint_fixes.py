@@ -16,9 +16,9 @@ import pytest
 from schemas import workload_path
 
 from d1bench.advisor import advise
-from d1bench.fix.sqlshape import max_index
-from d1bench.lint import lint
-from d1bench.lint.context import build_context
+from d1bench.fixer.sqlshape import max_index
+from d1bench.linter import lint
+from d1bench.linter.context import build_context
 
 pytestmark = pytest.mark.slow  # lint, advise and every fix on two corpora: a few seconds each
 

@@ -12,7 +12,7 @@ import pytest
 
 from d1bench import Prepared, prepare
 from d1bench.errors import UsageError
-from d1bench.lint.context import build_context
+from d1bench.linter.context import build_context
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lint"
 WORKLOAD = FIXTURES / "n_plus_one" / "workload.toml"

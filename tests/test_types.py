@@ -52,12 +52,25 @@ def _any_in_signature(obj: Any) -> list[str]:
 
 @pytest.mark.parametrize("name", [n for n in d1bench.__all__ if n != "__version__"])
 def test_public_names_take_and_return_no_any(name: str) -> None:
-    # From the owning module: once d1bench.upload or d1bench.lint (the subpackage) is
-    # imported, Python sets the package attribute of that name to the subpackage.
     from importlib import import_module
 
     owner = import_module(d1bench._EXPORTS[name])
     assert _any_in_signature(getattr(owner, name)) == []
+
+
+def test_no_submodule_shadows_an_export() -> None:
+    """Importing ``d1bench.X.y`` sets ``d1bench.X`` to the package X; were X also an
+    exported function (as ``upload``, ``lint`` and ``migrate`` once were), the import
+    would replace the function for everyone."""
+    import pkgutil
+    from importlib import import_module
+
+    for info in pkgutil.walk_packages(d1bench.__path__, "d1bench."):
+        if not info.name.endswith("__main__"):  # importing it runs the CLI
+            import_module(info.name)
+    shadowed = [name for name in d1bench.__all__ if name != "__version__"
+                and inspect.ismodule(getattr(d1bench, name))]
+    assert shadowed == []
 
 
 def test_the_any_check_can_fail() -> None:

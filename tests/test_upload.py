@@ -12,8 +12,8 @@ import pytest
 from d1bench.errors import UsageError
 from d1bench.schema import TABLES
 from d1bench.targets.d1.local import LocalD1
-from d1bench.upload import upload
-from d1bench.upload.packing import (
+from d1bench.uploader import upload
+from d1bench.uploader.packing import (
     MAX_PARAMS,
     MAX_STATEMENT_BYTES,
     StatementPacker,

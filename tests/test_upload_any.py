@@ -12,7 +12,7 @@ import pytest
 from d1bench.errors import UsageError
 from d1bench.targets.d1.local import LocalD1
 from d1bench.targets.sqlite import SQLiteTarget
-from d1bench.upload import upload
+from d1bench.uploader import upload
 
 
 class _Interrupted(Exception):

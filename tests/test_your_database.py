@@ -16,12 +16,12 @@ from d1bench.advisor import advise
 from d1bench.analysis import summarize
 from d1bench.cli import main
 from d1bench.dump import write_dump
-from d1bench.lint import lint
+from d1bench.linter import lint
 from d1bench.production import compare_production
 from d1bench.runner import replay
 from d1bench.targets.d1.local import LocalD1
 from d1bench.trace import load_trace
-from d1bench.upload import upload
+from d1bench.uploader import upload
 from d1bench.workload import check_workload, load_workload
 
 INSIGHTS = Path(__file__).parent / "fixtures" / "insights"

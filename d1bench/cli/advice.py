@@ -115,7 +115,7 @@ def _bill(read_per_unit: float, written_per_unit: float, rate: float) -> float:
 
 
 def run_lint(args: argparse.Namespace) -> int:
-    from d1bench.lint import lint
+    from d1bench.linter import lint
 
     frame = lint(args.workload, args.db, trace=args.trace)
     keep = {"low": ("low", "medium", "high"), "medium": ("medium", "high"), "high": ("high",)}

@@ -100,7 +100,7 @@ def run_local(args: argparse.Namespace) -> int:
 
 def run_upload(args: argparse.Namespace) -> int:
     from d1bench.targets import open_target
-    from d1bench.upload import UploadError, upload
+    from d1bench.uploader import UploadError, upload
 
     check_database(args.db)  # before a local D1 is started for nothing
     remote = {name: value for name in ("base_url", "wrangler_config", "binding")

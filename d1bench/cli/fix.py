@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_fix(args: argparse.Namespace) -> int:
-    from d1bench.fix import fix
+    from d1bench.fixer import fix
 
     plan = fix(args.db, args.workload, verify=args.verify, migrations_dir=args.migrations,
                force=args.force, seed=args.seed, samples=args.samples, rate=args.rate,

@@ -21,7 +21,7 @@ from d1bench.errors import UsageError
 from d1bench.migrator.model import SourceTable
 from d1bench.migrator.sqlfix import transpile
 from d1bench.migrator.types import TypeRule, rule_for
-from d1bench.upload.packing import quote
+from d1bench.uploader.packing import quote
 
 __all__ = ["Conversion", "TablePlan", "convert", "frame_markdown", "load_order"]
 

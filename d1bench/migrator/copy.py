@@ -25,7 +25,7 @@ from d1bench.migrator.digest import MASK as _MASK
 from d1bench.migrator.digest import batch_digest, row_digest, table_digest
 from d1bench.migrator.sinks import Sink
 from d1bench.migrator.source import Source
-from d1bench.upload.packing import quote
+from d1bench.uploader.packing import quote
 
 __all__ = ["CopyResult", "batch_digest", "converter", "copy_table", "row_digest", "table_digest"]
 

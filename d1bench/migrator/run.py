@@ -39,7 +39,7 @@ from d1bench.migrator.sinks import STATE_TABLE, D1Sink, Sink, SQLiteSink
 from d1bench.migrator.source import Source, open_source
 from d1bench.migrator.validate import Finding, check_queries, findings_frame, validate_tables
 from d1bench.targets.base import Target
-from d1bench.upload.packing import quote
+from d1bench.uploader.packing import quote
 
 __all__ = ["Migration", "ValidationFailed", "aside_path", "migrate", "parse_maps"]
 

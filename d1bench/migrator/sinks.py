@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from d1bench.migrator.digest import MASK, batch_digest, table_digest
-from d1bench.upload.packing import quote
+from d1bench.uploader.packing import quote
 
 __all__ = ["STATE_TABLE", "D1Sink", "SQLiteSink", "Sink"]
 
@@ -157,7 +157,7 @@ class D1Sink(Sink):
     """A D1 database (local or remote) through a target connection that may write.
 
     Rows go as multi-row INSERTs within D1's statement limits
-    (:class:`~d1bench.upload.packing.StatementPacker`), each request one atomic
+    (:class:`~d1bench.uploader.packing.StatementPacker`), each request one atomic
     batch that starts with ``PRAGMA defer_foreign_keys = on`` (D1 always
     enforces foreign keys) and ends with the progress update.
     """
@@ -180,7 +180,7 @@ class D1Sink(Sink):
 
     def write(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
               keys: Sequence[Sequence[Any] | None], total: int) -> None:
-        from d1bench.upload.packing import StatementPacker, Table
+        from d1bench.uploader.packing import StatementPacker, Table
 
         packer = StatementPacker(Table(table, tuple(columns), explicit_rowid=False),
                                  self.batch_rows, max_statements=50, max_request_bytes=900_000)

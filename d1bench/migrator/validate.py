@@ -24,7 +24,7 @@ from d1bench.migrator.sinks import Sink
 from d1bench.migrator.source import Source
 from d1bench.migrator.sqlfix import transpile
 from d1bench.migrator.types import timestamp_text
-from d1bench.upload.packing import quote
+from d1bench.uploader.packing import quote
 
 __all__ = ["CHECK_COLUMNS", "Finding", "check_queries", "validate_tables"]
 
