@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from d1bench.targets.rowcount.flow import FlowModel, build_flow_model
-from d1bench.targets.rowcount.program import Program, json_length, value_of
+from d1bench.targets.rowcount.program import Program, compare_outcome, json_length, value_of
 from d1bench.targets.rowcount.solve import System, in_row_space
 
 __all__ = ["TRACE_COUNTERS", "Estimate", "RowEstimator"]
@@ -69,6 +69,7 @@ class RowEstimator:
         self._systems: dict[tuple, System] = {}
         model = self._model(params)
         self._shape_params = tuple(model.shape_params)
+        self._shape_tests = tuple(model.shape_tests)
         self.traced = True
         #: Each execution runs nested statements (FTS5 looking up document sizes
         #: for bm25, once per row): counting costs a profile callback for each.
@@ -83,7 +84,8 @@ class RowEstimator:
         self.constant: Estimate | None = None
         system = self._system(model, self._regime_key(None, ()), (), self.traced)
         # Without per-execution inputs one system serves every execution.
-        simple = not (self._input_names or self._limit_sources or self._shape_params)
+        simple = not (self._input_names or self._limit_sources or self._shape_params
+                      or self._shape_tests)
         self._default = system if simple else None
         self._default_blind = self._system(model, self._regime_key(None, ()), (), False) \
             if simple else None
@@ -207,7 +209,8 @@ class RowEstimator:
                 y.append(float(k or 0) if kind == "fts" else float(bool(k)))
             limits = [_as_int(value_of(src, params)) for src in self._limit_sources]
             y.extend(float(v or 0) for v in limits)
-            shape = tuple(json_length(value_of(("param", i), params)) for i in self._shape_params)
+            shape = (*(json_length(value_of(("param", i), params)) for i in self._shape_params),
+                     *(compare_outcome(spec, params) for spec in self._shape_tests))
             regime = self._regime_key(nrows, limits)
             system = self._systems.get((regime, shape, counted))
             if system is None:

@@ -21,6 +21,7 @@ from d1bench.targets.rowcount.program import (
     RANGE_END,
     SEEKS,
     Op,
+    compare_outcome,
     first_filter,
     has_early_exit,
     inside,
@@ -28,6 +29,7 @@ from d1bench.targets.rowcount.program import (
     loop_opener,
     register_source,
     runs_once,
+    static_value,
     value_of,
 )
 
@@ -49,10 +51,38 @@ PRIORS = {
 
 
 def add_data_facts(b: Builder) -> None:
+    _static_tests(b)
     _full_scans(b)
     _index_ranges(b)
     _temporary_btrees(b)
     _virtual_tables(b)
+
+
+def _static_tests(b: Builder) -> None:
+    """A test of values fixed before the run (constants, bound parameters, a new rowid)
+    jumps every time or never: an INSERT's partial-index WHERE on the values it inserts,
+    an IS NULL on a bound key.  Nothing SQLite counts tells these branches apart (one
+    VM-step count for all of them), yet they decide which index entries get written."""
+    model, t = b.model, b.t
+    for op in b.program.ops:
+        if op.index not in t or op.opcode not in _STATIC_TESTS:
+            continue
+        prog = b.program.program(op.prog)
+        if op.opcode in ("IsNull", "NotNull"):
+            spec = (op.opcode, 0, None, static_value(prog, op.p1), None)
+        else:
+            spec = (op.opcode, op.p5, op.p4, static_value(prog, op.p3), static_value(prog, op.p1))
+        if spec[3] is None or (spec[0] not in ("IsNull", "NotNull") and spec[4] is None):
+            continue
+        outcome = compare_outcome(spec, b.params)
+        if outcome is None:
+            continue
+        model.facts.append(({t[op.index]: 1.0, op.index: -1.0 if outcome else 0.0}, 0.0, None))
+        if any(src is not None and src[0] == "param" for src in spec[3:]):
+            model.shape_tests.append(spec)  # the model holds for these outcomes only
+
+
+_STATIC_TESTS = frozenset({"Eq", "Ne", "Lt", "Le", "Gt", "Ge", "IsNull", "NotNull"})
 
 
 def _full_scans(b: Builder) -> None:
