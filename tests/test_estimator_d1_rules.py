@@ -11,7 +11,11 @@ Three estimator errors, each seen on a schema besides ``medical`` and fixed:
   ``Trace`` opcode that opens each trigger statement as a jump to itself;
 * foreign-key probes: deleting a parent probes each child index for a child,
   and a successful delete found none, which D1 does not bill; the estimate
-  split the VM steps between that probe's hit and other branches.
+  split the VM steps between that probe's hit and other branches;
+* a UNIQUE lookup whose row a later filter rejects (a soft-deleted user by
+  email) is a billed hit, a value not in the table an unbilled miss; once the
+  target stopped collecting counters for the statement it took the one for
+  the other.
 
 Every statement runs on a real local D1 and, through the SQLite target, on a
 SQLite file holding the same rows; each estimate must equal D1's count.
@@ -68,6 +72,11 @@ STATEMENTS = [
     ("DELETE FROM sites WHERE id IN (31, 32, 33)", ()),
     ("UPDATE sites SET code = 'z' WHERE id = ?", (5,)),
 ]
+# a UNIQUE lookup filtered after the seek, many times (past the counters' calibration):
+# devices of site 0 are found and rejected, 's999' is not there
+LOOKUP = "SELECT id FROM devices WHERE serial = ? AND site <> 0"
+LOOKUPS = [(LOOKUP, (serial,)) for serial in ["s1", "s2", "s5", "s999", "s10", "s3"] * 5]
+STATEMENTS += LOOKUPS
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +127,13 @@ def test_a_parent_delete_whose_child_probe_misses_reads_the_parent_only(counted:
     assert counted[7][2:] == (1, 0)
     # three seeks, the IN list's three entries, each row sought again before its delete
     assert counted[8][2:] == counted[8][:2] == (9, 3)
+
+
+def test_a_unique_hit_rejected_by_a_filter_is_billed_and_a_miss_is_not(counted: dict) -> None:
+    first = len(STATEMENTS) - len(LOOKUPS)
+    seen = [counted[k] for k in range(first, len(STATEMENTS))]
+    assert [c[0] for c in seen[:6]] == [1, 1, 1, 0, 1, 1]  # s5, s10: site 0, rejected
+    assert [c[2] for c in seen] == [c[0] for c in seen]
 
 
 def test_estimates_hold_for_bound_values_that_change_the_branches(tmp_path: Path) -> None:

@@ -70,6 +70,7 @@ class RowEstimator:
         model = self._model(params)
         self._shape_params = tuple(model.shape_params)
         self._shape_tests = tuple(model.shape_tests)
+        self._presence = tuple(model.presence)
         self.traced = True
         #: Each execution runs nested statements (FTS5 looking up document sizes
         #: for bm25, once per row): counting costs a profile callback for each.
@@ -85,7 +86,7 @@ class RowEstimator:
         system = self._system(model, self._regime_key(None, ()), (), self.traced)
         # Without per-execution inputs one system serves every execution.
         simple = not (self._input_names or self._limit_sources or self._shape_params
-                      or self._shape_tests)
+                      or self._shape_tests or self._presence)
         self._default = system if simple else None
         self._default_blind = self._system(model, self._regime_key(None, ()), (), False) \
             if simple else None
@@ -134,7 +135,25 @@ class RowEstimator:
         if unusable:
             model.samples = [(f, n) for f, n in model.samples if n not in unusable]
             model.inputs = {n: v for n, v in model.inputs.items() if n not in unusable}
+        for (i, *_spec), present in zip(model.presence, self._present(model.presence, params)):
+            if present is not None and i in model.jump_vars:
+                # a miss jumps every time the seek runs, a hit never
+                form = {model.jump_vars[i]: 1.0}
+                run = model.op_vars[i]
+                form[run] = form.get(run, 0.0) - (0.0 if present else 1.0)
+                model.facts.append((form, 0.0, None))
         return model
+
+    def _present(self, presence: Sequence[tuple], params: Sequence[Any] | Mapping[str, Any]
+                 ) -> tuple[bool | None, ...]:
+        """Whether each fixed-value seek's value is in its table (``None``: unknown)."""
+        out = []
+        for _i, table, colno, src in presence:
+            value = value_of(src, params)
+            found = None if value is None else self._selectivity(table, colno, "Exists", True,
+                                                                 0, value)
+            out.append(None if found is None else found > 0)
+        return tuple(out)
 
     def _regime_key(self, nrows: int | None, limits: Sequence[Any]) -> str | None:
         if not self._limit_sources or nrows is None or any(v is None for v in limits):
@@ -210,7 +229,8 @@ class RowEstimator:
             limits = [_as_int(value_of(src, params)) for src in self._limit_sources]
             y.extend(float(v or 0) for v in limits)
             shape = (*(json_length(value_of(("param", i), params)) for i in self._shape_params),
-                     *(compare_outcome(spec, params) for spec in self._shape_tests))
+                     *(compare_outcome(spec, params) for spec in self._shape_tests),
+                     *self._present(self._presence, params))
             regime = self._regime_key(nrows, limits)
             system = self._systems.get((regime, shape, counted))
             if system is None:

@@ -52,6 +52,7 @@ PRIORS = {
 
 def add_data_facts(b: Builder) -> None:
     _static_tests(b)
+    _seek_hits(b)
     _full_scans(b)
     _index_ranges(b)
     _temporary_btrees(b)
@@ -80,6 +81,23 @@ def _static_tests(b: Builder) -> None:
         model.facts.append(({t[op.index]: 1.0, op.index: -1.0 if outcome else 0.0}, 0.0, None))
         if any(src is not None and src[0] == "param" for src in spec[3:]):
             model.shape_tests.append(spec)  # the model holds for these outcomes only
+
+
+def _seek_hits(b: Builder) -> None:
+    """An equality seek of a value fixed before the run (``email = ?`` on a UNIQUE
+    index) hits exactly when the table holds the value: D1 bills the hit and not the
+    miss, and when a later filter rejects the row the VM steps alone cannot say which
+    happened.  Whether the value is there is asked of the database, per execution
+    (:meth:`~d1bench.targets.rowcount.estimator.RowEstimator` adds the fact)."""
+    for op in b.program.ops:
+        key = (op.prog, op.p1)
+        tree = b.btree_of.get(key)
+        if op.opcode not in ("SeekGE", "SeekLE") or key not in b.eq_only or op.index not in b.t \
+                or tree is None or len(tree) < 4 or not tree[3] or tree[2] or str(op.p4) != "1":
+            continue
+        src = static_value(b.program.program(op.prog), op.p3)
+        if src is not None and src[0] in ("param", "const"):  # `col = ?` converts as the seek does
+            b.model.presence.append((op.index, tree[1], tree[3][0], src[:2]))
 
 
 _STATIC_TESTS = frozenset({"Eq", "Ne", "Lt", "Le", "Gt", "Ge", "IsNull", "NotNull"})
