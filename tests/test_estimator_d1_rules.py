@@ -48,6 +48,9 @@ SCHEMA = [
     "CREATE VIRTUAL TABLE notes_fts USING fts5 (body, content = 'notes', content_rowid = 'id')",
     ("CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN "
      "INSERT INTO notes_fts (rowid, body) VALUES (new.id, new.body); END"),
+    ("CREATE TABLE alerts (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL UNIQUE, "
+     "acknowledged_at TEXT)"),
+    "CREATE INDEX alerts_open ON alerts (event_id) WHERE acknowledged_at IS NULL",
 ]
 _N = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {}) "
 DATA = [
@@ -57,6 +60,8 @@ DATA = [
                       "ELSE 'warning' END, x FROM n"),
     _N.format(40) + "INSERT INTO sites (id, code) SELECT x, 'c' || x FROM n",
     _N.format(200) + "INSERT INTO racks (site_id, label) SELECT 1 + x % 20, 'r' || x FROM n",
+    _N.format(100) + ("INSERT INTO alerts (event_id, acknowledged_at) SELECT x, CASE WHEN x % 3 = 0 "
+                      "THEN '2026-01-01' END FROM n"),
 ]
 INSERT = "INSERT INTO events (device_id, ts, severity, value) VALUES (?, ?, ?, ?)"
 # (statement, parameters); run in this order on both databases
@@ -77,6 +82,12 @@ STATEMENTS = [
 LOOKUP = "SELECT id FROM devices WHERE serial = ? AND site <> 0"
 LOOKUPS = [(LOOKUP, (serial,)) for serial in ["s1", "s2", "s5", "s999", "s10", "s3"] * 5]
 STATEMENTS += LOOKUPS
+# acknowledging an alert takes it out of the partial index (not billed); reopening one puts
+# it back (one entry written); an acknowledged one is left alone
+ACK = "UPDATE alerts SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS NULL"
+REOPEN = "UPDATE alerts SET acknowledged_at = NULL WHERE id = ?"
+UPDATES = [(ACK, ("2026-02-01", i)) for i in range(1, 16)] + [(REOPEN, (i,)) for i in range(1, 7)]
+STATEMENTS += UPDATES
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +141,19 @@ def test_a_parent_delete_whose_child_probe_misses_reads_the_parent_only(counted:
 
 
 def test_a_unique_hit_rejected_by_a_filter_is_billed_and_a_miss_is_not(counted: dict) -> None:
-    first = len(STATEMENTS) - len(LOOKUPS)
-    seen = [counted[k] for k in range(first, len(STATEMENTS))]
+    first = STATEMENTS.index(LOOKUPS[0])
+    seen = [counted[k] for k in range(first, first + len(LOOKUPS))]
     assert [c[0] for c in seen[:6]] == [1, 1, 1, 0, 1, 1]  # s5, s10: site 0, rejected
     assert [c[2] for c in seen] == [c[0] for c in seen]
+
+
+def test_an_update_writes_a_partial_index_only_for_rows_that_enter_it(counted: dict) -> None:
+    first = len(STATEMENTS) - len(UPDATES)
+    seen = [counted[k] for k in range(first, len(STATEMENTS))]
+    # ids 3, 6, 9, ... were acknowledged already: nothing written
+    assert [c[1] for c in seen[:6]] == [1, 1, 0, 1, 1, 0]
+    assert [c[1] for c in seen[15:]] == [2] * 6  # the row and its partial-index entry
+    assert [c[3] for c in seen] == [c[1] for c in seen]
 
 
 def test_estimates_hold_for_bound_values_that_change_the_branches(tmp_path: Path) -> None:

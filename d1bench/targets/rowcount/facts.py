@@ -12,9 +12,11 @@ is, both read from a sorted sample of the column.  *Priors* settle the rest
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from d1bench.targets.rowcount.flow import Builder, Form
 from d1bench.targets.rowcount.program import (
+    CONDITIONAL_P2,
     COMPARES,
     LOOP_OPEN,
     LOOP_STEP,
@@ -31,6 +33,7 @@ from d1bench.targets.rowcount.program import (
     runs_once,
     static_value,
     value_of,
+    writes_register,
 )
 
 __all__ = ["PRIORS", "add_data_facts", "add_priors"]
@@ -52,6 +55,7 @@ PRIORS = {
 
 def add_data_facts(b: Builder) -> None:
     _static_tests(b)
+    _null_or_record(b)
     _seek_hits(b)
     _full_scans(b)
     _index_ranges(b)
@@ -69,6 +73,7 @@ def _static_tests(b: Builder) -> None:
         if op.index not in t or op.opcode not in _STATIC_TESTS:
             continue
         prog = b.program.program(op.prog)
+        spec: tuple[Any, ...]
         if op.opcode in ("IsNull", "NotNull"):
             spec = (op.opcode, 0, None, static_value(prog, op.p1), None)
         else:
@@ -81,6 +86,46 @@ def _static_tests(b: Builder) -> None:
         model.facts.append(({t[op.index]: 1.0, op.index: -1.0 if outcome else 0.0}, 0.0, None))
         if any(src is not None and src[0] == "param" for src in spec[3:]):
             model.shape_tests.append(spec)  # the model holds for these outcomes only
+
+
+def _null_or_record(b: Builder) -> None:
+    """``Null R`` then, on some paths, ``MakeRecord`` into R, then ``IsNull R``: how a
+    write decides whether the new row goes into a partial index.  In a stretch of code
+    entered only at the ``Null`` and left only through the test, with no loop inside,
+    the test finds R NULL exactly when the record was not made."""
+    t = b.t
+    for op in b.program.ops:
+        if op.opcode not in ("IsNull", "NotNull") or op.index not in t:
+            continue
+        prog = b.program.program(op.prog)
+        writers = [o for o in prog if writes_register(o, op.p1)]
+        if len(writers) != 2 or writers[0].opcode != "Null" or writers[0].p1 \
+                or writers[1].opcode != "MakeRecord" or not writers[1].addr < op.addr:
+            continue
+        if not _closed(prog, writers[0].addr, op.addr):
+            continue
+        made = writers[1].index
+        form = {t[op.index]: 1.0, made: 1.0, op.index: -1.0} if op.opcode == "IsNull" \
+            else {t[op.index]: 1.0, made: -1.0}
+        b.model.facts.append((form, 0.0, None))
+
+
+def _closed(prog: tuple[Op, ...], start: int, end: int) -> bool:
+    """Is [start, end] entered only at ``start``, left only from ``end``, loop-free?"""
+    for o in prog:
+        target = o.p2 if (o.opcode in CONDITIONAL_P2 or o.opcode in ("Goto", "Jump")) else None
+        inside = start <= o.addr < end
+        if inside and (o.opcode in ("Gosub", "Return", "Yield", "Program", "Jump", "Halt",
+                                    "InitCoroutine", "EndCoroutine") and
+                       not (o.opcode == "Halt" and o.p1 != 0)):
+            return False
+        if target is None or not target:
+            continue
+        if inside and not start < target <= end:
+            return False  # leaves early, or jumps back
+        if not inside and o.addr != end and start < target <= end:
+            return False  # enters past the Null
+    return True
 
 
 def _seek_hits(b: Builder) -> None:

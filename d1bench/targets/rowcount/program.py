@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Op", "Program", "compare_outcome", "json_length", "read_program", "register_source",
-           "static_value", "value_of"]
+           "static_value", "value_of", "writes_register"]
 
 # OPFLAG bits that SQLite leaves in P2/P5 (sqliteInt.h).
 OPFLAG_NCHANGE = 0x01
@@ -160,7 +160,7 @@ _NO_OUT = frozenset({"Eq", "Ne", "Lt", "Le", "Gt", "Ge", "IsNull", "NotNull", "I
 _IN_PLACE = frozenset({"Affinity", "MustBeInt", "RealAffinity", "TypeCheck", "Cast"})
 
 
-def _writes(op: Op, reg: int) -> bool:
+def writes_register(op: Op, reg: int) -> bool:
     """Might ``op`` set register ``reg``?  Unknown opcodes are assumed to set any register
     they name, so a value is only called known when nothing else can have changed it."""
     name = op.opcode
@@ -191,7 +191,7 @@ def static_value(prog: Sequence[Op], reg: int, _depth: int = 0) -> tuple[str, An
     several instructions may set it: unlike :func:`register_source`, every instruction
     that names the register is considered.
     """
-    writers = [op for op in prog if _writes(op, reg)]
+    writers = [op for op in prog if writes_register(op, reg)]
     conv = "".join(_conversion(op, reg) for op in prog if op.opcode in _IN_PLACE)
     if writers and all(op.opcode in _ROWIDS for op in writers):
         return ("rowid", None, conv)
