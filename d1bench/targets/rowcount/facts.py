@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from d1bench.targets.rowcount.flow import Builder, Form
+from d1bench.targets.rowcount.model import Builder, Form
 from d1bench.targets.rowcount.program import (
     CONDITIONAL_P2,
     COMPARES,
