@@ -119,10 +119,12 @@ def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
             for r in wants.range:
                 add(table, eq + [(r, False)], None, name, "range")
             order = _directions(wants.order)
+            alias = _rowid_alias(catalog, table) if eq else None
             if order:
-                add(table, eq + order, None, name, "order")
+                add(table, eq + _named_rowid(order, alias), None, name, "order")
             if wants.group:
-                add(table, eq + [(g, False) for g in wants.group], None, name, "group")
+                add(table, eq + _named_rowid([(g, False) for g in wants.group], alias), None,
+                    name, "group")
             if ALL_COLUMNS not in wants.needed:
                 for base in ([*eq, *order], [*eq, *[(r, False) for r in wants.range[:1]]]):
                     rest = sorted(c for c in wants.needed
@@ -134,6 +136,23 @@ def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
                 keys = rest_eq + (order or [(r, False) for r in wants.range[:1]]) or [(key, False)]
                 add(table, keys, predicate, name, "partial")
     return out
+
+
+def _rowid_alias(catalog: Catalog, table: str) -> str | None:
+    td = catalog.table(table)
+    return td.rowid_alias if td is not None and not td.without_rowid else None
+
+
+def _named_rowid(keys: list[tuple[str, bool]], alias: str | None) -> list[tuple[str, bool]]:
+    """Keys with the rowid spelt as its column, after an equality: ``(specialty, id)``.
+
+    An index on ``(specialty)`` alone gives the rowid order too, but beside a
+    composite ``(specialty, citation_count)`` it is prefix-redundant and goes;
+    naming the column keeps the order a ``GROUP BY p.id`` streams from.
+    """
+    if alias is None:
+        return keys
+    return [(alias, d) if k == ROWID else (k, d) for k, d in keys]
 
 
 def _directions(order: list[tuple[str, bool]]) -> list[tuple[str, bool]]:

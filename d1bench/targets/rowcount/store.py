@@ -15,6 +15,7 @@ is treated as missing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import pickle
@@ -25,7 +26,18 @@ from typing import Any
 
 __all__ = ["AnalysisStore"]
 
-_FORMAT = 2  # 2: triggers' Trace falls through; static tests, foreign-key counter
+_FORMAT = 3  # 3: triggers' Trace falls through; static tests, foreign-key counter, seek hits
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """A digest of this package's source: an analysis is the output of this code, so a
+    changed estimator (even within one release) must not load analyses the old one made."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 class AnalysisStore:
@@ -38,7 +50,8 @@ class AnalysisStore:
 
     def __init__(self, root: str | os.PathLike[str], identity: Mapping[str, Any]) -> None:
         self.root = Path(root) / "analysis"
-        self._prefix = repr(sorted({**identity, "format": _FORMAT}.items()))
+        self._prefix = repr(sorted({**identity, "format": _FORMAT,
+                                    "code": _code_digest()}.items()))
         self.hits = 0
         self.misses = 0
 
