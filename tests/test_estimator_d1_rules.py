@@ -12,6 +12,8 @@ Three estimator errors, each seen on a schema besides ``medical`` and fixed:
 * foreign-key probes: deleting a parent probes each child index for a child,
   and a successful delete found none, which D1 does not bill; the estimate
   split the VM steps between that probe's hit and other branches;
+* a page by ``LIMIT ... OFFSET ?`` read, by the estimate, the index range's
+  whole length (the rows with that key) rather than the offset and the page;
 * a UNIQUE lookup whose row a later filter rejects (a soft-deleted user by
   email) is a billed hit, a value not in the table an unbilled miss; once the
   target stopped collecting counters for the statement it took the one for
@@ -58,6 +60,9 @@ DATA = [
     _N.format(600) + ("INSERT INTO events (device_id, ts, severity, value) SELECT 1 + x % 50, "
                       "'2026-01-01 00:' || x, CASE x % 3 WHEN 0 THEN 'error' WHEN 1 THEN 'info' "
                       "ELSE 'warning' END, x FROM n"),
+    # device 11 has a long history: 312 events
+    _N.format(300) + ("INSERT INTO events (device_id, ts, severity, value) SELECT 11, "
+                      "'2026-01-02 00:' || x, 'info', x FROM n"),
     _N.format(40) + "INSERT INTO sites (id, code) SELECT x, 'c' || x FROM n",
     _N.format(200) + "INSERT INTO racks (site_id, label) SELECT 1 + x % 20, 'r' || x FROM n",
     _N.format(100) + ("INSERT INTO alerts (event_id, acknowledged_at) SELECT x, CASE WHEN x % 3 = 0 "
@@ -88,6 +93,10 @@ ACK = "UPDATE alerts SET acknowledged_at = ? WHERE id = ? AND acknowledged_at IS
 REOPEN = "UPDATE alerts SET acknowledged_at = NULL WHERE id = ?"
 UPDATES = [(ACK, ("2026-02-01", i)) for i in range(1, 16)] + [(REOPEN, (i,)) for i in range(1, 7)]
 STATEMENTS += UPDATES
+# a page of a device's events by OFFSET: the loop stops after OFFSET + LIMIT entries
+PAGE = "SELECT id, ts FROM events WHERE device_id = ? ORDER BY ts DESC LIMIT 5 OFFSET ?"
+PAGES = [(PAGE, (device, offset)) for device in (11, 12) for offset in (0, 5, 10, 20)]
+STATEMENTS += PAGES
 
 
 @pytest.fixture(scope="module")
@@ -148,12 +157,19 @@ def test_a_unique_hit_rejected_by_a_filter_is_billed_and_a_miss_is_not(counted: 
 
 
 def test_an_update_writes_a_partial_index_only_for_rows_that_enter_it(counted: dict) -> None:
-    first = len(STATEMENTS) - len(UPDATES)
-    seen = [counted[k] for k in range(first, len(STATEMENTS))]
+    first = STATEMENTS.index(UPDATES[0])
+    seen = [counted[k] for k in range(first, first + len(UPDATES))]
     # ids 3, 6, 9, ... were acknowledged already: nothing written
     assert [c[1] for c in seen[:6]] == [1, 1, 0, 1, 1, 0]
     assert [c[1] for c in seen[15:]] == [2] * 6  # the row and its partial-index entry
     assert [c[3] for c in seen] == [c[1] for c in seen]
+
+
+def test_an_offset_page_reads_the_offset_and_the_page(counted: dict) -> None:
+    first = STATEMENTS.index(PAGES[0])
+    seen = [counted[k] for k in range(first, first + len(PAGES))]
+    assert [c[2] for c in seen] == [c[0] for c in seen]
+    assert seen[1][0] > seen[0][0]  # a deeper page reads more
 
 
 def test_estimates_hold_for_bound_values_that_change_the_branches(tmp_path: Path) -> None:

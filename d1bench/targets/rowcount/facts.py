@@ -193,7 +193,7 @@ def _index_ranges(b: Builder) -> None:
         top = prog_ops[op.p2] if op.p2 + 1 < len(prog_ops) else None
         if seek is None or top is None or top.opcode not in RANGE_END or top.p1 != op.p1 \
                 or top.p3 != seek.p3 or str(top.p4) != "1" or str(seek.p4) != "1" \
-                or inside(b.spans[op.prog], seek.addr):
+                or inside(b.spans[op.prog], seek.addr) or _skips_offset(prog_ops, seek, op):
             continue
         value = register_source(prog_ops, seek.p3)
         if value is None:
@@ -201,6 +201,14 @@ def _index_ranges(b: Builder) -> None:
         name = f"sel{len(model.inputs)}"
         model.inputs[name] = ("sel", (tree[1], (tree[3][0], "Eq", True, 0, value)))
         model.samples.append(({prog_ops[op.p2 + 1].index: 1.0}, name))
+
+
+def _skips_offset(prog_ops: tuple[Op, ...], opener: Op, step: Op) -> bool:
+    """Does the loop count down an OFFSET (``IfPos`` with a decrement)?  Then it stops
+    after OFFSET + LIMIT entries, not at the end of the range: the range's length says
+    nothing about the entries read (a page of a device's events by OFFSET read 21% too many).
+    """
+    return any(o.opcode == "IfPos" and o.p3 > 0 for o in prog_ops[opener.addr:step.addr])
 
 
 def _temporary_btrees(b: Builder) -> None:
