@@ -18,10 +18,12 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from d1bench._atomic import write_atomic
+from d1bench.errors import UsageError
 
 __all__ = ["AnalysisStore", "store_for"]
 
@@ -63,14 +65,9 @@ class AnalysisStore:
         path = self._path(sql)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    pickle.dump(analysis, fh, protocol=pickle.HIGHEST_PROTOCOL)
-                os.replace(tmp, path)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-        except (OSError, pickle.PicklingError, TypeError, AttributeError):
+            write_atomic(path, pickle.dumps(analysis, protocol=pickle.HIGHEST_PROTOCOL),
+                         force=True)
+        except (OSError, UsageError, pickle.PicklingError, TypeError, AttributeError):
             pass  # a cache is a shortcut: without it the next run analyses again
 
 
