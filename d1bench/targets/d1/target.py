@@ -406,8 +406,8 @@ class D1Target(Target):
                                   f"{policy.max_retry_after:g} s)")
             if not retry:
                 error.attempts = attempt
-                error.attempt_errors = list(errors)  # type: ignore[attr-defined]
-                error.backoff_s = list(delays)  # type: ignore[attr-defined]
+                error.attempt_errors = list(errors)
+                error.backoff_s = list(delays)
                 error.args = (error.message,)
                 raise error
             delay = policy.delay(attempt, retry_after)
