@@ -55,6 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="at most N rows per request (default: by request size)")
     up.add_argument("--no-resume", action="store_true",
                     help="refuse to add to tables that already hold rows")
+    how = up.add_mutually_exclusive_group()
+    how.add_argument("--offline", action="store_const", const=True, dest="offline",
+                     help="write the rows and FTS index straight into the database file of a "
+                     "local D1 this command runs, the server paused meanwhile (default: when "
+                     "there are 100,000 rows or more); never for remote D1")
+    how.add_argument("--statements", action="store_const", const=False, dest="offline",
+                     help="send every row as SQL statements, as to remote D1")
     add_no_progress(up)
     up.add_argument("--base-url", metavar="URL",
                     help="d1:// targets: D1 REST API root (default Cloudflare's)")
@@ -111,9 +118,11 @@ def run_upload(args: argparse.Namespace) -> int:
     try:
         with open_target(args.target, **remote) as target:
             frame = upload(args.db, target, batch_rows=args.batch_rows,
-                           progress=not args.no_progress, resume=not args.no_resume)
+                           progress=not args.no_progress, resume=not args.no_resume,
+                           offline=args.offline)
     except UploadError as exc:
         print(exc.frame.to_string())
         raise UsageError(str(exc)) from None
     print(frame.to_string())
+    print(f"rows written by {frame.attrs['path']}")
     return 0

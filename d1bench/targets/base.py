@@ -16,6 +16,7 @@ cannot do something.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -101,6 +102,13 @@ class Target(ABC):
         was opened with).  Raises :class:`d1bench.errors.UsageError` naming the
         writes.  A target that does not guard writes takes them all.
         """
+
+    def offline_file(self) -> AbstractContextManager[Path] | None:
+        """A context giving the database's own SQLite file while no server holds it,
+        for a bulk load to write directly (a local D1 this process runs); ``None``
+        when the target has no such file or must only be reached by its protocol
+        (remote D1, always)."""
+        return None
 
     def close(self) -> None:
         """Release shared resources (HTTP pools, child processes)."""
