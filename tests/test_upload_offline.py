@@ -165,11 +165,17 @@ def test_offline_is_never_used_for_remote_d1(tmp_path: Path, small_corpus: Path)
     remote.close()
 
 
-def test_a_detached_local_d1_is_not_paused(local_d1: LocalD1) -> None:
+def test_only_a_local_d1_of_this_process_without_cache_is_paused(local_d1: LocalD1,
+                                                                tmp_path: Path) -> None:
+    from d1bench.targets.d1.worker_options import CacheSpec, WorkerOptions
+
     attached = LocalD1(local_d1.persist_dir, token=local_d1.token)
     attached.port, attached.pid, attached.owned = local_d1.port, local_d1.pid, False
-    assert attached.target().offline_file() is None
+    assert attached.target().offline_file() is None  # a detached server others may use
     assert local_d1.target().offline_file() is not None
+    cached = WorkerOptions(CacheSpec("memory", 0.5, 10))
+    with LocalD1(tmp_path / "cached", worker=cached) as d1, d1.target() as target:
+        assert target.offline_file() is None  # its cache could answer from before the load
 
 
 def test_auto_keeps_statements_for_small_uploads(tmp_path: Path) -> None:

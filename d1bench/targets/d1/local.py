@@ -299,8 +299,7 @@ class LocalD1:
         finally:
             self.requested_port = port
             try:
-                log_dir, detached = self._started_with
-                self.start(log_dir=log_dir, detached=detached)
+                self.start(log_dir=self._started_with[0], detached=self._started_with[1])
             finally:
                 self.requested_port = requested
 
@@ -486,9 +485,10 @@ class LocalD1Target(SessionRequests, D1Target):
         return info
 
     def offline_file(self) -> contextlib.AbstractContextManager[Path] | None:
-        """The database file with the server paused (:meth:`LocalD1.paused`), when this
-        process runs the server; ``None`` for a detached one that others may be using."""
-        return self.local.paused() if self.local.owned and self.local.running else None
+        """The file, server paused (:meth:`LocalD1.paused`): only for a server of this process
+        (others may use a detached one), without a Worker cache (it could answer from before)."""
+        ours = self.local.owned and self.local.running and self.local.worker.cache is None
+        return self.local.paused() if ours else None
 
     def close(self) -> None:
         """Close the HTTP pool; stop the local D1 if this target started it."""
