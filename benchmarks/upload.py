@@ -16,8 +16,8 @@ Three measurements in one invocation, on the same disk:
   uninterrupted upload (``--no-kill`` measures that instead, and the second
   run then only checks).
 
-After the upload, through D1: the upload's own row-count check, FTS5's
-``integrity-check``, and a MATCH count equal to the source's.  Goal (issue 15):
+After the upload: the upload's own row-count check and a MATCH count equal
+to the source's, through D1, and FTS5's ``integrity-check`` on the file.  Goal (issue 15):
 a million papers within 600 s, every FTS statement within D1's 30 s.
 Prints one JSON line.
 """
@@ -128,11 +128,19 @@ def killed_and_resumed(corpus: Path, folder: Path, kill_after: int) -> dict:
     with LocalD1(persist) as d1, d1.target(allow_writes=True) as target:
         frame = upload(corpus, target, progress=False)  # after no kill: checks only
         resume_s = time.perf_counter() - started
-        conn = target.connect()
-        conn.execute("INSERT INTO papers_fts (papers_fts, rank) VALUES ('integrity-check', 1)")
-        matched = conn.execute(MATCH).rows[0][0]
+        matched = target.connect().execute(MATCH).rows[0][0]
+    # FTS5's own check reads the whole index: over D1's 30 s at a million papers, so
+    # it runs on the file itself (the same FTS5 code), the server stopped.
+    db = apsw.Connection(str(sqlite_file(persist)))
+    try:
+        db.execute("INSERT INTO papers_fts (papers_fts, rank) VALUES ('integrity-check', 1)")
+        whole = True
+    except apsw.Error:
+        whole = False
+    finally:
+        db.close()
     papers = int(frame.loc["papers", "rows_source"])
-    resumed = bool(frame["ok"].all()) and matched == _source_match(corpus) and (
+    resumed = whole and bool(frame["ok"].all()) and matched == _source_match(corpus) and (
         not killed or int(frame.loc["papers", "rows_uploaded"]) == papers - int(sent or 0))
     shutil.rmtree(persist, ignore_errors=True)
     return {"seconds": first_s + resume_s if killed else first_s, "first_s": first_s,
