@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -128,6 +129,13 @@ class Target(ABC):
         """``local_file`` targets: one with the same options over ``path`` (a snapshot of
         the file), or over the same file with ``overrides`` (``readonly=True``)."""
         raise NotImplementedError(f"{self.kind} target is not a local file")
+
+    def offline_file(self) -> AbstractContextManager[Path] | None:
+        """A context giving the database's own SQLite file while no server holds it,
+        for a bulk load to write directly (a local D1 this process runs); ``None``
+        when the target has no such file or must only be reached by its protocol
+        (remote D1, always)."""
+        return None
 
     def close(self) -> None:
         """Release shared resources (HTTP pools, child processes)."""
