@@ -20,7 +20,25 @@ import pandas as pd
 
 from d1bench.workload.model import SEED_BENCHMARK_MS
 
-__all__ = ["family_of", "seed_claims"]
+__all__ = ["TAIL_RUNS", "family_of", "runs_needed", "seed_claims"]
+
+#: Runs beyond a percentile before it counts as measured.  With five slower
+#: runs behind it, one outlier moves the estimate by one rank; with none, the
+#: "p99" of fewer than 100 runs is simply the slowest run.  This gives p50 10
+#: runs, p95 100 and p99 500: the order the usual advice gives (a few tens, a
+#: hundred, several hundred), from one rule instead of three numbers.
+TAIL_RUNS = 5
+
+
+def runs_needed(quantile: float, tail: int = TAIL_RUNS) -> int:
+    """Executions a percentile needs: ``tail`` runs beyond it, ``ceil(tail / (1 - q))``.
+
+    >>> [runs_needed(q) for q in (0.5, 0.9, 0.95, 0.99)]
+    [10, 50, 100, 500]
+    """
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    return math.ceil(round(tail / (1.0 - quantile), 9))
 
 _COLUMNS = ["family", "claimed_ms", "templates", "count", "mean_ms", "ci_low_ms", "ci_high_ms",
             "p50_ms", "p99_ms", "ratio", "verdict"]
