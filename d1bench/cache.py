@@ -52,6 +52,7 @@ __all__ = [
     "local_d1_copy",
     "replay_local_d1",
     "replay_sqlite",
+    "topup",
     "trace_path",
 ]
 
@@ -293,6 +294,23 @@ def replay_local_d1(corpus: str | os.PathLike[str], *, workload: Any = "medical"
             shutil.rmtree(work, ignore_errors=True)
 
     return cached_trace(name, params, run, corpus=corpus, refresh=refresh)
+
+
+def topup(min_executions: int | None, caps: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The replay options of a notebook's ``min_executions`` and ``topup_caps`` parameters.
+
+    Nothing when ``min_executions`` is ``None`` (a run bound by time alone),
+    so a trace cached without a top-up is found again.
+
+    >>> topup(None), topup(20), topup(20, {"semantic_search": 3})
+    ({}, {'min_executions': 20}, {'min_executions': 20, 'topup_caps': {'semantic_search': 3}})
+    """
+    if min_executions is None:
+        return {}
+    out: dict[str, Any] = {"min_executions": int(min_executions)}
+    if caps:
+        out["topup_caps"] = {str(k): int(v) for k, v in caps.items()}
+    return out
 
 
 def capacity(trace: Any) -> float:
