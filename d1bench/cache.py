@@ -180,8 +180,8 @@ def cached_trace(name: str, params: Mapping[str, Any], run: Callable[[Path], Any
 
 def replay_sqlite(corpus: str | os.PathLike[str], *, workload: Any = "medical",
                   index_set: str = "none", rate: float | None = None,
-                  concurrency: int | None = None, duration: float = 3.0, warmup: float = 0.5,
-                  seed: int = 0, name: str = "sqlite", refresh: bool = False,
+                  concurrency: int | None = None, duration: float | None = 3.0,
+                  warmup: float = 0.5, seed: int = 0, name: str = "sqlite", refresh: bool = False,
                   **options: Any) -> Any:
     """A replay of ``workload`` on a local SQLite copy of ``corpus`` under ``index_set``, cached.
 
@@ -352,6 +352,13 @@ def default_rate(corpus: str | os.PathLike[str], *, workload: Any = "medical",
     """
     closed = replay_sqlite(corpus, workload=workload, index_set="none", concurrency=workers,
                            duration=duration, warmup=warmup, seed=seed, name="closed")
+    if capacity(closed) <= 0:
+        # At a million papers without indexes one unit can outlast the whole run (a brute-force
+        # search takes minutes), and units begun in warm-up do not count: measure a few units
+        # to completion instead, however long they take.
+        closed = replay_sqlite(corpus, workload=workload, index_set="none", concurrency=workers,
+                               duration=None, warmup=0.0, seed=seed, name="closed-units",
+                               requests=4 * workers)
     rate = float(f"{fraction * capacity(closed):.2g}")
     if rate <= 0:
         raise RuntimeError("the closed-loop replay completed nothing: cannot choose a rate")
