@@ -52,6 +52,7 @@ __all__ = [
     "local_d1_copy",
     "replay_local_d1",
     "replay_sqlite",
+    "topup",
     "trace_path",
 ]
 
@@ -192,8 +193,8 @@ def cached_trace(name: str, params: Mapping[str, Any], run: Callable[[Path], Any
 
 def replay_sqlite(corpus: str | os.PathLike[str], *, workload: Any = "medical",
                   index_set: str = "none", rate: float | None = None,
-                  concurrency: int | None = None, duration: float = 3.0, warmup: float = 0.5,
-                  seed: int = 0, name: str = "sqlite", refresh: bool = False,
+                  concurrency: int | None = None, duration: float | None = 3.0,
+                  warmup: float = 0.5, seed: int = 0, name: str = "sqlite", refresh: bool = False,
                   **options: Any) -> Any:
     """A replay of ``workload`` on a local SQLite copy of ``corpus`` under ``index_set``, cached.
 
@@ -301,6 +302,23 @@ def replay_local_d1(corpus: str | os.PathLike[str], *, workload: Any = "medical"
     return cached_trace(name, params, run, corpus=corpus, refresh=refresh)
 
 
+def topup(min_executions: int | None, caps: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The replay options of a notebook's ``min_executions`` and ``topup_caps`` parameters.
+
+    Nothing when ``min_executions`` is ``None`` (a run bound by time alone),
+    so a trace cached without a top-up is found again.
+
+    >>> topup(None), topup(20), topup(20, {"semantic_search": 3})
+    ({}, {'min_executions': 20}, {'min_executions': 20, 'topup_caps': {'semantic_search': 3}})
+    """
+    if min_executions is None:
+        return {}
+    out: dict[str, Any] = {"min_executions": int(min_executions)}
+    if caps:
+        out["topup_caps"] = {str(k): int(v) for k, v in caps.items()}
+    return out
+
+
 def capacity(trace: Any) -> float:
     """Units (queries or sessions) a second a replay completed, warm-up and failures left out.
 
@@ -340,6 +358,13 @@ def default_rate(corpus: str | os.PathLike[str], *, workload: Any = "medical",
     """
     closed = replay_sqlite(corpus, workload=workload, index_set="none", concurrency=workers,
                            duration=duration, warmup=warmup, seed=seed, name="closed")
+    if capacity(closed) <= 0:
+        # At a million papers without indexes one unit can outlast the whole run (a brute-force
+        # search takes minutes), and units begun in warm-up do not count: measure a few units
+        # to completion instead, however long they take.
+        closed = replay_sqlite(corpus, workload=workload, index_set="none", concurrency=workers,
+                               duration=None, warmup=0.0, seed=seed, name="closed-units",
+                               requests=4 * workers)
     rate = float(f"{fraction * capacity(closed):.2g}")
     if rate <= 0:
         raise RuntimeError("the closed-loop replay completed nothing: cannot choose a rate")
