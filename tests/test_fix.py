@@ -203,7 +203,8 @@ def test_migration_written_once_and_every_step_runs_after_it(events_db, events_p
     (migrations / "0001_init.sql").write_text("SELECT 1;\n")
     from d1bench.fixer.plan import _write_migration
 
-    path = _write_migration(migrations, events_plan.migration_sql, False)
+    path, filled = _write_migration(migrations, events_plan.migration_sql, False)
+    assert filled is None  # events has no step with a backfill
     assert path.name == "0002_d1bench_fix.sql"
     from d1bench.errors import UsageError
 
