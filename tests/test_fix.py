@@ -292,6 +292,16 @@ def test_vector_backfill_for_d1_gives_the_buckets_of_the_scratch_fill(small_corp
     assert all(s.startswith("INSERT OR IGNORE INTO papers_embedding_vector_buckets")
                and len(s.encode()) < 100_000 for s in statements)
     assert "INSERT OR IGNORE INTO papers_embedding_vector_buckets" not in rw.ddl
+    from d1bench.sql.limits import D1_LIMITS
+
+    chunk, migration = "", []
+    for line in rw.ddl.splitlines(keepends=True):
+        chunk += line
+        if apsw.complete(chunk):
+            migration.append(chunk)
+            chunk = ""
+    assert not chunk.strip() and len(migration) >= 6  # tables, planes, index, three triggers
+    assert all(len(s.encode()) <= D1_LIMITS.sql_bytes for s in migration)
     buckets = []
     for how in ("sql", "fill"):
         db = copy_corpus(small_corpus, tmp_path / f"{how}.sqlite")

@@ -169,10 +169,9 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
     # Rounded once: the SQL and numpy backfills both use these very numbers.
     plane_json = [json.dumps([round(float(x), 6) for x in rng.standard_normal(dim)])
                   for _ in range(tables * bits)]
-    values = ", ".join(f"({i // bits}, {i % bits}, '{text}')" for i, text in enumerate(plane_json))
     ddl = [(f"CREATE TABLE IF NOT EXISTS {planes} (tbl INTEGER NOT NULL, bit INTEGER NOT NULL, "
            "plane TEXT NOT NULL, PRIMARY KEY (tbl, bit)) WITHOUT ROWID;"),
-           f"INSERT OR REPLACE INTO {planes} (tbl, bit, plane) VALUES {values};",
+           *plane_inserts(planes, plane_json, bits),
            (f"CREATE TABLE IF NOT EXISTS {buckets} (tbl INTEGER NOT NULL, bucket INTEGER NOT NULL, "
            "id INTEGER NOT NULL, PRIMARY KEY (tbl, bucket, id)) WITHOUT ROWID;"),
            f"CREATE INDEX IF NOT EXISTS idx_{buckets}_id ON {buckets} (id);"]
@@ -217,13 +216,42 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
                    backfill_sql="\n".join(backfill), backfill=fill)
 
 
+def plane_inserts(planes: str, plane_json: list[str], bits: int) -> list[str]:
+    """INSERTs of the planes, as many as D1's statement length needs (at 100,000 rows the
+    planes alone are about 200 KB of SQL).
+
+    >>> len(plane_inserts("p", ["[0.5]"] * 40, 4))
+    1
+    >>> parts = plane_inserts("p", ["[" + "0.123456, " * 999 + "0.5]"] * 20, 4)
+    >>> len(parts) > 1, max(len(s.encode()) for s in parts) <= 100_000
+    (True, True)
+    """
+    from d1bench.sql.limits import D1_LIMITS
+
+    head = f"INSERT OR REPLACE INTO {planes} (tbl, bit, plane) VALUES "
+    room = D1_LIMITS.sql_bytes - len(head) - 2
+    out: list[str] = []
+    values: list[str] = []
+    used = 0
+    for i, text in enumerate(plane_json):
+        value = f"({i // bits}, {i % bits}, '{text}')"
+        if values and used + len(value) + 2 > room:
+            out.append(head + ", ".join(values) + ";")
+            values, used = [], 0
+        values.append(value)
+        used += len(value) + 2
+    if values:
+        out.append(head + ", ".join(values) + ";")
+    return out
+
+
 def signatures(vectors: Any, planes: Any, bits: int) -> Any:
     """Each vector's bucket in each table: bit ``b`` of table ``t`` is set when the vector
     lies on the positive side of plane ``t*bits + b`` (what :func:`bucket_sql` computes).
 
     >>> import numpy as np
-    >>> signatures(np.array([[1.0, -2.0]]), np.array([[1.0, 0], [0, 1.0], [0, -1.0], [-1.0, 0]]), 2)
-    array([[1, 2]])
+    >>> signatures(np.array([[1.0, 2.0]]), np.array([[1.0, 0], [0, 1.0], [0, -1.0], [-1.0, 0]]), 2)
+    array([[3, 0]])
     """
     import numpy as np
 
