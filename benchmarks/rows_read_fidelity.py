@@ -113,22 +113,19 @@ def compare(template: Any, draws: list[tuple[Any, ...]], local: Any, d1: Any,
         c.same_plan = local_plan == d1_plan
     # The SQLite side estimates as a replay does: deferred, worked out after the executions
     # (``finish_estimates``), which gives what the synchronous path would have given.
-    if hasattr(local, "defer_estimates"):
-        local.defer_estimates()
+    local.defer_estimates()
     pairs = []
     for i, params in enumerate(draws):
         mine, t_local = _timed(local, template.sql, params)
         theirs, t_d1 = _timed(d1, template.sql, params)
         if i == 0 and t_local > slow_s and t_d1 > slow_s:
-            if hasattr(local, "defer_estimates"):
-                local.defer_estimates(False)
+            local.defer_estimates(False)
             return None, (f"one execution took {t_local:.1f} s on SQLite and {t_d1:.1f} s on "
                           f"local D1 (over --slow-s {slow_s:g})")
         c.seconds_sqlite += t_local
         c.seconds_d1 += t_d1
         pairs.append((mine, theirs))
-    if hasattr(local, "defer_estimates"):
-        local.defer_estimates(False)  # finishes the pending estimates first
+    local.defer_estimates(False)  # finishes the pending estimates first
     for mine, theirs in pairs:
         if mine.meta.rows_read is None or (c.kind == "write" and mine.meta.rows_written is None):
             c.missing_estimates += 1
