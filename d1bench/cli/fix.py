@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "DDL) on sampled parameters: the same rows (in order where ORDER BY fixes one), and its "
         "rows read and written, triggers' writes included. The plan is ordered by dollars a "
         "month saved at --rate; proposals that gave other rows are listed as rejected, with "
-        "why. --migrations writes the schema parts as wrangler's NNNN_d1bench_fix.sql. The "
+        "why. --migrations writes the schema parts as wrangler's NNNN_d1bench_fix.sql, and "
+        "a backfill of what they build for the rows already stored (the vector buckets) as "
+        "NNNN_d1bench_fix.backfill, one statement a line to send one request each. The "
         "database itself is only read.",
     )
     add_db(p, "SQLite corpus to fix")
@@ -71,6 +73,14 @@ def run_fix(args: argparse.Namespace) -> int:
                                         else "SOME REWRITE DIFFERS with every step applied"))
     if plan.migration_path is not None:
         print(f"wrote {plan.migration_path}")
+        if plan.backfill_path is not None:
+            print(f"wrote {plan.backfill_path}: after the migration, send each of its statements "
+                  "as its own request")
     elif not args.migrations:
         print("\n" + plan.migration_sql, end="")
+        if plan.backfill_sql:
+            count = sum(1 for line in plan.backfill_sql.splitlines()
+                        if line.strip() and not line.startswith("--"))
+            print(f"\n-- and {count} backfill statement(s) to send one request each after it: "
+                  "pass --migrations DIR to write them")
     return 0
