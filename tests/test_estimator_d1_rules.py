@@ -17,7 +17,10 @@ Three estimator errors, each seen on a schema besides ``medical`` and fixed:
 * a UNIQUE lookup whose row a later filter rejects (a soft-deleted user by
   email) is a billed hit, a value not in the table an unbilled miss; once the
   target stopped collecting counters for the statement it took the one for
-  the other.
+  the other;
+* a WITHOUT ROWID table's new row (a daily rollup's upsert, the events
+  schema's fix plan) is billed once; the estimate counted twice, taking the
+  ``Insert`` SQLite emits only for the pre-update hook for a write.
 
 Every statement runs on a real local D1 and, through the SQLite target, on a
 SQLite file holding the same rows; each estimate must equal D1's count.
@@ -53,6 +56,18 @@ SCHEMA = [
     ("CREATE TABLE alerts (id INTEGER PRIMARY KEY, event_id INTEGER NOT NULL UNIQUE, "
      "acknowledged_at TEXT)"),
     "CREATE INDEX alerts_open ON alerts (event_id) WHERE acknowledged_at IS NULL",
+    # upserts keyed by (day, kind): a WITHOUT ROWID table, a rowid table with a UNIQUE key
+    # (and a second index), each also kept by a trigger on a raw table
+    ("CREATE TABLE daily_wr (day TEXT NOT NULL, kind TEXT NOT NULL, n INTEGER NOT NULL, s REAL, "
+     "PRIMARY KEY (day, kind)) WITHOUT ROWID"),
+    ("CREATE TABLE daily_uq (id INTEGER PRIMARY KEY, day TEXT NOT NULL, kind TEXT NOT NULL, "
+     "n INTEGER NOT NULL, s REAL, UNIQUE (day, kind))"),
+    "CREATE INDEX daily_uq_n ON daily_uq (n)",
+    "CREATE TABLE raw_wr (id INTEGER PRIMARY KEY, day TEXT, kind TEXT, v REAL)",
+    "CREATE TABLE raw_uq (id INTEGER PRIMARY KEY, day TEXT, kind TEXT, v REAL)",
+    *(f"CREATE TRIGGER raw_{t}_ai AFTER INSERT ON raw_{t} BEGIN INSERT INTO daily_{t} "
+      "(day, kind, n, s) VALUES (new.day, new.kind, 1, new.v) ON CONFLICT (day, kind) "
+      "DO UPDATE SET n = n + 1, s = s + excluded.s; END" for t in ("wr", "uq")),
 ]
 _N = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < {}) "
 DATA = [
@@ -97,6 +112,16 @@ STATEMENTS += UPDATES
 PAGE = "SELECT id, ts FROM events WHERE device_id = ? ORDER BY ts DESC LIMIT 5 OFFSET ?"
 PAGES = [(PAGE, (device, offset)) for device in (11, 12) for offset in (0, 5, 10, 20)]
 STATEMENTS += PAGES
+# each upsert: a new key, the same key, another new key, the first again; top-level into
+# each table (day 'd1' and 'd2'), then through each trigger (days 'd3' and 'd4')
+UPSERT = ("INSERT INTO daily_{} (day, kind, n, s) VALUES (?, ?, 1, ?) ON CONFLICT (day, kind) "
+          "DO UPDATE SET n = n + 1, s = s + excluded.s")
+RAW = "INSERT INTO raw_{} (day, kind, v) VALUES (?, ?, ?)"
+UPSERTS = [(sql.format(t), (day, kind, 1.5))
+           for sql, t, day in ((UPSERT, "wr", "d1"), (UPSERT, "uq", "d2"), (RAW, "wr", "d3"),
+                               (RAW, "uq", "d4"))
+           for kind in ("a", "a", "b", "a")]
+STATEMENTS += UPSERTS
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +210,17 @@ def test_estimates_hold_for_bound_values_that_change_the_branches(tmp_path: Path
                 for i, sev in enumerate(["info", "error", "warning", "info", "error"] * 3)]
         conn.close()
     assert seen == [3, 5, 4, 3, 5] * 3
+
+
+def test_an_upsert_is_billed_what_it_writes_on_a_new_key_and_on_an_existing_one(counted: dict) -> None:
+    first = STATEMENTS.index(UPSERTS[0])
+    seen = [counted[k] for k in range(first, first + len(UPSERTS))]
+    # WITHOUT ROWID: the new row or its replacement, one entry either way
+    assert [c[1] for c in seen[0:4]] == [1, 1, 1, 1]
+    # rowid table: the row and its two index entries; an update rewrites the row and
+    # moves its entry in (n), the UNIQUE key unchanged
+    assert [c[1] for c in seen[4:8]] == [3, 2, 3, 2]
+    # through a trigger: the raw row, plus the same
+    assert [c[1] for c in seen[8:12]] == [2, 2, 2, 2]
+    assert [c[1] for c in seen[12:16]] == [4, 3, 4, 3]
+    assert [c[2:] for c in seen] == [c[:2] for c in seen]

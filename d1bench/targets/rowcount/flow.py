@@ -29,6 +29,7 @@ from d1bench.targets.rowcount.program import (
     ALWAYS_P2,
     CONDITIONAL_P2,
     EPHEMERAL_OPEN,
+    OPFLAG_ISNOOP,
     OPFLAG_NCHANGE,
     OPFLAG_P2ISREG,
     OPFLAG_SEEKEQ,
@@ -256,8 +257,9 @@ def _observables(b: Builder) -> None:
         miss[i], miss[t[i]] = 1.0, -1.0
     obs["filter_miss"] = miss
     obs["rows"] = {op.index: 1.0 for op in ops if op.opcode == "ResultRow" and op.prog == 0}
+    # a WITHOUT ROWID row is counted as a change by its IdxInsert
     obs["changes"] = {op.index: 1.0 for op in ops if op.prog == 0 and (
-        (op.opcode == "Insert" and op.p5 & OPFLAG_NCHANGE)
+        (op.opcode in ("Insert", "IdxInsert") and op.p5 & OPFLAG_NCHANGE)
         or (op.opcode == "Delete" and op.p2 & OPFLAG_NCHANGE) or op.opcode == "VUpdate")}
 
 
@@ -282,6 +284,8 @@ def _billing(b: Builder) -> None:
         elif name == "Count" and not op.p3:
             tree = b.btree_of.get(key)
             model.counts.append(({i: 1.0}, tree[1] if tree and not tree[2] else None, op.p2))
+        elif name == "Insert" and op.p5 & OPFLAG_ISNOOP:
+            pass  # a WITHOUT ROWID table's: the IdxInsert after it writes (and is billed)
         elif name in ("Insert", "IdxInsert") and key not in b.ephemeral or name == "Delete" and op.p2 & OPFLAG_NCHANGE and key not in b.ephemeral or name == "VUpdate":
             add(writes, i)
         elif name == "Clear" and op.p3 and op.prog == 0:

@@ -20,6 +20,9 @@ __all__ = ["Op", "Program", "compare_outcome", "json_length", "read_program", "r
 OPFLAG_NCHANGE = 0x01
 OPFLAG_SEEKEQ = 0x02
 OPFLAG_P2ISREG = 0x10
+#: On ``Insert``: write nothing, only call the pre-update hook (a WITHOUT ROWID table's row
+#: goes in by the ``IdxInsert`` after it).
+OPFLAG_ISNOOP = 0x40
 STMTSTATUS_FULLSCAN_STEP = 1
 STMTSTATUS_AUTOINDEX = 3
 
