@@ -58,9 +58,10 @@ class Rewrite:
             workload is measured before and after too.
         recall_k: for an approximate rewrite, the k of its measured recall@k.
         trigger_writes: rows its triggers write per execution of each write
-            template, by D1's rule (one per row a trigger statement changes):
-            the floor of the measured figure, because the SQLite target's
-            estimate does not yet see writes made inside triggers.
+            template, by D1's rule (one per row a trigger statement changes,
+            one per entry of an index the DDL adds): the floor of the
+            measured figure, which the SQLite target's estimate takes with
+            trigger writes included.
         backfill_sql: statements that fill what the DDL built for the rows
             already stored, for D1: each its own request after the migration
             (a migration is one request within D1's 30 s; these may not all
