@@ -379,7 +379,7 @@ class SQLiteConnection(Connection):
                     estimator = constant = None
                     traced = calibrate = False
                 else:
-                    self._bind(estimator)
+                    self._bind(estimator).warm(params)
             self._remember(sql, Statement(columns, readonly, ddl, estimator, traced, constant,
                                            calibrate=calibrate, hot=traced))
             return True

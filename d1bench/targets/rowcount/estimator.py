@@ -122,17 +122,36 @@ class RowEstimator:
         self._selectivity = selectivity or (lambda *args: None)
         return self
 
+    def warm(self, params: Sequence[Any] | Mapping[str, Any]) -> None:
+        """Ask the bound data facts what a fresh analysis for ``params`` asks.
+
+        Facts are cached per target when first asked.  A fresh analysis asks
+        these before the run; a stored estimator would ask them only when the
+        run's estimates are worked out, after its writes moved table sizes and
+        samples, and so estimate otherwise than a fresh one.
+        """
+        for name in self._rows_snapshot:
+            self._table_rows(name)
+        for kind, (table, src) in self._inputs.values():
+            if kind == "sel":
+                self._rejected(table, src, params)
+        self._present(self._presence, params)
+
+    def _rejected(self, table: str, src: tuple, params: Sequence[Any] | Mapping[str, Any]
+                  ) -> float | None:
+        """The rows of ``table`` a compare (a ``sel`` input's ``src``) rejects, if known."""
+        colno, opcode, col_is_p3, p5, value_src = src
+        value = value_of(value_src, params) if value_src is not None else None
+        return self._selectivity(table, colno, opcode, col_is_p3, p5, value)
+
     def _model(self, params: Sequence[Any] | Mapping[str, Any]) -> FlowModel:
         model = build_flow_model(self.program, btrees=self._btrees,
                                  table_rows=self._rows_snapshot, vtabs=self._vtabs, params=params)
         # A column nobody can sample gives no fact (rather than a wrong "none rejected").
         unusable = set()
         for name, (kind, (table, src)) in model.inputs.items():
-            if kind == "sel":
-                colno, opcode, col_is_p3, p5, value_src = src
-                value = value_of(value_src, params) if value_src is not None else None
-                if self._selectivity(table, colno, opcode, col_is_p3, p5, value) is None:
-                    unusable.add(name)
+            if kind == "sel" and self._rejected(table, src, params) is None:
+                unusable.add(name)
         if unusable:
             model.samples = [(f, n) for f, n in model.samples if n not in unusable]
             model.inputs = {n: v for n, v in model.inputs.items() if n not in unusable}
@@ -220,10 +239,7 @@ class RowEstimator:
             for name in self._input_names:
                 kind, (table, src) = self._inputs[name]
                 if kind == "sel":
-                    colno, opcode, col_is_p3, p5, value_src = src
-                    value = value_of(value_src, params) if value_src is not None else None
-                    y.append(float(self._selectivity(table, colno, opcode, col_is_p3, p5, value)
-                                   or 0.0))
+                    y.append(float(self._rejected(table, src, params) or 0.0))
                     continue
                 k = self._fts_count(table, value_of(src, params))
                 y.append(float(k or 0) if kind == "fts" else float(bool(k)))
