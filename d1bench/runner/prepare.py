@@ -8,6 +8,7 @@ after the run the pending estimates are worked out, off the timed path.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -17,7 +18,7 @@ from d1bench.targets.base import Target
 if TYPE_CHECKING:
     from d1bench.targets.sqlite import SQLiteTarget
 
-__all__ = ["analysis_store", "finish", "prepare"]
+__all__ = ["analysis_store", "calibration_draws", "finish", "prepare"]
 
 
 def analysis_store(target: Any, corpus: Mapping[str, Any] | None) -> Any | None:
@@ -48,14 +49,35 @@ def analysis_store(target: Any, corpus: Mapping[str, Any] | None) -> Any | None:
         "foreign_keys": target.foreign_keys, "counters": target.counters})
 
 
+def calibration_draws(bound: Any, seed: int) -> dict[str, list[Any]]:
+    """Parameter sets per template to calibrate its counting on, drawn as a run draws them.
+
+    From a generator of their own, so the run's units are the same with or
+    without a calibration.
+    """
+    from d1bench.targets.rowcount.counting import AGREE
+
+    rng = random.Random(f"calibration:{seed}")
+    return {name: [bound.draw_params(name, rng) for _ in range(AGREE)]
+            for name in bound.workload.templates}
+
+
 def prepare(target: Target, conns: Sequence[Any], workload: Any, samples: Mapping[str, Any], *,
-            estimate: bool, corpus: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defer estimates on ``conns`` and analyse every template on each; returns what the trace says."""
+            estimate: bool, corpus: Mapping[str, Any] | None,
+            calibration: Mapping[str, Sequence[Any]] | None = None
+            ) -> tuple[dict[str, Any], Any | None]:
+    """Defer estimates on ``conns`` and analyse every template on each.
+
+    ``calibration`` (template -> parameter sets, :func:`calibration_draws`)
+    also calibrates each template's counting, once for all ``conns``, so that
+    the run collects counters only for templates whose estimate uses them.
+    Returns what the trace says, and the analysis cache (for :func:`finish`).
+    """
     # Both abilities are declared by the target protocol: ask it, do not probe.
     if not target.defers_estimates:
         exact = target.exact_rows_read
         return {"rows": "reported by the database" if exact else "not measured",
-                "estimated": False}
+                "estimated": False}, None
     # Only the SQLite target defers its estimates (it declares so); its own knobs follow.
     sqlite = cast("SQLiteTarget", target)
     estimating = estimate and sqlite.estimate_rows
@@ -68,27 +90,36 @@ def prepare(target: Target, conns: Sequence[Any], workload: Any, samples: Mappin
             params = samples.get(template.name)
             if params is None:
                 params = (None,) * len(getattr(template, "params", ()))
-            conn.prepare(template.sql, params, store)
+            draws = (calibration or {}).get(template.name, ()) if estimating else ()
+            conn.prepare(template.sql, params, store, draws)
+    verdicts = {t.name: sqlite.verdicts.get(t.sql) for t in workload.templates.values()}
     return {
         "rows": "estimated after the run" if estimating else "not estimated (--no-estimate)",
         "estimated": estimating,
         "analysed": sqlite.analyses - before,
         "from_cache": store.hits if store is not None else 0,
+        # Whose executions collect SQLite's counters on the timed path, and whose do not.
+        "counted": sorted(name for name, v in verdicts.items() if v),
+        "uncounted": sorted(name for name, v in verdicts.items() if v is False),
         "prepare_s": round(time.perf_counter() - start, 4),
-    }
+    }, store
 
 
-def finish(conns: Sequence[Any], info: dict[str, Any], *, progress: bool = False) -> None:
+def finish(conns: Sequence[Any], info: dict[str, Any], *, progress: bool = False,
+           store: Any | None = None) -> None:
     """Work out the pending estimates of every connection (the run is over).
 
     A progress bar when there are many; Ctrl-C stops the estimating (the
     executions not reached keep null rows read, and ``info`` says so) but
-    not the writing of the trace.
+    not the writing of the trace.  With ``store``, the analyses of the
+    connection that estimated most are stored again, with the systems their
+    estimates solved (so the next run on the corpus need not solve them).
     """
     if not info.get("estimated"):
         return
     start = time.perf_counter()
-    total = sum(conn.pending_estimates for conn in conns)
+    counts = [conn.pending_estimates for conn in conns]
+    total = sum(counts)
     bar = None
     if progress and total > 5_000:
         from tqdm import tqdm
@@ -103,5 +134,7 @@ def finish(conns: Sequence[Any], info: dict[str, Any], *, progress: bool = False
     finally:
         if bar is not None:
             bar.close()
+    if store is not None and total and not info.get("estimates_interrupted"):
+        conns[counts.index(max(counts))].save_analyses(store)
     info["estimates"] = done
     info["estimate_s"] = round(time.perf_counter() - start, 4)

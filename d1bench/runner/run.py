@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import os
 import random
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -22,9 +23,9 @@ from d1bench.runner.engine import (
 )
 from d1bench.runner.metadata import describe_plans, run_metadata
 from d1bench.runner.options import DEFAULT_DURATION, DEFAULT_RATE, ReplayOptions
-from d1bench.runner.prepare import finish, prepare
+from d1bench.runner.prepare import calibration_draws, finish, prepare
 from d1bench.runner.recorder import Progress, full_rows, rows_to_table
-from d1bench.runner.schedule import Schedule, arrivals
+from d1bench.runner.schedule import SWITCH_INTERVAL_S, Schedule, arrivals
 from d1bench.targets.base import Connection, Target
 from d1bench.trace import Trace, check_output_path, write_trace
 
@@ -240,8 +241,9 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
             if not use_async:
                 conns.extend(target.connect() for _ in range(n_workers - 1))
             workers_conns = conns
-        meta["estimate"] = prepare(run_target, [] if use_async else workers_conns, wl, samples,
-                                   estimate=opts.estimate, corpus=meta.get("corpus"))
+        meta["estimate"], analyses = prepare(run_target, [] if use_async else workers_conns, wl, samples,
+                                   estimate=opts.estimate, corpus=meta.get("corpus"),
+                                   calibration=calibration_draws(bound, opts.seed))
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
                       warmup_units=opts.warmup_requests,
                       chain_bookmarks=target.supports_sessions
@@ -257,7 +259,7 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
                                  else max(1.0, 0.1 * span))
         rows, interrupted, elapsed_ns = _run(target, workers_conns, ctl, n_workers, use_async,
                                              opts.progress, drop_after=drop_after)
-        finish(workers_conns, meta["estimate"], progress=opts.progress)
+        finish(workers_conns, meta["estimate"], progress=opts.progress, store=analyses)
     finally:
         for conn in conns:
             conn.close()
@@ -347,6 +349,8 @@ def _run(target: Target, conns: list[Connection], ctl: Control, n_workers: int, 
     gc_enabled = gc.isenabled()
     gc.freeze()
     gc.disable()
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
     try:
         try:
             for t in threads:
@@ -367,6 +371,7 @@ def _run(target: Target, conns: list[Connection], ctl: Control, n_workers: int, 
     finally:
         end = time.perf_counter_ns()
         ctl.halt()
+        sys.setswitchinterval(switch_interval)
         if gc_enabled:
             gc.enable()
         gc.unfreeze()

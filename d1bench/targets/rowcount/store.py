@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = ["AnalysisStore"]
 
-_FORMAT = 1
+_FORMAT = 2  # 2: the counting verdict joined the analysis
 
 
 class AnalysisStore:
