@@ -34,13 +34,6 @@ LAYERS: dict[str, int] = {
     "__main__": 12,
 }
 
-#: Circles left on purpose, each with the reason; the test fails once one is gone,
-#: so that the entry is removed with it.
-KNOWN_CIRCLES: dict[frozenset[str], str] = {
-    frozenset({"d1bench.targets.rowcount.facts", "d1bench.targets.rowcount.flow"}):
-        "row counting: the data facts and the flow model still import each other; to be cut",
-}
-
 MAX_LINES = 500
 
 
@@ -166,10 +159,8 @@ def test_no_import_circle(graph: dict[str, list[Arrow]]) -> None:
     edges = {m: {a.target for a in arrows if a.target in modules} for m, arrows in graph.items()}
     # the package's own __init__ exports lazily and is imported for __version__ only
     edges.pop("d1bench", None)
-    circles = set(_circles(edges))
-    assert circles - set(KNOWN_CIRCLES) == set(), "import circles: " + "; ".join(
-        " <-> ".join(sorted(c)) for c in circles - set(KNOWN_CIRCLES))
-    assert set(KNOWN_CIRCLES) <= circles, "a known circle is gone: remove it from KNOWN_CIRCLES"
+    circles = _circles(edges)
+    assert circles == [], "import circles: " + "; ".join(" <-> ".join(sorted(c)) for c in circles)
 
 
 def test_no_private_name_from_another_package(graph: dict[str, list[Arrow]]) -> None:

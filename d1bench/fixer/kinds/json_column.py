@@ -65,8 +65,8 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
         aliases = table_aliases(select)
         table = aliases.get(col.table) if col.table else ctx.catalog.column_table(
             col.name, aliases.values())
-        td = ctx.catalog.table(table or "")
-        if td is None or td.kind != "table":
+        td = ctx.catalog.table(table) if table is not None else None
+        if table is None or td is None or td.kind != "table":
             return Skip(KIND, name, f"json_extract over {col.sql()}: not a column of a table")
         expr_sql = f"json_extract({col.name}, '{path_text}')"
         gen = column_name(col.name, path_text)

@@ -27,6 +27,7 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
         return None
     _template, parsed = found
     tree = parsed.tree
+    assert isinstance(tree, exp.Select)  # read_select returns SELECTs only
     offset = tree.args.get("offset")
     k_index = placeholder_index(offset.expression) if offset is not None else None
     if k_index is None:

@@ -14,17 +14,20 @@ more row (the rollup's), counted in the step.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from d1bench.fixer.model import Context, Rewrite, Skip, Trial
 from d1bench.fixer.sqlshape import read_select, table_aliases
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 KIND = "rollup"
 
 _AGGS = ("count", "sum", "avg")
 
 
-def _terms(tree: Any) -> tuple[Any, list[str], list[tuple[str, str, str | None]]] | None:
+def _terms(tree: Any) -> tuple[exp.Column, list[str], list[tuple[str, str, str | None]]] | None:
     """(the date column, the other group columns, outputs as (kind, alias, column)) or None."""
     from sqlglot import exp
 
@@ -32,7 +35,8 @@ def _terms(tree: Any) -> tuple[Any, list[str], list[tuple[str, str, str | None]]
     group = tree.args.get("group")
     if group is None:
         return None
-    day_col, plain = None, []
+    day_col: exp.Column | None = None
+    plain: list[str] = []
     for term in group.expressions:
         if isinstance(term, exp.Column) and not term.table and term.name in aliases:
             term = aliases[term.name]
@@ -49,7 +53,7 @@ def _terms(tree: Any) -> tuple[Any, list[str], list[tuple[str, str, str | None]]
             return None
     if day_col is None:
         return None
-    outputs = []
+    outputs: list[tuple[str, str, str | None]] = []
     for e in tree.expressions:
         alias = e.alias_or_name
         node = e.this if isinstance(e, exp.Alias) else e
@@ -59,8 +63,8 @@ def _terms(tree: Any) -> tuple[Any, list[str], list[tuple[str, str, str | None]]
             if isinstance(node, exp.Count) and node.args.get("distinct"):
                 return None
             outputs.append((type(node).__name__.lower(), alias, node.this.name))
-        elif isinstance(node, (exp.Date, exp.TsOrDsToDate, exp.Anonymous)) and node.find(
-                exp.Column) is not None and node.find(exp.Column).name == day_col.name:
+        elif isinstance(node, (exp.Date, exp.TsOrDsToDate, exp.Anonymous)) and (
+                col := node.find(exp.Column)) is not None and col.name == day_col.name:
             outputs.append(("day", alias, None))
         elif isinstance(node, exp.Column) and node.name in plain:
             outputs.append(("group", alias, node.name))

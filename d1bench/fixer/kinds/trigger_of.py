@@ -50,6 +50,8 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
     if not read or not others:
         return Skip(KIND, name, "the trigger reads every column of its table: OF would not narrow it")
     new_sql = narrowed(sql, read)
+    if new_sql is None:
+        return None
     ddl = f"DROP TRIGGER IF EXISTS {m.group('name')};\n{new_sql.rstrip().rstrip(';')};"
     probe_col = others[0]
     key = " AND ".join(f"{k} = ?" for k in rowid)

@@ -182,13 +182,15 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
             f"    DELETE FROM {buckets} WHERE id = old.{key};\n    {insert}\nEND;")]
     from sqlglot import exp
 
-    distance = exp.maybe_parse(
+    distance: exp.Expression = exp.maybe_parse(
         f"(SELECT SUM(POW(a.value - json_extract(:p{vec}, '$[' || a.key || ']'), 2)) FROM "
         f"json_each({alias}.{column}) AS a WHERE a.value IS NOT NULL)", dialect="sqlite")
     item.this.replace(distance)
     cand = (f"{alias}.{key} IN (SELECT DISTINCT vb.id FROM ({bucket_sql(f':p{vec}', planes)}) AS qb "
             f"JOIN {buckets} AS vb ON vb.tbl = qb.tbl AND vb.bucket = qb.bucket)")
-    tree = parsed.tree.where(exp.condition(cand, dialect="sqlite"), dialect="sqlite")
+    select = parsed.tree
+    assert isinstance(select, exp.Select)  # read_select returns SELECTs only
+    tree = select.where(exp.condition(cand, dialect="sqlite"), dialect="sqlite")
     sql = to_sql(tree)
 
     def trial(params: tuple, _conn: Any) -> Trial:

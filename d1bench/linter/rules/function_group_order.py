@@ -9,15 +9,19 @@ template whose plan builds a temporary b-tree for that clause is flagged.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from d1bench.linter.context import Finding, LintContext
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 __all__ = ["RULE", "check", "functions_in"]
 
 RULE = "function_in_group_or_order"
 
 
-def functions_in(tree: object) -> list[tuple[str, str]]:
+def functions_in(tree: exp.Expression) -> list[tuple[str, str]]:
     """``(clause, expression)`` for every GROUP BY / ORDER BY term that is a function over a column.
 
     Terms naming a select-list alias are read through it (``GROUP BY day`` where
@@ -29,7 +33,7 @@ def functions_in(tree: object) -> list[tuple[str, str]]:
     """
     from sqlglot import exp
 
-    out = []
+    out: list[tuple[str, str]] = []
     for select in tree.find_all(exp.Select):
         aliases = {e.alias: e.this for e in select.expressions if isinstance(e, exp.Alias)}
         group = select.args.get("group")

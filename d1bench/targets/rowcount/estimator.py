@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from d1bench.targets.rowcount.flow import FlowModel, build_flow_model
+from d1bench.targets.rowcount.flow import build_flow_model
+from d1bench.targets.rowcount.model import FlowModel
 from d1bench.targets.rowcount.program import Program, json_length, value_of
 from d1bench.targets.rowcount.solve import System, in_row_space
 

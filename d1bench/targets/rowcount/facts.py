@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from d1bench.targets.rowcount.flow import Builder, Form
+from d1bench.targets.rowcount.model import Builder, Form
 from d1bench.targets.rowcount.program import (
     COMPARES,
     LOOP_OPEN,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import nnls
 
-from d1bench.targets.rowcount.flow import FlowModel
+from d1bench.targets.rowcount.model import FlowModel
 
 __all__ = ["W_FACT", "W_OBSERVED", "W_RIDGE", "W_SAMPLE", "System"]
 
