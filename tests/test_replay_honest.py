@@ -356,3 +356,36 @@ def test_a_snapshot_holds_what_a_write_ahead_log_holds(tmp_path: Path) -> None:
         assert _file_hash(snap.path) == _file_hash(rollback)
     finally:
         snap.remove()
+
+
+def test_a_worker_sleeps_precisely_and_the_switch_interval_is_restored(small_corpus: Path) -> None:
+    """Timer slack 1 ns in the calling thread (Linux); the GIL switch interval back after a run."""
+    import ctypes
+    import sys
+    import threading
+
+    from d1bench.runner.schedule import SWITCH_INTERVAL_S, precise_timers
+
+    if not sys.platform.startswith("linux"):
+        assert precise_timers() is False
+        return
+    prctl = ctypes.CDLL(None).prctl
+    seen: list[int] = []
+
+    def worker() -> None:
+        before = prctl(30, 0, 0, 0, 0)  # PR_GET_TIMERSLACK
+        assert precise_timers()
+        seen.extend([before, prctl(30, 0, 0, 0, 0)])
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen[0] > 1 and seen[1] == 1  # the default (50 µs) was lowered, in that thread only
+    assert prctl(30, 0, 0, 0, 0) > 1
+
+    interval = sys.getswitchinterval()
+    assert SWITCH_INTERVAL_S < interval
+    trace = replay(load_workload("medical").reads_only(), f"sqlite:{small_corpus}", rate=200,
+                   requests=20, seed=0, progress=False)
+    assert trace.requests["error_class"].isna().all()
+    assert sys.getswitchinterval() == interval
