@@ -112,6 +112,26 @@ def _stamp(path: Path) -> dict[str, Any]:
     return {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _derived(corpus: Path, index_set: str, folder: Path,
+             suffix: str = "") -> tuple[Path, Path, dict[str, Any]]:
+    """Where a file made from ``corpus`` under ``index_set`` is kept, its stamp file, and
+    what the stamp must say for it to be current."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(index_set).stem)
+    target = folder / f"{corpus.stem}+{safe}{suffix}"
+    want = {"corpus": _stamp(corpus), "index_set": str(index_set), "d1bench": __version__}
+    return target, target.with_name(target.name + ".json"), want
+
+
+def _current(target: Path, stamp_file: Path, want: Mapping[str, Any]) -> bool:
+    """Whether ``target`` is there and its stamp says it was made from ``want``."""
+    if not target.exists() or not stamp_file.is_file():
+        return False
+    try:
+        return bool(json.loads(stamp_file.read_text()) == want)
+    except ValueError:
+        return False
+
+
 def indexed_copy(corpus: str | os.PathLike[str], index_set: str) -> Path:
     """A copy of ``corpus`` with ``index_set`` applied, kept beside the other generated files.
 
@@ -123,17 +143,10 @@ def indexed_copy(corpus: str | os.PathLike[str], index_set: str) -> Path:
         return corpus
     from d1bench import apply_index_set
 
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(index_set).stem)
-    target = generated_dir() / f"{corpus.stem}+{safe}.sqlite"
-    stamp_file = target.with_name(target.name + ".json")
-    want = {"corpus": _stamp(corpus), "index_set": str(index_set), "d1bench": __version__}
+    target, stamp_file, want = _derived(corpus, index_set, generated_dir(), ".sqlite")
     with _locked(target):
-        if target.is_file() and stamp_file.is_file():
-            try:
-                if json.loads(stamp_file.read_text()) == want:
-                    return target
-            except ValueError:
-                pass
+        if _current(target, stamp_file, want):
+            return target
         with atomic_path(target, force=True) as tmp:
             shutil.copyfile(corpus, tmp)
             apply_index_set(tmp, index_set)
@@ -222,17 +235,10 @@ def local_d1_copy(corpus: str | os.PathLike[str], index_set: str = "none", *,
     from d1bench import LocalD1, upload
 
     corpus = Path(corpus)
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(index_set).stem)
-    target = generated_dir() / "d1-local" / f"{corpus.stem}+{safe}"
-    stamp_file = target.with_name(target.name + ".json")
-    want = {"corpus": _stamp(corpus), "index_set": str(index_set), "d1bench": __version__}
+    target, stamp_file, want = _derived(corpus, index_set, generated_dir() / "d1-local")
     with _locked(target):
-        if target.is_dir() and stamp_file.is_file():
-            try:
-                if json.loads(stamp_file.read_text()) == want:
-                    return target
-            except ValueError:
-                pass
+        if _current(target, stamp_file, want):
+            return target
         source = indexed_copy(corpus, index_set)
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:

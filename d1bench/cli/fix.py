@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from d1bench.cli._args import add_db, add_workload
+
 __all__ = ["register", "run_fix"]
 
 
@@ -22,9 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "why. --migrations writes the schema parts as wrangler's NNNN_d1bench_fix.sql. The "
         "database itself is only read.",
     )
-    p.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus to fix")
-    p.add_argument("--workload", required=True, metavar="W",
-                   help="workload file, or a shipped workload's name (medical)")
+    add_db(p, "SQLite corpus to fix")
+    add_workload(p)
     p.add_argument("--verify", action="store_true",
                    help="apply every step together on one more copy and check each rewrite again")
     p.add_argument("--migrations", metavar="DIR",

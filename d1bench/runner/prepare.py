@@ -1,4 +1,5 @@
-"""Before the clock starts and after it stops: the SQLite target's statement analyses and estimates.
+"""Before the clock starts and after it stops: the statement analyses and estimates of a target
+that works rows read out itself (the SQLite target).
 
 A target that estimates rows itself (``defers_estimates``) has its workers'
 connections switched to the deferred mode, and every template's SQL analysed
@@ -11,45 +12,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from d1bench.targets.base import Target
+from d1bench.targets.base import Connection, Params, Target
 
 if TYPE_CHECKING:
-    from d1bench.targets.sqlite import SQLiteTarget
+    from d1bench.workload.model import BoundWorkload, Workload
 
-__all__ = ["analysis_store", "calibration_draws", "finish", "prepare"]
-
-
-def analysis_store(target: Any, corpus: Mapping[str, Any] | None) -> Any | None:
-    """The analysis cache for ``target``'s database, keyed by its content digest and schema.
-
-    ``None`` when the corpus has no content digest (then every run analyses).
-    """
-    digest = (corpus or {}).get("digest")
-    if not digest or (corpus or {}).get("digest_of") != "content":
-        return None
-    import hashlib
-
-    import apsw
-
-    from d1bench import __version__
-    from d1bench._paths import cache_dir
-    from d1bench.targets.rowcount.store import AnalysisStore
-
-    db = apsw.Connection(str(target.path), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        schema = db.execute("SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema "
-                            "ORDER BY type, name").fetchall()
-    finally:
-        db.close()
-    return AnalysisStore(cache_dir(), {
-        "corpus": digest, "schema": hashlib.sha256(repr(schema).encode()).hexdigest(),
-        "sqlite": apsw.sqlite_lib_version(), "d1bench": __version__,
-        "foreign_keys": target.foreign_keys, "counters": target.counters})
+__all__ = ["calibration_draws", "finish", "prepare"]
 
 
-def calibration_draws(bound: Any, seed: int) -> dict[str, list[Any]]:
+def calibration_draws(bound: BoundWorkload, seed: int) -> dict[str, list[Params]]:
     """Parameter sets per template to calibrate its counting on, drawn as a run draws them.
 
     From a generator of their own, so the run's units are the same with or
@@ -62,64 +35,45 @@ def calibration_draws(bound: Any, seed: int) -> dict[str, list[Any]]:
             for name in bound.workload.templates}
 
 
-def prepare(target: Target, conns: Sequence[Any], workload: Any, samples: Mapping[str, Any], *,
-            estimate: bool, corpus: Mapping[str, Any] | None,
-            calibration: Mapping[str, Sequence[Any]] | None = None
-            ) -> tuple[dict[str, Any], Any | None]:
-    """Defer estimates on ``conns`` and analyse every template on each.
+def prepare(target: Target, conns: Sequence[Connection], workload: Workload,
+            samples: Mapping[str, Params], *, estimate: bool,
+            corpus: Mapping[str, Any] | None,
+            calibration: Mapping[str, Sequence[Params]] | None = None) -> dict[str, Any]:
+    """Defer estimates on ``conns`` and analyse every template on each; returns what the trace says.
 
     ``calibration`` (template -> parameter sets, :func:`calibration_draws`)
-    also calibrates each template's counting, once for all ``conns``, so that
-    the run collects counters only for templates whose estimate uses them.
-    Returns what the trace says, and the analysis cache (for :func:`finish`).
+    also calibrates each template's counting, so that the run collects
+    counters only for templates whose estimate uses them.
     """
     # Both abilities are declared by the target protocol: ask it, do not probe.
     if not target.defers_estimates:
         exact = target.exact_rows_read
         return {"rows": "reported by the database" if exact else "not measured",
-                "estimated": False}, None
-    # Only the SQLite target defers its estimates (it declares so); its own knobs follow.
-    sqlite = cast("SQLiteTarget", target)
-    estimating = estimate and sqlite.estimate_rows
-    start = time.perf_counter()
-    store = analysis_store(sqlite, corpus) if estimating else None
-    before = sqlite.analyses
-    for conn in conns:
-        conn.defer_estimates(estimate=estimating)
-        for template in workload.templates.values():
-            params = samples.get(template.name)
-            if params is None:
-                params = (None,) * len(getattr(template, "params", ()))
-            draws = (calibration or {}).get(template.name, ()) if estimating else ()
-            conn.prepare(template.sql, params, store, draws)
-    verdicts = {t.name: sqlite.verdicts.get(t.sql) for t in workload.templates.values()}
-    return {
-        "rows": "estimated after the run" if estimating else "not estimated (--no-estimate)",
-        "estimated": estimating,
-        "analysed": sqlite.analyses - before,
-        "from_cache": store.hits if store is not None else 0,
-        # Whose executions collect SQLite's counters on the timed path, and whose do not.
-        "counted": sorted(name for name, v in verdicts.items() if v),
-        "uncounted": sorted(name for name, v in verdicts.items() if v is False),
-        "prepare_s": round(time.perf_counter() - start, 4),
-    }, store
+                "estimated": False}
+    # A template met only inside sessions has no sample: NULLs give the same plan.
+    statements = [(t.sql, samples.get(t.name) or (None,) * len(t.params))
+                  for t in workload.templates.values()]
+    by_sql = {t.sql: t.name for t in workload.templates.values()}
+    draws = {t.sql: (calibration or {}).get(t.name, ()) for t in workload.templates.values()}
+    info = target.prepare_estimates(conns, statements, estimate=estimate, corpus=corpus,
+                                    calibration=draws)
+    for key in ("counted", "uncounted"):
+        if key in info:
+            info[key] = sorted(by_sql.get(sql, sql) for sql in info[key])
+    return info
 
 
-def finish(conns: Sequence[Any], info: dict[str, Any], *, progress: bool = False,
-           store: Any | None = None) -> None:
+def finish(conns: Sequence[Connection], info: dict[str, Any], *, progress: bool = False) -> None:
     """Work out the pending estimates of every connection (the run is over).
 
     A progress bar when there are many; Ctrl-C stops the estimating (the
     executions not reached keep null rows read, and ``info`` says so) but
-    not the writing of the trace.  With ``store``, the analyses of the
-    connection that estimated most are stored again, with the systems their
-    estimates solved (so the next run on the corpus need not solve them).
+    not the writing of the trace.
     """
     if not info.get("estimated"):
         return
     start = time.perf_counter()
-    counts = [conn.pending_estimates for conn in conns]
-    total = sum(counts)
+    total = sum(conn.pending_estimates for conn in conns)
     bar = None
     if progress and total > 5_000:
         from tqdm import tqdm
@@ -134,7 +88,5 @@ def finish(conns: Sequence[Any], info: dict[str, Any], *, progress: bool = False
     finally:
         if bar is not None:
             bar.close()
-    if store is not None and total and not info.get("estimates_interrupted"):
-        conns[counts.index(max(counts))].save_analyses(store)
     info["estimates"] = done
     info["estimate_s"] = round(time.perf_counter() - start, 4)

@@ -30,6 +30,7 @@ from d1bench.targets.base import Connection, Target
 from d1bench.trace import Trace, check_output_path, write_trace
 
 if TYPE_CHECKING:
+    from d1bench.runner.snapshot import Snapshot
     from d1bench.workload.loader import WorkloadSource
     from d1bench.workload.model import BoundWorkload, Workload
 
@@ -215,7 +216,7 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
         target.health()  # auth, database, schema: fail before drawing anything
         conns.append(target.connect())
         if target.defers_estimates:
-            conns[0].defer_estimates(estimate=False)  # type: ignore[attr-defined]  # binding the samplers needs no rows read
+            conns[0].defer_estimates(estimate=False)  # binding the samplers needs no rows read
         wl, bound = _resolve_workload(workload, bind_conn or conns[0], opts.seed)
         target.check_writes(wl, opts.allow_writes)
         plan = Schedule(bound.draw, random.Random(opts.seed))
@@ -241,13 +242,12 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
             if not use_async:
                 conns.extend(target.connect() for _ in range(n_workers - 1))
             workers_conns = conns
-        meta["estimate"], analyses = prepare(run_target, [] if use_async else workers_conns, wl, samples,
+        meta["estimate"] = prepare(run_target, [] if use_async else workers_conns, wl, samples,
                                    estimate=opts.estimate, corpus=meta.get("corpus"),
                                    calibration=calibration_draws(bound, opts.seed))
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
                       warmup_units=opts.warmup_requests,
-                      chain_bookmarks=target.supports_sessions
-                      and getattr(target, "session", "none") != "none")
+                      chain_bookmarks=target.supports_sessions and target.session != "none")
         if not open_loop:
             ctl.measured_limit = opts.requests
             if opts.duration is not None:
@@ -259,7 +259,7 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
                                  else max(1.0, 0.1 * span))
         rows, interrupted, elapsed_ns = _run(target, workers_conns, ctl, n_workers, use_async,
                                              opts.progress, drop_after=drop_after)
-        finish(workers_conns, meta["estimate"], progress=opts.progress, store=analyses)
+        finish(workers_conns, meta["estimate"], progress=opts.progress)
     finally:
         for conn in conns:
             conn.close()
@@ -278,29 +278,33 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
     return trace
 
 
-def _database_for_run(target: Any, workload: Any, in_place: bool) -> tuple[Any, Any]:
+def _database_for_run(target: Target, workload: Workload,
+                      in_place: bool) -> tuple[Target, Snapshot | None]:
     """The SQLite target the workers use, and the snapshot behind it (if any).
 
     A workload that may write runs on a snapshot of the file; one that only
     reads opens it read-only (so a write-protected file or folder replays
-    fine).  ``in_place`` uses the target as it is; non-SQLite targets always are.
+    fine).  ``in_place`` uses the target as it is; targets that are not a local
+    file (``local_file``) always are.
     """
-    if in_place or getattr(target, "kind", None) != "sqlite" or not hasattr(target, "sibling"):
+    path = target.corpus_path()
+    if in_place or not target.local_file or path is None:
         return target, None
     if not any(t.is_write for t in workload.templates.values()):
         return target.sibling(readonly=True), None
     from d1bench.runner.snapshot import make_snapshot
 
-    snapshot = make_snapshot(target.path)
+    snapshot = make_snapshot(path)
     return target.sibling(snapshot.path), snapshot
 
 
-def _database_meta(snapshot: Any, in_place: bool, run_target: Any) -> dict[str, Any]:
+def _database_meta(snapshot: Snapshot | None, in_place: bool,
+                   run_target: Target) -> dict[str, Any]:
     """What the trace says about the database the workers ran on."""
     if snapshot is not None:
         return {"on": "snapshot", "method": snapshot.method,
                 "snapshot_s": round(snapshot.seconds, 4)}
-    if getattr(run_target, "kind", None) != "sqlite":
+    if not run_target.local_file:
         return {"on": "target"}
     return {"on": "original, in place" if in_place else "original, read-only"}
 

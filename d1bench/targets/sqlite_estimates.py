@@ -56,6 +56,8 @@ class EstimatesMixin:
     #: Deferred mode: (meta, statement, counters, nested events, rows returned, changes,
     #: params, rows if the estimate reads them), in execution order; None when synchronous.
     _pending: list[tuple] | None
+    #: The analysis cache :meth:`prepare` used: analyses are stored again after a run.
+    _store: AnalysisStore | None = None
 
     # Provided by the connection: its analysis of a SQL text.
     def _analyse(self, sql: str, params: Params) -> Statement:
@@ -144,6 +146,8 @@ class EstimatesMixin:
                                                    nrows, changes, params, rows)
             set_rows_read(meta, rows_read)
             set_rows_written(meta, rows_written)
+        if self._store is not None:
+            self.save_analyses(self._store)
         return len(pending)
 
     def prepare(self, sql: str, params: Params = (), store: AnalysisStore | None = None,
@@ -158,6 +162,8 @@ class EstimatesMixin:
         verdict is shared by the target's connections and stored with the
         analysis.  ``False`` when the statement cannot even be prepared.
         """
+        if store is not None:
+            self._store = store
         st = self._statements.get(sql)
         found = store.load(sql) if st is None and store is not None else None
         verdicts = self.target.verdicts

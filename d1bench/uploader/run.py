@@ -30,26 +30,25 @@ the target's ``max(rowid)`` per table says exactly where an interrupted upload
 stopped (for a WITHOUT ROWID table, its row count in key order); the next run
 continues from there (``INSERT OR IGNORE`` guards against anything sent twice).
 
-An FTS index (the medical corpus's ``papers_fts``, say):
-``INSERT INTO papers_fts(papers_fts) VALUES('rebuild')`` indexes every paper
-in one statement, and D1 bills it as one row written; but
-it must finish within D1's 30 s per statement.  It took 1.3 s for 20,000
-papers on a local D1 here (about 65 us a paper), so somewhere near 400,000
-papers it would not, and the seed's million papers need about a minute.  Up
-to ``fts_rebuild_max`` papers (default 50,000, a wide margin) the upload
-rebuilds; beyond, it empties the index (``'delete-all'``) and refills it with
-``INSERT INTO papers_fts(rowid, ...) SELECT ... FROM papers WHERE id > lo AND
-id <= hi`` in ranges sized to take about ``fts_seconds`` each, which works at
-any size and is billed one row written per paper.  Rows are loaded with the
-triggers absent (indexing row by row is much slower), and the triggers are
-created only once the indexes are whole: their presence marks a finished
-upload, so an interrupted run rebuilds the indexes from the start.
+An FTS index (the medical corpus's ``papers_fts``, say) is filled from its
+content table in statements that each stay well within D1's 30 s per
+statement (:mod:`d1bench.uploader.fts`).  Rows are loaded with the triggers
+absent (indexing row by row is much slower), and the triggers are created
+only once the indexes are whole: their presence marks a finished upload, so
+an interrupted run rebuilds the indexes from the start.
+
+A local D1 that this process runs can take the rows and the FTS index
+straight into its SQLite file instead, with every CREATE, index, trigger,
+view and ANALYZE still run by D1 (:mod:`d1bench.uploader.offline`, which
+says why the result is the same): by default when there are at least
+``OFFLINE_MIN_ROWS`` rows to copy, never for remote D1.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +56,15 @@ import pandas as pd
 
 from d1bench.errors import D1benchError, UsageError
 from d1bench.targets.base import Connection, Result, Target
+from d1bench.uploader.fts import fill_fts
 from d1bench.uploader.packing import StatementPacker, Table, quote
 from d1bench.uploader.source import FtsTable, SourceSchema, read_source_schema
 
-__all__ = ["UploadError", "upload"]
+__all__ = ["OFFLINE_MIN_ROWS", "UploadError", "upload"]
+
+#: Fewest rows to copy for which ``offline=None`` writes a local D1's file directly:
+#: below it, statements take seconds and the server's restart is not worth it.
+OFFLINE_MIN_ROWS = 100_000
 
 _SCHEMA = "(schema)"  # summary rows that are steps, not tables
 _CHECKS = "(checks)"
@@ -83,7 +87,8 @@ class UploadError(D1benchError):
 def upload(db_path: str | Path, target: Target | str, *, batch_rows: int | None = None,
            progress: bool = True, resume: bool = True, max_statements: int = 50,
            max_request_bytes: int = 1_000_000, fts_seconds: float = 2.0,
-           fts_rebuild_max: int = 50_000, on_batch: BatchHook | None = None) -> pd.DataFrame:
+           fts_rebuild_max: int = 50_000, on_batch: BatchHook | None = None,
+           offline: bool | None = None) -> pd.DataFrame:
     """Copy the corpus at ``db_path`` into ``target``; return one row per table.
 
     Args:
@@ -101,14 +106,23 @@ def upload(db_path: str | Path, target: Target | str, *, batch_rows: int | None 
         fts_rebuild_max: most papers indexed by one 'rebuild' statement; more
             are indexed in id ranges.
         fts_seconds: aimed duration of one id range's request.
-        on_batch: called as ``on_batch(table, n)`` after the n-th request of a
-            table committed (for progress reporting, and to test interruptions).
+        on_batch: called as ``on_batch(table, n)`` after the n-th request (or
+            chunk) of a table committed (for progress reporting, and to test
+            interruptions).
+        offline: write the rows and FTS index straight into the database file
+            of a local D1 this process runs (:mod:`d1bench.uploader.offline`);
+            ``None``: when the target allows it and at least
+            :data:`OFFLINE_MIN_ROWS` rows are to be copied.  ``True`` on a
+            target that does not allow it (remote D1) is refused.
 
     Returns:
         A DataFrame indexed by table: ``rows_source``, ``rows_uploaded`` (rows
         this run inserted), ``rows_target`` (counted at the end), ``rows_read``
         and ``rows_written`` (what D1 billed for this run; ``<NA>`` if the
-        target does not say), ``seconds``, ``ok``.  More rows: one per FTS5
+        target does not say, or for rows written offline), ``seconds``,
+        ``max_statement_s`` (the longest statement, request or offline chunk
+        of the step), ``ok``.  ``frame.attrs["path"]`` is ``"offline"`` or
+        ``"statements"``.  More rows: one per FTS5
         table over external content (rows indexed), ``(schema)`` (DDL,
         secondary indexes, ANALYZE) and ``(checks)`` (resume and count queries).
 
@@ -124,7 +138,8 @@ def upload(db_path: str | Path, target: Target | str, *, batch_rows: int | None 
             return upload(db_path, opened, batch_rows=batch_rows, progress=progress,
                           resume=resume, max_statements=max_statements,
                           max_request_bytes=max_request_bytes, fts_seconds=fts_seconds,
-                          fts_rebuild_max=fts_rebuild_max, on_batch=on_batch)
+                          fts_rebuild_max=fts_rebuild_max, on_batch=on_batch,
+                          offline=offline)
     if batch_rows is not None and batch_rows < 1:
         raise UsageError(f"batch_rows={batch_rows}: must be at least 1")
     source = _open_source(Path(db_path))
@@ -132,12 +147,24 @@ def upload(db_path: str | Path, target: Target | str, *, batch_rows: int | None 
         schema = read_source_schema(source, Path(db_path))
         conn = _writer(target)
         try:
-            return _Upload(source, schema, conn, batch_rows, progress, resume, max_statements,
-                           max_request_bytes, fts_seconds, fts_rebuild_max, on_batch).run()
+            job = _Upload(source, schema, conn, batch_rows, progress, resume, max_statements,
+                          max_request_bytes, fts_seconds, fts_rebuild_max, on_batch)
+            return job.run(_offline_file(target, offline), Path(db_path), auto=offline is None)
         finally:
             conn.close()
     finally:
         source.close()
+
+
+def _offline_file(target: Target, offline: bool | None) -> Any:
+    """The target's file context when the upload may write it directly, else None."""
+    if offline is False:
+        return None
+    context = target.offline_file()
+    if context is None and offline:
+        raise UsageError(f"{target.url}: rows can be written directly only into a local D1 "
+                         "this process runs; upload with offline=False (statements)")
+    return context
 
 
 def _writer(target: Target) -> Connection:
@@ -167,6 +194,7 @@ class _Step:
         self.rows_read: int | None = None
         self.rows_written: int | None = None
         self.seconds = 0.0
+        self.slowest = 0.0
 
     def bill(self, results: Sequence[Result]) -> None:
         for result in results:
@@ -188,13 +216,16 @@ class _Upload:
         self.fts_seconds, self.fts_rebuild_max = fts_seconds, fts_rebuild_max
         self.on_batch = on_batch
         self.steps: dict[str, _Step] = {}
+        self.path = "statements"
 
     def _run(self, step: str, sql: str, params: Sequence[Any] = ()) -> Result:
         started = time.perf_counter()
         result = self.conn.execute(sql, params)
         record = self.steps.setdefault(step, _Step())
         record.bill([result])
-        record.seconds += time.perf_counter() - started
+        took = time.perf_counter() - started
+        record.seconds += took
+        record.slowest = max(record.slowest, took)
         return result
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -215,7 +246,9 @@ class _Upload:
         return self.source.execute(f"SELECT count(*) FROM {name} WHERE rowid > ?",
                                    (done,)).fetchall()[0][0]
 
-    def run(self) -> pd.DataFrame:
+    def run(self, offline: Any, source_path: Path, *, auto: bool = False) -> pd.DataFrame:
+        """Upload; ``offline`` is the target's file context (None: statements only),
+        used only for :data:`OFFLINE_MIN_ROWS` rows or more when ``auto``."""
         from tqdm.auto import tqdm
 
         from d1bench.progress import tqdm_disable
@@ -240,19 +273,23 @@ class _Upload:
             # row (slow) or write rows the copy brings anyway.
             for name in present:
                 self._run(_SCHEMA, f"DROP TRIGGER IF EXISTS {quote(name)}")
+        fts_todo = [] if finished else [f for f in self.schema.fts if f.content is not None]
+        if offline is not None and auto and sum(todo.values()) < OFFLINE_MIN_ROWS:
+            offline = None
+        self.path = "statements" if offline is None else "offline"
         with tqdm(total=sum(todo.values()), unit="rows", disable=tqdm_disable(self.progress),
                   desc="upload", dynamic_ncols=True) as bar:
-            for table in self.tables:
-                step = self.steps.setdefault(table.name, _Step())
-                started = time.perf_counter()
-                bar.set_description(table.name)
-                if todo[table.name]:
-                    self._copy(table, done[table.name], step, bar)
-                step.seconds = time.perf_counter() - started
-        if not finished:
-            for fts in self.schema.fts:
-                if fts.content is not None:
-                    self._build_fts(fts, self.steps.setdefault(fts.name, _Step()))
+            if offline is None:
+                self._load(todo, done, fts_todo, bar, None)
+            else:
+                from d1bench.uploader.offline import OfflineLoad
+
+                with offline as path:
+                    load = OfflineLoad(path, source_path)
+                    try:
+                        self._load(todo, done, fts_todo, bar, load)
+                    finally:
+                        load.close()
         # Secondary indexes after the rows: one sorted build instead of a b-tree
         # insert per row (D1 bills the same index entries either way).
         for statement in (*self.schema.triggers, *self.schema.indexes, *self.schema.views):
@@ -260,6 +297,44 @@ class _Upload:
         if self._source_analyzed():
             self._run(_SCHEMA, "ANALYZE")
         return self._verify()
+
+    def _load(self, todo: dict[str, int], done: dict[str, int], fts_todo: list[FtsTable],
+              bar: Any, load: Any) -> None:
+        """The rows, table by table, then the FTS indexes: by statements, or into the file."""
+        for table in self.tables:
+            step = self.steps.setdefault(table.name, _Step())
+            started = time.perf_counter()
+            bar.set_description(table.name)
+            if todo[table.name] and load is None:
+                self._copy(table, done[table.name], step, bar)
+            elif todo[table.name]:
+                load.check_parents(table)
+                chunks = 0
+
+                def chunk(rows: int, table: Table = table, step: _Step = step) -> None:
+                    nonlocal chunks
+                    chunks += 1
+                    step.inserted += rows
+                    bar.update(rows)
+                    if self.on_batch is not None:
+                        self.on_batch(table.name, chunks)
+
+                step.slowest = load.copy(table, done[table.name], chunk)
+            step.seconds = time.perf_counter() - started
+        for fts in fts_todo:
+            step = self.steps.setdefault(fts.name, _Step())
+            started = time.perf_counter()
+            key, content = quote(fts.content_rowid), quote(fts.content or "")
+            ids = [r[0] for r in self.source.execute(f"SELECT {key} FROM {content} ORDER BY 1")]
+            step.inserted = len(ids)
+            if load is None:
+                step.slowest = fill_fts(fts, ids, partial(self._run, fts.name),
+                                        rebuild_max=self.fts_rebuild_max,
+                                        seconds=self.fts_seconds)
+            else:
+                step.slowest = load.fill_fts(fts, ids, rebuild_max=self.fts_rebuild_max,
+                                             seconds=self.fts_seconds)
+            step.seconds = time.perf_counter() - started
 
     def _copy(self, table: Table, after: int, step: _Step, bar: Any) -> None:
         cols = ", ".join(quote(c) for c in table.columns)
@@ -278,6 +353,7 @@ class _Upload:
         def flush() -> None:
             nonlocal requests
             statements, rows = pack.take()
+            started = time.perf_counter()
             try:
                 results = _send(self.conn, statements)
             except D1benchError as exc:
@@ -288,6 +364,7 @@ class _Upload:
             counted = [c for c in changes if c is not None]
             step.inserted += sum(counted) if len(counted) == len(changes) else rows
             step.bill(results)
+            step.slowest = max(step.slowest, time.perf_counter() - started)
             requests += 1
             bar.update(rows)
             if self.on_batch is not None:
@@ -298,31 +375,6 @@ class _Upload:
                 flush()
         while pack.pending:
             flush()
-
-    def _build_fts(self, fts: FtsTable, step: _Step) -> None:
-        """Index every row of the content table: one 'rebuild' when small, else
-        refill in key ranges."""
-        name, key = quote(fts.name), quote(fts.content_rowid)
-        content = quote(fts.content or "")
-        ids = [row[0] for row in self.source.execute(f"SELECT {key} FROM {content} ORDER BY 1")]
-        step.inserted = len(ids)
-        if len(ids) <= self.fts_rebuild_max:
-            self._run(fts.name, f"INSERT INTO {name} ({name}) VALUES ('rebuild')")
-            return
-        cols = ", ".join(quote(c) for c in fts.columns)
-        fill = (f"INSERT INTO {name} (rowid, {cols}) SELECT {key}, {cols} FROM {content} "
-                f"WHERE {key} > {{lo}} AND {key} <= {{hi}}")
-        self._run(fts.name, f"INSERT INTO {name} ({name}) VALUES ('delete-all')")
-        chunk, i, lo = 500, 0, ids[0] - 1
-        while i < len(ids):
-            end = min(i + chunk, len(ids))
-            started = time.perf_counter()
-            self._run(fts.name, fill.format(lo=int(lo), hi=int(ids[end - 1])))
-            took = max(time.perf_counter() - started, 1e-3)
-            i, lo = end, ids[end - 1]
-            # Aim the next range at fts_seconds, growing or shrinking at most 4x.
-            factor = min(max(self.fts_seconds / took, 0.25), 4.0)
-            chunk = int(min(max(chunk * factor, 100), 50_000))
 
     def _source_analyzed(self) -> bool:
         found = self.source.execute(
@@ -342,12 +394,14 @@ class _Upload:
         frame = pd.DataFrame.from_records([
             {"table": name, "rows_source": source, "rows_uploaded": step.inserted,
              "rows_target": target, "rows_read": step.rows_read,
-             "rows_written": step.rows_written, "seconds": step.seconds, "ok": ok}
+             "rows_written": step.rows_written, "seconds": step.seconds,
+             "max_statement_s": step.slowest, "ok": ok}
             for name, source, target, ok in records
             for step in [self.steps.get(name, _Step())]
         ]).set_index("table")
-        frame = frame.astype({column: "Int64" for column in _COUNTS} | {"seconds": float,
-                                                                          "ok": bool})
+        frame = frame.astype({column: "Int64" for column in _COUNTS}
+                             | {"seconds": float, "max_statement_s": float, "ok": bool})
+        frame.attrs["path"] = self.path
         bad = frame[~frame["ok"]]
         if len(bad):
             detail = ", ".join(f"{name}: {int(r.rows_target)} of {int(r.rows_source)}"

@@ -38,13 +38,14 @@ import secrets
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
 from d1bench._paths import REPO_ROOT
 from d1bench.errors import D1benchError, UsageError
 from d1bench.targets._procgroup import StopFailed, alive, process_group, stop_group
-from d1bench.targets.d1.config import LOCAL_D1_OPTIONS
+from d1bench.targets.d1.config import HTTP_OPTIONS, LOCAL_D1_OPTIONS, LOCAL_WORKER_OPTIONS
 from d1bench.targets.d1.target import D1Target
 from d1bench.targets.d1.worker import SessionRequests
 from d1bench.targets.d1.worker_options import COMPATIBILITY_DATE, WorkerOptions
@@ -195,6 +196,7 @@ class LocalD1:
         self._proc: subprocess.Popen | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._logs: tuple[Path, Path] | None = None
+        self._started_with: tuple[str | Path | None, bool] = (None, False)
 
     # -- lifecycle
     def start(self, *, log_dir: str | Path | None = None, detached: bool = False) -> LocalD1:
@@ -207,10 +209,10 @@ class LocalD1:
             return self
         entry, node = _miniflare_entry(), node_binary()
         self.port = None
-        scratch = None
-        if self._temporary or log_dir is None:
+        self._started_with = (log_dir, detached)
+        if self._tmp is None and (self._temporary or log_dir is None):
             self._tmp = tempfile.TemporaryDirectory(prefix="d1bench-local-")
-            scratch = Path(self._tmp.name)
+        scratch = Path(self._tmp.name) if self._tmp is not None else None
         if scratch is not None and self._temporary:
             self.persist_dir = scratch / "persist"
         persist = self.persist_dir
@@ -279,6 +281,29 @@ class LocalD1:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop node and workerd (idempotent); remove the temporary directory if any."""
+        self._halt(timeout)
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[Path]:
+        """The database file, free to write directly: workerd stops meanwhile, then
+        starts again on the same port (clients keep their URL).  Own servers only."""
+        if self._proc is None or not self.owned:
+            raise LocalD1Error("only a local D1 this process started can be paused")
+        port, requested = self.port, self.requested_port
+        self._halt(10.0)
+        try:
+            yield self.sqlite_path
+        finally:
+            self.requested_port = port
+            try:
+                self.start(log_dir=self._started_with[0], detached=self._started_with[1])
+            finally:
+                self.requested_port = requested
+
+    def _halt(self, timeout: float) -> None:
         atexit.unregister(self.stop)
         proc, self._proc = self._proc, None
         if proc is not None and self.owned:
@@ -289,9 +314,6 @@ class LocalD1:
                 stop_group(proc.pid, proc, timeout)
             except StopFailed as exc:
                 raise LocalD1Error(str(exc)) from None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
 
     def _release(self) -> None:
         """Forget a detached server without stopping it (it outlives this process)."""
@@ -421,7 +443,7 @@ class LocalD1Target(SessionRequests, D1Target):
 
     kind = "d1-local"
     exact_rows_read = True
-    cli_options = LOCAL_D1_OPTIONS
+    cli_options = LOCAL_D1_OPTIONS | HTTP_OPTIONS | LOCAL_WORKER_OPTIONS
 
     def __init__(self, persist_dir: str | Path | None = None, *, local: LocalD1 | None = None,
                  session: str | None = None, worker: WorkerOptions | None = None,
@@ -461,6 +483,12 @@ class LocalD1Target(SessionRequests, D1Target):
                     worker_cache_invalidate=self.local.worker.invalidate,
                     worker_cache_check=self.local.worker.check)
         return info
+
+    def offline_file(self) -> contextlib.AbstractContextManager[Path] | None:
+        """The file, server paused (:meth:`LocalD1.paused`): only for a server of this process
+        (others may use a detached one), without a Worker cache (it could answer from before)."""
+        ours = self.local.owned and self.local.running and self.local.worker.cache is None
+        return self.local.paused() if ours else None
 
     def close(self) -> None:
         """Close the HTTP pool; stop the local D1 if this target started it."""
