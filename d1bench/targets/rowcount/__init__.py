@@ -14,7 +14,9 @@ workerd bills rows with a patch to SQLite's VDBE (from libSQL; workerd's
   (``DeferredSeek``), ``Found``/``NoConflict`` probes, ``IdxGT`` range checks
   and FTS5's reads of its own shadow tables (separate statements) do not.
 * rows written: +1 per ``Insert`` and ``IdxInsert`` on a real (not
-  temporary) b-tree -- so each index adds one per inserted row --, +1 per
+  temporary) b-tree -- so each index adds one per inserted row; a WITHOUT
+  ROWID row is its ``IdxInsert``, the no-op ``Insert`` before it is not
+  billed --, +1 per
   ``Delete`` that counts as a change (index entries removed are not billed),
   +1 per ``VUpdate`` (an FTS5 write).
 
