@@ -70,6 +70,8 @@ def test_offline_upload_is_the_same_database_for_replay(schema: str, small_corpu
         with LocalD1(tmp_path / way) as d1, d1.target(allow_writes=True) as target:
             frame = upload(db, target, progress=False, offline=way == "offline")
             assert frame.attrs["path"] == way and frame["ok"].all()
+            # offline, the source's own index (its segment layout) is what D1 then reads
+            assert set(frame.attrs["fts"].values()) == {"copy" if way == "offline" else "fill"}
             conn = target.connect()
             for fts in [n for n in frame.index if n.endswith("_fts")]:
                 conn.execute(f"INSERT INTO {fts} ({fts}, rank) VALUES ('integrity-check', 1)")
@@ -197,4 +199,5 @@ def test_cli_upload_offline(tmp_path: Path, small_corpus: Path,
                  "--offline"]) == 0
     out = capsys.readouterr().out
     assert "papers" in out and "offline" in out
+    assert "FTS index papers_fts: copy" in out
     assert os.path.getsize(copy) == os.path.getsize(small_corpus)
