@@ -24,8 +24,15 @@ A template whose first execution takes longer than ``--slow-s`` seconds on
 both targets is skipped, and listed under ``skipped`` in the JSON (and then
 ``ok`` is false: a skipped template is not shown to be within the goal).
 
+The same comparison runs on the fixture schemas nobody tuned for
+(``--schema shop``, ``saas`` or ``events``, the last two generated at
+``--scale``), and with the advisor's index set built on the corpus first
+(``--advised``: the set ``d1bench advise`` proposes for the workload, so that
+the estimate is checked on the partial indexes, composites and write costs the
+advisor's predictions are held against).
+
 Run: ``python benchmarks/rows_read_fidelity.py [--db CORPUS] [--papers 10000]
-[--draws 20] [--seed 0]``.  Without ``--db`` the corpus is generated in a
+[--draws 20] [--seed 0] [--schema medical|shop|saas|events] [--scale 1] [--advised]``.  Without ``--db`` the corpus is generated in a
 temporary folder; with ``--db`` an existing corpus is reused (and a missing one
 generated there).  A readable table goes to stderr; stdout gets ONE JSON line.
 """
@@ -113,22 +120,19 @@ def compare(template: Any, draws: list[tuple[Any, ...]], local: Any, d1: Any,
         c.same_plan = local_plan == d1_plan
     # The SQLite side estimates as a replay does: deferred, worked out after the executions
     # (``finish_estimates``), which gives what the synchronous path would have given.
-    if hasattr(local, "defer_estimates"):
-        local.defer_estimates()
+    local.defer_estimates()
     pairs = []
     for i, params in enumerate(draws):
         mine, t_local = _timed(local, template.sql, params)
         theirs, t_d1 = _timed(d1, template.sql, params)
         if i == 0 and t_local > slow_s and t_d1 > slow_s:
-            if hasattr(local, "defer_estimates"):
-                local.defer_estimates(False)
+            local.defer_estimates(False)
             return None, (f"one execution took {t_local:.1f} s on SQLite and {t_d1:.1f} s on "
                           f"local D1 (over --slow-s {slow_s:g})")
         c.seconds_sqlite += t_local
         c.seconds_d1 += t_d1
         pairs.append((mine, theirs))
-    if hasattr(local, "defer_estimates"):
-        local.defer_estimates(False)  # finishes the pending estimates first
+    local.defer_estimates(False)  # finishes the pending estimates first
     for mine, theirs in pairs:
         if mine.meta.rows_read is None or (c.kind == "write" and mine.meta.rows_written is None):
             c.missing_estimates += 1
@@ -153,6 +157,11 @@ def compare(template: Any, draws: list[tuple[Any, ...]], local: Any, d1: Any,
 def _corpus(args: argparse.Namespace, scratch: Path) -> Path:
     from d1bench import generate_corpus
 
+    if args.schema != "medical":
+        from advisor_vs_expert import _schema_db
+
+        db, _workload = _schema_db(args.schema, scratch, args.scale, args.seed)
+        return db
     if args.db is not None and args.db.exists():
         return args.db
     path = args.db if args.db is not None else scratch / f"corpus-{args.papers}.sqlite"
@@ -162,14 +171,40 @@ def _corpus(args: argparse.Namespace, scratch: Path) -> Path:
     return path
 
 
-def _paper_count(path: Path) -> int:
+def _paper_count(path: Path) -> int | None:
     import apsw
 
     db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
         return int(db.execute("SELECT count(*) FROM papers").fetchall()[0][0])
+    except apsw.SQLError:
+        return None  # not the medical schema
     finally:
         db.close()
+
+
+def _workload(args: argparse.Namespace) -> Any:
+    from d1bench import load_workload
+
+    if args.schema == "medical":
+        return load_workload("medical")
+    from advisor_vs_expert import ROOT
+
+    base = ROOT / "tests" / "fixtures"
+    path = base / "advice" / "shop" if args.schema == "shop" else base / "schemas" / args.schema
+    return load_workload(path / "workload.toml")
+
+
+def _with_advice(db: Path, workload: Any, scratch: Path, seed: int) -> tuple[Path, list[str]]:
+    """A copy of ``db`` with the advisor's index set built, and the indexes' descriptions."""
+    from d1bench.advisor import advise
+    from d1bench.advisor.verify import apply_sql, copy_corpus
+
+    advice = advise(db, workload, seed=seed)
+    built = copy_corpus(db, scratch / "advised.sqlite")
+    apply_sql(built, advice.migration_sql)
+    return built, [f"{t}({', '.join(c)})" + (f" WHERE {w}" if w else "") for t, c, w in
+                   zip(advice.indexes["table"], advice.indexes["columns"], advice.indexes["where"])]
 
 
 def _print_table(rows: list[Comparison], skipped: dict[str, str],
@@ -207,7 +242,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build or reuse the corpus, upload it to a fresh local D1, compare every template."""
     from tqdm import tqdm
 
-    from d1bench import load_workload
     from d1bench.targets import open_target
     from d1bench.targets.d1.local import LocalD1
     from d1bench.uploader import upload
@@ -217,7 +251,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         scratch = Path(tmp)
         db = _corpus(args, scratch)
         papers = _paper_count(db)
-        workload = load_workload("medical")
+        workload = _workload(args)
+        advised: list[str] | None = None
+        if args.advised:
+            db, advised = _with_advice(db, workload, scratch, args.seed)
         rows: list[Comparison] = []
         skipped: dict[str, str] = {}
         errors: dict[str, str] = {}
@@ -267,7 +304,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     missing = sum(c.missing_estimates for c in rows)
     return {
         "benchmark": "rows_read_fidelity",
+        "schema": args.schema,
+        "scale": args.scale if args.schema in ("saas", "events") else None,
         "papers": papers,
+        "advised_indexes": advised,
         "draws_per_template": args.draws,
         "seed": args.seed,
         "templates": templates,
@@ -311,6 +351,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="executions per template, same values on both targets (default 20)")
     parser.add_argument("--seed", type=int, default=0,
                         help="corpus seed, binding seed and parameter draws (default 0)")
+    parser.add_argument("--schema", choices=("medical", "shop", "saas", "events"),
+                        default="medical", help="the schema and its workload (default medical)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="scale of a generated fixture schema (saas, events; default 1)")
+    parser.add_argument("--advised", action="store_true",
+                        help="build the advisor's index set on the corpus first")
     parser.add_argument("--slow-s", type=float, default=15.0,
                         help="skip (and report) a template whose first execution takes longer "
                              "than this on both targets (default 15 s)")

@@ -30,7 +30,7 @@ from d1bench.errors import UsageError
 from d1bench.trace import Trace, metadata_differences
 
 __all__ = ["ALL", "FAIL_ON", "PERCENTILES", "compare", "intervals", "mann_whitney",
-           "parse_fail_on", "regressions", "summarize"]
+           "parse_fail_on", "percentile_support", "regressions", "summarize"]
 
 #: The label of the row that covers every template.
 ALL = "ALL"
@@ -169,6 +169,29 @@ def summarize(trace: Trace | pd.DataFrame, *, include_warmup: bool = False,
     out["usd_per_month"] = _bill(out, 1.0 if at_rate is None else at_rate / units_per_s, plan)
     out.attrs.update(plan=plan, at_rate=at_rate, units_per_s=units_per_s)
     return out[_COLUMNS].reset_index(drop=True)
+
+
+def percentile_support(summary: pd.DataFrame,
+                       percentiles: Sequence[str] = ("p50", "p95", "p99")) -> pd.DataFrame:
+    """A :func:`summarize` table's percentiles as text, each with the runs behind it.
+
+    One row per template: ``n`` (successful runs) and, for each percentile,
+    ``"12.30 (n=600)"`` when it has the runs :func:`d1bench.claims.runs_needed`
+    asks for, ``"12.30? (n=40 < 500)"`` when it has fewer (then it is close to
+    the slowest runs seen, not a percentile), empty when nothing ran.
+    """
+    from d1bench.claims import runs_needed
+
+    quantiles = dict(PERCENTILES)
+    n = (summary["count"] - summary["errors"] - summary["dropped"]).astype(int)
+    out = pd.DataFrame({"template": summary["template"], "n": n})
+    for name in percentiles:
+        need = runs_needed(quantiles[name])
+        out[name] = [
+            "" if not _present(v) else f"{v:,.2f} (n={k})" if k >= need
+            else f"{v:,.2f}? (n={k} < {need})"
+            for v, k in zip(summary[f"{name}_ms"], n)]
+    return out
 
 
 def _bill(out: pd.DataFrame, scale: float, plan: str) -> pd.Series:

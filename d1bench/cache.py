@@ -52,6 +52,7 @@ __all__ = [
     "local_d1_copy",
     "replay_local_d1",
     "replay_sqlite",
+    "topup",
     "trace_path",
 ]
 
@@ -112,6 +113,26 @@ def _stamp(path: Path) -> dict[str, Any]:
     return {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _derived(corpus: Path, index_set: str, folder: Path,
+             suffix: str = "") -> tuple[Path, Path, dict[str, Any]]:
+    """Where a file made from ``corpus`` under ``index_set`` is kept, its stamp file, and
+    what the stamp must say for it to be current."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(index_set).stem)
+    target = folder / f"{corpus.stem}+{safe}{suffix}"
+    want = {"corpus": _stamp(corpus), "index_set": str(index_set), "d1bench": __version__}
+    return target, target.with_name(target.name + ".json"), want
+
+
+def _current(target: Path, stamp_file: Path, want: Mapping[str, Any]) -> bool:
+    """Whether ``target`` is there and its stamp says it was made from ``want``."""
+    if not target.exists() or not stamp_file.is_file():
+        return False
+    try:
+        return bool(json.loads(stamp_file.read_text()) == want)
+    except ValueError:
+        return False
+
+
 def indexed_copy(corpus: str | os.PathLike[str], index_set: str) -> Path:
     """A copy of ``corpus`` with ``index_set`` applied, kept beside the other generated files.
 
@@ -123,17 +144,10 @@ def indexed_copy(corpus: str | os.PathLike[str], index_set: str) -> Path:
         return corpus
     from d1bench import apply_index_set
 
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(index_set).stem)
-    target = generated_dir() / f"{corpus.stem}+{safe}.sqlite"
-    stamp_file = target.with_name(target.name + ".json")
-    want = {"corpus": _stamp(corpus), "index_set": str(index_set), "d1bench": __version__}
+    target, stamp_file, want = _derived(corpus, index_set, generated_dir(), ".sqlite")
     with _locked(target):
-        if target.is_file() and stamp_file.is_file():
-            try:
-                if json.loads(stamp_file.read_text()) == want:
-                    return target
-            except ValueError:
-                pass
+        if _current(target, stamp_file, want):
+            return target
         with atomic_path(target, force=True) as tmp:
             shutil.copyfile(corpus, tmp)
             apply_index_set(tmp, index_set)
@@ -179,8 +193,8 @@ def cached_trace(name: str, params: Mapping[str, Any], run: Callable[[Path], Any
 
 def replay_sqlite(corpus: str | os.PathLike[str], *, workload: Any = "medical",
                   index_set: str = "none", rate: float | None = None,
-                  concurrency: int | None = None, duration: float = 3.0, warmup: float = 0.5,
-                  seed: int = 0, name: str = "sqlite", refresh: bool = False,
+                  concurrency: int | None = None, duration: float | None = 3.0,
+                  warmup: float = 0.5, seed: int = 0, name: str = "sqlite", refresh: bool = False,
                   **options: Any) -> Any:
     """A replay of ``workload`` on a local SQLite copy of ``corpus`` under ``index_set``, cached.
 
@@ -222,17 +236,10 @@ def local_d1_copy(corpus: str | os.PathLike[str], index_set: str = "none", *,
     from d1bench import LocalD1, upload
 
     corpus = Path(corpus)
-    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(index_set).stem)
-    target = generated_dir() / "d1-local" / f"{corpus.stem}+{safe}"
-    stamp_file = target.with_name(target.name + ".json")
-    want = {"corpus": _stamp(corpus), "index_set": str(index_set), "d1bench": __version__}
+    target, stamp_file, want = _derived(corpus, index_set, generated_dir() / "d1-local")
     with _locked(target):
-        if target.is_dir() and stamp_file.is_file():
-            try:
-                if json.loads(stamp_file.read_text()) == want:
-                    return target
-            except ValueError:
-                pass
+        if _current(target, stamp_file, want):
+            return target
         source = indexed_copy(corpus, index_set)
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
@@ -295,6 +302,23 @@ def replay_local_d1(corpus: str | os.PathLike[str], *, workload: Any = "medical"
     return cached_trace(name, params, run, corpus=corpus, refresh=refresh)
 
 
+def topup(min_executions: int | None, caps: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The replay options of a notebook's ``min_executions`` and ``topup_caps`` parameters.
+
+    Nothing when ``min_executions`` is ``None`` (a run bound by time alone),
+    so a trace cached without a top-up is found again.
+
+    >>> topup(None), topup(20), topup(20, {"semantic_search": 3})
+    ({}, {'min_executions': 20}, {'min_executions': 20, 'topup_caps': {'semantic_search': 3}})
+    """
+    if min_executions is None:
+        return {}
+    out: dict[str, Any] = {"min_executions": int(min_executions)}
+    if caps:
+        out["topup_caps"] = {str(k): int(v) for k, v in caps.items()}
+    return out
+
+
 def capacity(trace: Any) -> float:
     """Units (queries or sessions) a second a replay completed, warm-up and failures left out.
 
@@ -334,6 +358,13 @@ def default_rate(corpus: str | os.PathLike[str], *, workload: Any = "medical",
     """
     closed = replay_sqlite(corpus, workload=workload, index_set="none", concurrency=workers,
                            duration=duration, warmup=warmup, seed=seed, name="closed")
+    if capacity(closed) <= 0:
+        # At a million papers without indexes one unit can outlast the whole run (a brute-force
+        # search takes minutes), and units begun in warm-up do not count: measure a few units
+        # to completion instead, however long they take.
+        closed = replay_sqlite(corpus, workload=workload, index_set="none", concurrency=workers,
+                               duration=None, warmup=0.0, seed=seed, name="closed-units",
+                               requests=4 * workers)
     rate = float(f"{fraction * capacity(closed):.2g}")
     if rate <= 0:
         raise RuntimeError("the closed-loop replay completed nothing: cannot choose a rate")

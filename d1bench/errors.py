@@ -56,6 +56,9 @@ class TargetError(D1benchError):
         self.attempts = attempts
         self.status = status
         self.code = code
+        #: When the request was retried: each attempt's error class, and the waits between.
+        self.attempt_errors: list[str] = []
+        self.backoff_s: list[float] = []
 
     def __str__(self) -> str:
         return f"[{self.error_class}] {self.message}"

@@ -8,10 +8,26 @@ prints at most a plain line now and then (see the replay's progress line).
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from typing import TextIO
 
-__all__ = ["is_terminal", "tqdm_disable"]
+__all__ = ["is_terminal", "quiet_logger", "tqdm_disable"]
+
+
+@contextlib.contextmanager
+def quiet_logger(name: str, level: int = logging.CRITICAL) -> Iterator[None]:
+    """Keep a library's log lines below ``level`` off the terminal for the ``with`` block,
+    where d1bench reports what happened itself (in one line, or by handling the case)."""
+    logger = logging.getLogger(name)
+    old = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(old)
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:

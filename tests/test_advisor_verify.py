@@ -114,3 +114,39 @@ def test_verify_medical_on_small_corpus(small_corpus: Path) -> None:
     assert not any(v.loc[~v["plan_changed"] & ~v.index.isin(["record_reading",
                                                               "bump_citation_count"]), "worse"])
     assert v.attrs["rows_read_per_unit_after"] < v.attrs["rows_read_per_unit_before"]
+
+
+@pytest.mark.slow
+def test_verify_rules_hold_on_saas(saas_db: Path) -> None:
+    """The verify rules on a schema besides medical and shop: each template is replayed until
+    its mean rows read is known within 5% (or the cap is reached), rows written are shown
+    before and after, and a template is called slower only when the difference is
+    significant and larger than the minimum effect, never when its plan and rows held."""
+    from schemas import workload_path
+
+    from d1bench.advisor.verify import MIN_EFFECT, WORSE_LATENCY
+
+    before = saas_db.read_bytes()
+    cap = 900
+    advice = advise(saas_db, workload_path("saas"), verify=True, verify_requests=60,
+                    verify_max_requests=cap)
+    v = advice.verification.set_index("template")
+    assert 60 <= v.attrs["requests_replayed"] <= cap
+    if v.attrs["requests_replayed"] < cap:  # it stopped before the cap: every mean is known
+        for name, row in v.iterrows():
+            assert row["rows_read_rse_after"] <= TARGET_RSE, (name, row["rows_read_rse_after"])
+    # saas's writes are measured on both copies; an index on a written table adds its entry
+    written = v[v["rows_written_after"] > 0]
+    assert not written.empty
+    assert (written["rows_written_after"] >= written["rows_written_before"]).all()
+    for name, row in v.iterrows():
+        if row["latency_change"] == "slower":
+            assert row["p_value"] < WORSE_LATENCY and row["latency_effect"] > MIN_EFFECT, name
+        elif row["latency_change"].startswith("under the minimum effect"):
+            assert row["p_value"] < WORSE_LATENCY and abs(row["latency_effect"]) <= MIN_EFFECT
+        held = (not row["plan_changed"] and row["rows_read_after"] == row["rows_read_before"]
+                and row["rows_written_after"] == row["rows_written_before"])
+        if held:
+            assert row["latency_change"] == "unchanged plan" and not row["worse"], name
+    assert (v["latency_change"] == "unchanged plan").any()
+    assert saas_db.read_bytes() == before  # built and replayed on copies only

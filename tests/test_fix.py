@@ -6,15 +6,28 @@ fixture schemas (deterministic: seed 0, scale 1) and to the small medical corpus
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import apsw
 import pytest
 from schemas import workload_path
 
 from d1bench.fixer import fix
+
+FIXTURES = Path(__file__).parent / "fixtures"
+#: Every step of each schema's plan (indexes=False, samples=3): its target, the equivalence
+#: check's result, rows read and written per execution before and after, and the rows its
+#: triggers add to the workload's writes per unit.  Kinds with no instance on a schema:
+#: medical has no OFFSET, LIKE, json_extract filter, unfiltered COUNT, date rollup or
+#: un-narrowed update trigger (its FTS trigger already says OF); saas, events and shop keep
+#: no vectors (vector_lsh is medical's only); events' N+1 has a per-row LIMIT (refused) and
+#: no FTS index; saas's trigger_of saves nothing in its workload (no update of comments:
+#: measured on local D1 in test_fix_d1.py instead); shop has none of these shapes at all.
+GOLDEN = json.loads((FIXTURES / "fix" / "golden.json").read_text(encoding="utf-8"))
 
 # Each plan replays a workload's templates on scratch copies: tens of seconds in all.
 pytestmark = pytest.mark.slow
@@ -203,7 +216,8 @@ def test_migration_written_once_and_every_step_runs_after_it(events_db, events_p
     (migrations / "0001_init.sql").write_text("SELECT 1;\n")
     from d1bench.fixer.plan import _write_migration
 
-    path = _write_migration(migrations, events_plan.migration_sql, False)
+    path, filled = _write_migration(migrations, events_plan.migration_sql, False)
+    assert filled is None  # events has no step with a backfill
     assert path.name == "0002_d1bench_fix.sql"
     from d1bench.errors import UsageError
 
@@ -220,3 +234,94 @@ def test_cli_help_and_bad_database(tmp_path):
                          check=False, capture_output=True, text=True)
     assert bad.returncode == 2
     assert "nope.sqlite" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("schema", sorted(GOLDEN))
+def test_golden_steps_equivalence_and_rows_read_and_written(schema, request):
+    plan = request.getfixturevalue(f"{schema}_plan")
+    golden = GOLDEN[schema]
+    assert sorted(plan.steps["kind"]) == sorted(golden), plan.rejected
+    for kind, want in golden.items():
+        row = _step(plan, kind)
+        got = {"target": row["target"], "exact": bool(row["exact"]),
+               "equivalent": int(row["equivalent"]), "trials": int(row["trials"]),
+               "recall": round(float(row["recall"]), 4),
+               "rows_read": [round(float(row["rows_read_before"]), 4),
+                             round(float(row["rows_read_after"]), 4)],
+               "rows_written": [round(float(row["rows_written_before"]), 4),
+                                round(float(row["rows_written_after"]), 4)],
+               "rows_written_added": round(float(row["rows_written_added"]), 6)}
+        for k, v in want.items():
+            assert got[k] == (pytest.approx(v, rel=1e-3) if k.startswith(("rows", "recall"))
+                              else v), (schema, kind, k)
+        if want["exact"]:
+            assert got["equivalent"] == got["trials"] > 0, (schema, kind)
+
+
+def test_shop_has_no_rewrite_to_propose(tmp_path):
+    base = FIXTURES / "advice" / "shop"
+    db = tmp_path / "shop.sqlite"
+    conn = apsw.Connection(str(db))
+    conn.execute((base / "schema.sql").read_text(encoding="utf-8"))
+    conn.close()
+    plan = fix(db, base / "workload.toml", indexes=False, samples=2)
+    assert plan.steps.empty and plan.rejected.empty
+    assert plan.backfill_sql == "" and "CREATE" not in plan.migration_sql
+
+
+def test_vector_backfill_for_d1_gives_the_buckets_of_the_scratch_fill(small_corpus, tmp_path):
+    """The statements the user sends to D1 and the numpy fill of the scratch copies agree,
+    each statement within D1's statement length, none inside the migration."""
+    from d1bench.advisor.preparation import as_workload as _load
+    from d1bench.advisor.preparation import open_corpus
+    from d1bench.advisor.verify import apply_sql, copy_corpus
+    from d1bench.fixer.kinds import vector
+    from d1bench.fixer.measure import sample_params
+    from d1bench.fixer.model import Context
+    from d1bench.sql.catalog import read_catalog
+
+    wl = _load("medical")
+    conn = open_corpus(small_corpus)
+    try:
+        rw = vector.propose("semantic_search", Context(
+            read_catalog(conn), conn, wl, {}, sample_params(wl, small_corpus, 0, 2), {}))
+    finally:
+        conn.close()
+    statements = [s for s in rw.backfill_sql.splitlines() if s.strip()]
+    assert len(statements) == len(range(0, 2001, vector.BACKFILL_ROWS))  # ids 1..2000, from 0
+    assert all(s.startswith("INSERT OR IGNORE INTO papers_embedding_vector_buckets")
+               and len(s.encode()) < 100_000 for s in statements)
+    assert "INSERT OR IGNORE INTO papers_embedding_vector_buckets" not in rw.ddl
+    from d1bench.sql.limits import D1_LIMITS
+
+    chunk, migration = "", []
+    for line in rw.ddl.splitlines(keepends=True):
+        chunk += line
+        if apsw.complete(chunk):
+            migration.append(chunk)
+            chunk = ""
+    assert not chunk.strip() and len(migration) >= 6  # tables, planes, index, three triggers
+    assert all(len(s.encode()) <= D1_LIMITS.sql_bytes for s in migration)
+    buckets = []
+    for how in ("sql", "fill"):
+        db = copy_corpus(small_corpus, tmp_path / f"{how}.sqlite")
+        apply_sql(db, rw.ddl)
+        c = apsw.Connection(str(db))
+        if how == "sql":
+            for s in statements:
+                c.execute(s)
+        else:
+            rw.backfill(c)
+        buckets.append(list(c.execute(
+            "SELECT tbl, bucket, id FROM papers_embedding_vector_buckets ORDER BY 1, 2, 3")))
+        c.close()
+    assert buckets[0] == buckets[1] and len(buckets[0]) > 2000
+
+
+def test_fix_verify_checks_every_rewrite_again_with_all_steps_applied(events_db, events_plan):
+    """fix --verify on a schema besides medical: the four steps' DDL together (two of them
+    triggers on events), and every rewrite still gives the same rows on its samples."""
+    plan = fix(events_db, workload_path("events"), indexes=False, samples=3, verify=True)
+    assert plan.summary["verified"] is True
+    assert list(plan.steps["kind"]) == list(events_plan.steps["kind"])
+    assert events_plan.summary["verified"] is None  # not asked: not claimed

@@ -132,3 +132,27 @@ def test_compare_production_says_where_replay_and_production_part(saas_db: Path,
     assert main(["compare-production", str(trace), "--insights", str(insights)]) == 0
     shown = capsys.readouterr().out
     assert "select_users_by_tenant_id: data size" in shown and "prod rows read" in shown
+
+
+def test_a_production_shape_that_returns_no_rows_gets_a_verdict(saas_db: Path,
+                                                                tmp_path: Path) -> None:
+    """queryEfficiency 0 (rows read, none returned) on a plan the replay serves by index."""
+    from d1bench import replay
+
+    db = tmp_path / "saas.sqlite"
+    shutil.copyfile(saas_db, db)
+    shapes = json.loads((INSIGHTS / "saas.json").read_text())
+    lookup = shapes[0]
+    assert "WHERE email = ?" in lookup["query"]
+    lookup.update(avgRowsRead=5000, totalRowsRead=5000 * lookup["numberOfTimesRun"],
+                  queryEfficiency=0.0)
+    insights = tmp_path / "insights.json"
+    insights.write_text(json.dumps(shapes))
+    made = from_insights(insights, db, tmp_path / "w.toml")
+    trace = tmp_path / "t.parquet"
+    replay(load_workload(made.path).reads_only(), f"sqlite:{db}", trace_path=trace,
+           concurrency=1, requests=200, progress=False)
+    row = compare_production(trace, insights).iloc[0]
+    assert row["production_efficiency"] == 0.0 and row["rows_read_ratio"] < 0.5
+    assert row["verdict"].startswith("a different plan: the replay uses an index")
+    assert "returns none of the rows it reads" in row["verdict"]

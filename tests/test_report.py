@@ -316,3 +316,25 @@ def test_a_cell_that_times_out_is_named_in_one_line(tmp_path: Path) -> None:
     assert json.loads((out / "01_quick.json").read_text())["status"] == "ok"
     assert (out / "02_slow.html").is_file() and (out / "01_quick.html").is_file()
     assert "1 of 2 notebooks failed" in (out / "index.html").read_text()
+
+
+def test_seed_table_gets_its_own_section_on_the_front_page():
+    import pandas as pd
+
+    from d1bench.report.index import SEED_TABLE_KEY, index_page
+
+    table = make_headline(SEED_TABLE_KEY, pd.DataFrame(
+        {"target": ["SQLite", "local D1"], "family": ["search", "search"], "claimed_ms": [45, 45],
+         "mean_ms": [3.25, 9.5], "verdict": ["faster than claimed", "faster than claimed"]}),
+        label="Seed 000's benchmark table").payload()
+    other = make_headline("other_table", pd.DataFrame({"a": [1]}), label="Another").payload()
+    sidecar = {"notebook": "05_local_vs_d1", "title": "Local vs D1", "status": "ok",
+               "headlines": [other, table]}
+    page = index_page([sidecar], generator="test")
+    assert '<section id="seed-table">' in page
+    section = page.split('<section id="seed-table">', 1)[1].split("</section>", 1)[0]
+    assert "local D1" in section and "9.5" in section and "Another" not in section
+    # Before the table of contents: the figure the seed leads with is read first.
+    assert page.index('id="seed-table"') < page.index("<nav>")
+    assert '<section id="seed-table">' not in index_page(
+        [dict(sidecar, headlines=[other])], generator="test")

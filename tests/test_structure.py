@@ -213,3 +213,93 @@ def test_d1_limits_are_defined_once() -> None:
              for n in (node.targets if isinstance(node, ast.Assign) else [node.target])
              if isinstance(n, ast.Name) and n.id in names]
     assert again == []
+
+
+# --- abilities are asked of the target protocol, not probed ------------------------------
+
+#: Where targets are driven: replay and the command line.
+DRIVERS = ("runner", "cli")
+#: The kinds' names and spec prefixes: comparing with one tells targets apart by string.
+KIND_NAMES = ("sqlite", "d1", "d1-local", "d1-worker")
+#: Names a driver gives a target or a connection (besides the ones typed as such).
+_TARGETISH = {"target", "targets", "run_target", "opened", "conn", "conns", "connection",
+              "session"}
+
+
+def _typed_as_target(function: ast.AST) -> set[str]:
+    """Names a function types as a target or connection, or binds to one it opens."""
+    names = set(_TARGETISH)
+    for node in ast.walk(function):
+        if isinstance(node, ast.arg) and node.annotation is not None:
+            if any(w in ast.unparse(node.annotation) for w in ("Target", "Connection")):
+                names.add(node.arg)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if any(w in ast.unparse(node.annotation) for w in ("Target", "Connection")):
+                names.add(node.target.id)
+        elif isinstance(node, ast.Assign | ast.withitem):
+            value = node.value if isinstance(node, ast.Assign) else node.context_expr
+            bound = node.targets if isinstance(node, ast.Assign) else [node.optional_vars]
+            call = ast.unparse(value) if isinstance(value, ast.Call) else ""
+            if any(f in call for f in ("open_target(", "target_class(", ".connect(", ".sibling(")):
+                names |= {b.id for b in bound if isinstance(b, ast.Name)}
+    return names
+
+
+def _is_kind_string(node: ast.AST) -> bool:
+    values = node.elts if isinstance(node, ast.Tuple | ast.List | ast.Set) else [node]
+    return any(isinstance(v, ast.Constant) and isinstance(v.value, str)
+               and (v.value in KIND_NAMES or v.value.startswith(("sqlite:", "d1:", "d1-")))
+               for v in values)
+
+
+def _is_probe(node: ast.AST, targetish: set[str]) -> bool:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        if node.func.id not in ("getattr", "hasattr") or not node.args:
+            return False
+        subject = node.args[0]
+        name = subject.id if isinstance(subject, ast.Name) else \
+            subject.attr if isinstance(subject, ast.Attribute) else ""
+        return name in targetish
+    if isinstance(node, ast.Compare):
+        return "kind" in ast.unparse(node.left) and any(map(_is_kind_string, node.comparators))
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr in ("startswith", "removeprefix", "partition") \
+            and bool(node.args) and _is_kind_string(node.args[0])
+    return False
+
+
+def _probes(source: str, where: str) -> list[str]:
+    """Every place ``source`` probes a target instead of asking its protocol:
+    ``getattr``/``hasattr`` on a target or connection, a ``kind`` compared with a kind's
+    name, a spec string told apart by its prefix."""
+    tree = ast.parse(source)
+    scopes = [tree, *(n for n in ast.walk(tree)
+                      if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))]
+    return sorted({f"{where}:{node.lineno} {ast.unparse(node)}" for scope in scopes
+                   for targetish in [_typed_as_target(scope)] for node in ast.walk(scope)
+                   if _is_probe(node, targetish)})
+
+
+def test_the_probe_finder_finds_probes() -> None:
+    source = '''
+def run(target: Target, spec: str, other) -> None:
+    if getattr(target, "supports_async", False): pass
+    opened = open_target(spec)
+    hasattr(opened, "sibling")
+    getattr(self.conn, "defer_estimates")
+    if target.kind == "sqlite" or other.kind in ("d1", "d1-local"): pass
+    if spec.startswith("d1-worker"): pass
+    getattr(args, "allow_writes")
+    if unit.kind == "query": pass
+    row.kind
+'''
+    lines = sorted({p.split(" ", 1)[0] for p in _probes(source, "x")})
+    assert lines == ["x:3", "x:5", "x:6", "x:7", "x:8"]
+
+
+def test_drivers_ask_the_target_protocol() -> None:
+    """Replay and the CLI ask what a target declares (``supports_async``, ``local_file``,
+    ``cli_options``...), never ``getattr``/``hasattr``, a kind's name or a spec's prefix."""
+    probes = [probe for package in DRIVERS for p in sorted((PACKAGE / package).rglob("*.py"))
+              for probe in _probes(p.read_text(), str(p.relative_to(PACKAGE.parent)))]
+    assert probes == []

@@ -1,4 +1,5 @@
-"""One contract, every target: the SQLite file, a real local D1 and the REST stand-in.
+"""One contract, every target: the SQLite file, a real local D1, the bench Worker that
+local D1 serves (``d1-worker:``, with its shared secret) and the REST stand-in.
 
 Each test runs on every target and on two schemas (medical and saas).  What a
 target cannot do is said once, on the test, by a ``notimpl`` marker naming the
@@ -30,10 +31,13 @@ from d1bench.sql.limits import MAX_PARAMS
 from d1bench.targets import target_class
 from d1bench.targets.base import Meta, PlanStep, Result, Target
 
-KINDS = ("sqlite", "d1-local", "rest")
+KINDS = ("sqlite", "d1-local", "rest", "d1-worker")
 SCHEMAS = ("medical", "saas")
 #: Each kind's spec, for ``target_class`` (the REST stand-in speaks D1's protocol).
-SPECS = {"sqlite": "sqlite:x.sqlite", "d1-local": "d1-local", "rest": "d1://account/database"}
+SPECS = {"sqlite": "sqlite:x.sqlite", "d1-local": "d1-local", "rest": "d1://account/database",
+         "d1-worker": "d1-worker:https://worker.example"}
+#: The kinds that are not a database file on this machine, and leave the estimate to D1.
+REMOTE = ["d1-local", "rest", "d1-worker"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -155,12 +159,18 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
         def reopen() -> Target:
             return SQLiteTarget(source, readonly=True)
-    elif kind == "d1-local":
+    elif kind in ("d1-local", "d1-worker"):
         local = request.getfixturevalue("local_d1_corpus" if schema == "medical"
                                         else "saas_local_d1")
+        if kind == "d1-local":
+            def reopen() -> Target:
+                return local.target()
+        else:
+            from d1bench.targets.d1.worker import WorkerTarget
 
-        def reopen() -> Target:
-            return local.target()
+            def reopen() -> Target:
+                # The local D1 serves the bench Worker's module; its token is the shared secret.
+                return WorkerTarget(local.origin, secret=local.token)
     else:
         from d1bench.targets.d1 import D1Target
 
@@ -288,6 +298,33 @@ def test_async_execute_matches_the_sync_one(case: Case) -> None:
     assert [tuple(r) for r in result.rows] == _truth(case.source, sql)[1]
 
 
+@notimpl(REMOTE, raises=NotImplementedError, ability="local_file")
+def test_a_local_file_opens_again_read_only_or_over_a_copy(case: Case, tmp_path: Path) -> None:
+    sql = _sample(case)
+    with case.target.sibling(readonly=True) as reader:
+        assert reader.corpus_path() == case.target.corpus_path() == case.source
+        assert reader.connect().execute(sql).rows == _truth(case.source, sql)[1]
+    copy = tmp_path / "copy.sqlite"
+    shutil.copyfile(case.source, copy)
+    with case.target.sibling(copy, readonly=False) as writer:
+        assert writer.corpus_path() == copy
+        writer.connect().execute(f"DELETE FROM {case.table}")
+    assert _truth(copy, f"SELECT count(*) FROM {case.table}")[1] == [(0,)]
+    assert _truth(case.source, f"SELECT count(*) FROM {case.table}")[1] != [(0,)]
+
+
+@notimpl(REMOTE, raises=NotImplementedError, ability="defers_estimates")
+def test_estimates_can_wait_until_after_the_run(case: Case) -> None:
+    sql = _sample(case)
+    conn = case.target.connect()
+    info = case.target.prepare_estimates([conn], [(sql, ())], estimate=True, corpus=None)
+    assert info["estimated"] is True and info["analysed"] == 1
+    result = conn.execute(sql)
+    assert result.meta.rows_read is None and conn.pending_estimates == 1
+    assert conn.finish_estimates() == 1 and conn.pending_estimates == 0
+    assert isinstance(result.meta.rows_read, int) and result.meta.rows_read >= len(result.rows)
+
+
 def test_close_releases_the_target_and_may_be_called_again(case: Case) -> None:
     with case.reopen() as target:
         assert target.describe()["target_kind"] == target.kind == target_class(
@@ -306,7 +343,8 @@ def test_gaps_are_the_declared_abilities() -> None:
     marks = [mark for test in vars(sys.modules[__name__]).values() if callable(test)
              for mark in getattr(test, "pytestmark", []) if mark.name == "notimpl"]
     assert {m.kwargs["ability"] for m in marks} == {"checks_d1_limits", "guards_writes",
-                                                    "supports_async"}
+                                                    "supports_async", "local_file",
+                                                    "defers_estimates"}
     for mark in marks:
         for kind in KINDS:
             declared = getattr(target_class(SPECS[kind]), mark.kwargs["ability"])

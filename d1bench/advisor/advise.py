@@ -164,7 +164,7 @@ def advise(db_path: str | os.PathLike[str], workload: WorkloadSource, *,
         more, _ = bind_params(wl, path, seed + 1, PRICING_SAMPLES - samples)
         priced = [Case(c.name, c.info, c.weight, [*c.params, *(more.get(c.name) or [])])
                   if params.get(c.name) else c for c in cases]
-        pricing = Evaluator(priced, whatif, model, catalog, write_weight)
+        pricing = Evaluator(priced, whatif, model, catalog, write_weight, memo=ev.memo)
     frames = build_frames(pricing, selection, candidates, base, stats, budget_bytes, min_gain)
     header = [(f"workload {wl.name}: {len(selection.added)} index(es) to create, "
                f"{len(selection.dropped)} to drop"),

@@ -11,7 +11,9 @@ clauses:
 * covering indexes (the keys above, then every other column the template
   needs), which save time on D1 though not rows read;
 * partial indexes for a selective constant predicate (``abstract IS NULL``,
-  ``stage = 'final'``): the same keys, a fraction of the entries;
+  ``stage = 'final'``): the same keys, a fraction of the entries; and, where a
+  key is an equality's (a foreign-key check's included) and most rows leave it
+  NULL, the same index ``WHERE key IS NOT NULL``, which every equality on it implies;
 * expression keys (``json_extract(col, '$.a')``, ``lower(col)``) where the
   predicate wraps a column in one.
 
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from d1bench.advisor.foreign import child_keys
+from d1bench.advisor.foreign import child_keys, not_null_where
 from d1bench.advisor.query import ALL_COLUMNS, ROWID, Pred, QueryInfo, Ref
 from d1bench.advisor.stats import Stats
 from d1bench.sql.catalog import Catalog, IndexDef, Key
@@ -60,6 +62,7 @@ class _Wants:
     group: list[str] = field(default_factory=list)
     needed: set[str] = field(default_factory=set)
     partial: list[tuple[str, str]] = field(default_factory=list)  # (key, predicate text)
+    eq_param: list[str] = field(default_factory=list)  # keys compared with a value (not NULL)
 
 
 def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
@@ -96,6 +99,9 @@ def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
             continue
         for fk in child_keys(catalog, info):
             add(fk.table, [(fk.column, False)], None, name, "foreign key")
+            if _mostly_null(stats, fk.table, fk.column):
+                add(fk.table, [(fk.column, False)], not_null_where(fk.column), name,
+                    "foreign key")
         for ref in info.refs:
             if ref.kind != "table":
                 continue
@@ -106,13 +112,19 @@ def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
                 add(table, [(k, False)], None, name, "single")
             if eq:
                 add(table, eq, None, name, "equality")
+                if wants.eq_param and wants.eq_param[0] == eq[0][0] \
+                        and _mostly_null(stats, table, eq[0][0]):
+                    add(table, eq + _directions(wants.order), not_null_where(eq[0][0]), name,
+                        "partial")
             for r in wants.range:
                 add(table, eq + [(r, False)], None, name, "range")
             order = _directions(wants.order)
+            alias = _rowid_alias(catalog, table) if eq else None
             if order:
-                add(table, eq + order, None, name, "order")
+                add(table, eq + _named_rowid(order, alias), None, name, "order")
             if wants.group:
-                add(table, eq + [(g, False) for g in wants.group], None, name, "group")
+                add(table, eq + _named_rowid([(g, False) for g in wants.group], alias), None,
+                    name, "group")
             if ALL_COLUMNS not in wants.needed:
                 for base in ([*eq, *order], [*eq, *[(r, False) for r in wants.range[:1]]]):
                     rest = sorted(c for c in wants.needed
@@ -124,6 +136,23 @@ def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
                 keys = rest_eq + (order or [(r, False) for r in wants.range[:1]]) or [(key, False)]
                 add(table, keys, predicate, name, "partial")
     return out
+
+
+def _rowid_alias(catalog: Catalog, table: str) -> str | None:
+    td = catalog.table(table)
+    return td.rowid_alias if td is not None and not td.without_rowid else None
+
+
+def _named_rowid(keys: list[tuple[str, bool]], alias: str | None) -> list[tuple[str, bool]]:
+    """Keys with the rowid spelt as its column, after an equality: ``(specialty, id)``.
+
+    An index on ``(specialty)`` alone gives the rowid order too, but beside a
+    composite ``(specialty, citation_count)`` it is prefix-redundant and goes;
+    naming the column keeps the order a ``GROUP BY p.id`` streams from.
+    """
+    if alias is None:
+        return keys
+    return [(alias, d) if k == ROWID else (k, d) for k, d in keys]
 
 
 def _directions(order: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
@@ -152,6 +181,8 @@ def _wants(info: QueryInfo, ref: Ref, catalog: Catalog, stats: Stats,
             continue
         if p.op in EQ_OPS and p.sargable or p.op == "eq" and p.value == "outer":
             eq.append(p.key)
+            if p.op in ("eq", "in") and p.value in ("param", "literal"):
+                w.eq_param.append(p.key)
             matched[p.key] = min(matched.get(p.key, 1.0), _matched(stats, ref.name, p, params))
         elif p.op in ("range",) or (p.op == "like" and p.sargable):
             w.range.append(p.key)
@@ -188,6 +219,12 @@ def _partial_text(p: Pred) -> str | None:
         return None
     text = render_predicate(where.this, strip_tables=True)
     return None if ":p" in text else text
+
+
+def _mostly_null(stats: Stats, table: str, key: str) -> bool:
+    """Do so few rows set ``key`` that an index of the set ones is worth proposing?"""
+    return stats.row_count(table) > 0 and \
+        1.0 - stats.null_fraction(table, key) <= PARTIAL_MAX_FRACTION
 
 
 def _fraction(stats: Stats, table: str, predicate: str) -> float:

@@ -3,7 +3,13 @@
 Glues the what-if planner to the cost model, per template, with two caches:
 whether an index can matter to a template at all (its table and keys), and the
 template's cost under the set of indexes that can.  A configuration change on
-one table therefore costs nothing for templates that never read it.
+one table therefore costs nothing for templates that never read it.  A third
+cache is keyed by the plan: most relevant sets leave a read's plan as it was
+(an index on a column it filters by, that SQLite does not pick), and a read's
+predicted usage depends only on its plan and the indexes the plan names, so
+the cost model walks each distinct plan of a template once.  Evaluators may
+share one memo of a read's usage per plan and parameter tuple: the advice is
+priced on more values than it was searched on, the first ones the same.
 """
 
 from __future__ import annotations
@@ -87,7 +93,8 @@ class Evaluator:
     """Costs of templates under configurations, cached."""
 
     def __init__(self, cases: Sequence[Case], whatif: WhatIf, model: CostModel,
-                 catalog: Catalog, write_weight: float) -> None:
+                 catalog: Catalog, write_weight: float,
+                 memo: dict[tuple, Prediction] | None = None) -> None:
         self.cases = {c.name: c for c in cases}
         self.whatif = whatif
         self.model = model
@@ -95,6 +102,10 @@ class Evaluator:
         self.write_weight = write_weight
         self._relevant: dict[tuple[str, str], bool] = {}
         self._costs: dict[tuple[str, frozenset], CaseCost] = {}
+        self._by_plan: dict[tuple[str, tuple[PlanStep, ...]], CaseCost] = {}
+        #: a read's usage per (template, plan, parameter tuple): pass it to another
+        #: Evaluator over the same templates, corpus and cost model to share it
+        self.memo: dict[tuple, Prediction] = {} if memo is None else memo
         self._by_table: dict[str, list[str]] = {}
         # the child tables a write's foreign-key checks read (no plan shows them)
         self._fk: dict[str, list[Any]] = {c.name: child_keys(catalog, c.info) for c in cases}
@@ -163,12 +174,31 @@ class Evaluator:
             except ValueError as exc:
                 result = CaseCost(0.0, 0.0, (), str(exc))
             else:
-                ests: list[Prediction] = [self.model.estimate(info, plan, named, indexes)
-                                        for named in case.named]
-                result = CaseCost(sum(e.rows_read for e in ests) / len(ests),
-                                  sum(e.rows_written for e in ests) / len(ests), plan)
+                # A write's usage also depends on every index of its table and on the
+                # ones its foreign-key checks seek on, which no plan names.
+                by_plan = (case.name, plan) if info.statement == "select" else None
+                hit = self._by_plan.get(by_plan) if by_plan is not None else None
+                if hit is not None:
+                    result = hit
+                else:
+                    ests = [self._estimate(case, plan, values, named, indexes, by_plan is not None)
+                            for values, named in zip(case.params, case.named, strict=True)]
+                    result = CaseCost(sum(e.rows_read for e in ests) / len(ests),
+                                      sum(e.rows_written for e in ests) / len(ests), plan)
+                    if by_plan is not None:
+                        self._by_plan[by_plan] = result
         self._costs[key] = result
         return result
+
+    def _estimate(self, case: Case, plan: tuple[PlanStep, ...], values: tuple[Any, ...],
+                  named: dict[str, Any], indexes: dict[str, IndexDef], read: bool) -> Prediction:
+        if not read:
+            return self.model.estimate(case.info, plan, named, indexes)
+        key = (case.name, plan, _hashable(values))
+        hit = self.memo.get(key)
+        if hit is None:
+            hit = self.memo[key] = self.model.estimate(case.info, plan, named, indexes)
+        return hit
 
     def weighted(self, case: Case, config: Iterable[IndexDef]) -> float:
         """The case's share of the workload's cost under ``config``."""
@@ -178,6 +208,12 @@ class Evaluator:
         """Weighted cost of the workload (or of ``names`` only) under ``config``."""
         chosen = self.cases.values() if names is None else [self.cases[n] for n in names]
         return sum(self.weighted(c, config) for c in chosen)
+
+
+def _hashable(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Parameter values as a dictionary key (a list bound as JSON, say, by its text)."""
+    return tuple(v if isinstance(v, (str, int, float, bytes, type(None))) else repr(v)
+                 for v in values)
 
 
 def _mentions(index: IndexDef, columns: Iterable[str]) -> bool:

@@ -34,7 +34,8 @@ from d1bench.advisor.query import QueryInfo
 from d1bench.advisor.stats import Stats
 from d1bench.sql.catalog import Catalog, ForeignKey, IndexDef
 
-__all__ = ["check_lists", "child_keys", "children", "fk_reads", "fk_tables", "serves_child"]
+__all__ = ["check_lists", "child_keys", "children", "fk_reads", "fk_tables", "not_null_where",
+           "serves_child"]
 
 
 def children(catalog: Catalog, table: str) -> list[ForeignKey]:
@@ -69,9 +70,25 @@ def child_keys(catalog: Catalog, info: QueryInfo) -> list[ForeignKey]:
     return [fk for fk in fks if _parent_columns(catalog, fk) & changed]
 
 
+def not_null_where(column: str) -> str:
+    """The WHERE of a partial index holding the rows whose ``column`` is set.
+
+    SQLite knows that ``column = ?`` implies it, so such an index serves every
+    equality on the column, a foreign-key check's probe for children included
+    (checked on a local D1: ``tests/test_advisor_d1_rules.py``), in a fraction of
+    the bytes when most rows leave the column NULL.
+
+    >>> not_null_where("coupon_id")
+    'coupon_id IS NOT NULL'
+    """
+    return f"{column} IS NOT NULL"
+
+
 def serves_child(fk: ForeignKey, index: IndexDef) -> bool:
     """Can ``index`` find the children of one parent row for ``fk``'s check?"""
-    return (index.table == fk.table and index.where is None and bool(index.keys)
+    return (index.table == fk.table and bool(index.keys)
+            and (index.where is None
+                 or index.where.strip().lower() == not_null_where(fk.column).lower())
             and index.keys[0].expr.lower() == fk.column.lower())
 
 

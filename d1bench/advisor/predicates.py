@@ -19,6 +19,7 @@ from d1bench.sql.parsing import (
     indexable_expression,
     literal_value,
     render_predicate,
+    terms,
 )
 
 __all__ = ["ALL_COLUMNS", "ROWID", "Pred", "PredicateMixin"]
@@ -90,18 +91,7 @@ class PredicateMixin:
     def _conditions(self, scope: int, node: Any, join_ref: int | None) -> None:
         from sqlglot import exp
 
-        conjuncts = []
-        stack = [node]
-        while stack:
-            e = stack.pop()
-            if isinstance(e, exp.Paren):
-                stack.append(e.this)
-            elif isinstance(e, exp.And):
-                stack.append(e.expression)
-                stack.append(e.this)
-            else:
-                conjuncts.append(e)
-        for c in conjuncts:
+        for c in terms(node, exp.And):
             self._columns_in(scope, c)
             self.preds.append(self._classify(scope, c))
 
@@ -269,16 +259,7 @@ class PredicateMixin:
     def _or(self, scope: int, node: Any, base: dict[str, Any]) -> Pred:
         from sqlglot import exp
 
-        disjuncts = []
-        stack = [node]
-        while stack:
-            e = stack.pop()
-            if isinstance(e, exp.Paren):
-                stack.append(e.this)
-            elif isinstance(e, exp.Or):
-                stack += [e.expression, e.this]
-            else:
-                disjuncts.append(e)
+        disjuncts = terms(node, exp.Or)
         keys = set()
         refs: set[int] = set()
         all_eq = True

@@ -82,6 +82,14 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
     bar = tqdm(desc="advise: Extend", unit=" step", disable=None if progress else True,
                file=sys.stderr, leave=False)
     prefixes = _prefixes(candidates, base)
+    sizes: dict[tuple, float] = {}
+
+    def size_of(idx: IndexDef) -> float:  # asked for every move at every step
+        hit = sizes.get(idx.shape)
+        if hit is None:
+            hit = sizes[idx.shape] = size(idx)
+        return hit
+
     config = list(base)
     added: dict[tuple, IndexDef] = {}
     current = {n: ev.weighted(c, config) for n, c in ev.cases.items()}
@@ -111,7 +119,7 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
                 gain, _affected = gains[key]
                 if gain <= 0:
                     continue
-                extra = size(new) - (size(old) if old else 0.0)
+                extra = size_of(new) - (size_of(old) if old else 0.0)
                 if budget is not None and used_bytes + extra > budget:
                     continue
                 positive = True

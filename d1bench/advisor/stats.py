@@ -86,6 +86,7 @@ class Stats:
         self._values: dict[tuple[str, str], pd.Series] = {}
         self._freq: dict[tuple[str, str], pd.Series] = {}
         self._ndv: dict[tuple, int] = {}
+        self._codes_cache: dict[tuple, np.ndarray] = {}
         self._sel: dict[tuple, float | None] = {}
         self._bytes: dict[tuple[str, str, str | None], float] = {}
         self._sample: Any = None
@@ -176,17 +177,31 @@ class Stats:
         cache = (table, tuple(keys), where)
         if cache not in self._ndv:
             self.prefetch(table, list(keys) + ([f"({where})"] if where else []))
-            frame = pd.DataFrame({i: self.values(table, k).to_numpy() for i, k in enumerate(keys)})
+            # Asked for every prefix of every index tried: each column's values are
+            # factorised once, and a combination is the tuple of its columns' codes.
+            combined: np.ndarray | None = None
+            for k in keys:
+                codes = self._codes(table, k)
+                if combined is None:
+                    combined = codes
+                else:
+                    combined = np.unique(combined * (int(codes.max(initial=0)) + 1) + codes,
+                                         return_inverse=True)[1]
             mask = self._where_mask(table, where)
-            if mask is not None:
-                frame = frame[mask]
-            if frame.empty:
-                self._ndv[cache] = 0
-            elif len(keys) == 1:
-                self._ndv[cache] = int(frame[0].nunique(dropna=False))
-            else:
-                self._ndv[cache] = len(frame.drop_duplicates())
+            if combined is not None and mask is not None:
+                combined = combined[mask]
+            self._ndv[cache] = 0 if combined is None or not len(combined) else \
+                len(np.unique(combined))
         return self._ndv[cache]
+
+    def _codes(self, table: str, key: str) -> np.ndarray:
+        """Each row's value of ``key`` as a small integer, equal values equal (NULLs too)."""
+        cache = (table, key)
+        hit = self._codes_cache.get(cache)
+        if hit is None:
+            hit = self._codes_cache[cache] = pd.factorize(
+                self.values(table, key), use_na_sentinel=False)[0].astype(np.int64)
+        return hit
 
     def stat1(self, index: IndexDef) -> str | None:
         """The ``sqlite_stat1`` text ANALYZE would write for ``index`` (None if it is empty)."""

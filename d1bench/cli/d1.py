@@ -110,15 +110,14 @@ def run_local(args: argparse.Namespace) -> int:
 
 
 def run_upload(args: argparse.Namespace) -> int:
-    from d1bench.targets import open_target
+    from d1bench.targets import open_target, target_options
     from d1bench.uploader import UploadError, upload
 
     check_database(args.db)  # before a local D1 is started for nothing
-    remote = {name: value for name in ("base_url", "wrangler_config", "binding")
-              if (value := getattr(args, name))}
-    if remote and not args.target.startswith("d1://"):
-        raise UsageError(f"--{next(iter(remote)).replace('_', '-')} is for d1:// targets, "
-                         f"not {args.target}")
+    # The target's kind says which of these it takes; one given to another kind is refused.
+    given = {"base_url": args.base_url, "wrangler_config": args.wrangler_config,
+             "binding": args.binding}
+    remote = {name: value for name, value in target_options(args.target, given).items() if value}
     try:
         with open_target(args.target, **remote) as target:
             frame = upload(args.db, target, batch_rows=args.batch_rows,

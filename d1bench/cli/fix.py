@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from d1bench.cli._args import add_db, add_workload
+
 __all__ = ["register", "run_fix"]
 
 
@@ -19,12 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "DDL) on sampled parameters: the same rows (in order where ORDER BY fixes one), and its "
         "rows read and written, triggers' writes included. The plan is ordered by dollars a "
         "month saved at --rate; proposals that gave other rows are listed as rejected, with "
-        "why. --migrations writes the schema parts as wrangler's NNNN_d1bench_fix.sql. The "
+        "why. --migrations writes the schema parts as wrangler's NNNN_d1bench_fix.sql, and "
+        "a backfill of what they build for the rows already stored (the vector buckets) as "
+        "NNNN_d1bench_fix.backfill, one statement a line to send one request each. The "
         "database itself is only read.",
     )
-    p.add_argument("--db", required=True, metavar="PATH", help="SQLite corpus to fix")
-    p.add_argument("--workload", required=True, metavar="W",
-                   help="workload file, or a shipped workload's name (medical)")
+    add_db(p, "SQLite corpus to fix")
+    add_workload(p)
     p.add_argument("--verify", action="store_true",
                    help="apply every step together on one more copy and check each rewrite again")
     p.add_argument("--migrations", metavar="DIR",
@@ -70,6 +73,14 @@ def run_fix(args: argparse.Namespace) -> int:
                                         else "SOME REWRITE DIFFERS with every step applied"))
     if plan.migration_path is not None:
         print(f"wrote {plan.migration_path}")
+        if plan.backfill_path is not None:
+            print(f"wrote {plan.backfill_path}: after the migration, send each of its statements "
+                  "as its own request")
     elif not args.migrations:
         print("\n" + plan.migration_sql, end="")
+        if plan.backfill_sql:
+            count = sum(1 for line in plan.backfill_sql.splitlines()
+                        if line.strip() and not line.startswith("--"))
+            print(f"\n-- and {count} backfill statement(s) to send one request each after it: "
+                  "pass --migrations DIR to write them")
     return 0

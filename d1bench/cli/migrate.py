@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from d1bench._atomic import write_atomic
+from d1bench.cli._args import add_no_progress
 
 __all__ = ["register", "run_migrate"]
 
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="replace an existing SQLite target (after validation passes)")
     p.add_argument("--report", metavar="PATH",
                    help="also write the conversion report and validation as Markdown")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(p)
     p.set_defaults(func=run_migrate)
 
 

@@ -34,7 +34,7 @@ def run_compare_production(args: argparse.Namespace) -> int:
 
     frame = compare_production(args.trace, args.insights, fmt=args.fmt)
 
-    def num(x: object, digits: int = 1) -> str:
+    def num(x: float | None, digits: int = 1) -> str:
         return "-" if x is None or pd.isna(x) else f"{float(x):,.{digits}f}"
 
     shown = pd.DataFrame({

@@ -24,6 +24,13 @@ def number_type(kind: type) -> Any:
     return parse
 
 
+def _cap(text: str) -> tuple[str, int]:
+    name, sep, count = text.partition("=")
+    if not sep or not name or not count.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not TEMPLATE=N (N a whole number)")
+    return name, int(count)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     rp = sub.add_parser(
         "replay",
@@ -61,6 +68,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="seconds at the start recorded as warm-up and left out of summaries")
     warm.add_argument("--warmup-requests", type=number_type(int), default=0, metavar="N",
                       help="or: the first N units are warm-up (on top of --requests)")
+    rp.add_argument("--min-executions", type=number_type(int), metavar="N",
+                    help="open loop: after the mix, top up every query template that ran fewer "
+                    "than N times with targeted units at the same rate (p50 needs 10, p95 100, "
+                    "p99 500: five runs beyond the percentile)")
+    rp.add_argument("--topup-cap", type=_cap, action="append", default=[],
+                    metavar="TEMPLATE=N", help="at most N executions of TEMPLATE from the top-up "
+                    "(a template taking seconds a run); repeatable")
     rp.add_argument("--seed", type=number_type(int), default=0, metavar="N",
                     help="seeds arrivals, the units drawn and parameter pools (default 0)")
     rp.add_argument("--corpus", metavar="PATH",
@@ -100,10 +114,16 @@ def run_replay(args: argparse.Namespace) -> int:
                        trace_path=args.trace, progress=not args.no_progress,
                        workers=args.workers, corpus=args.corpus, force=args.force,
                        allow_writes=args.allow_writes or None,
-                       estimate=not args.no_estimate, in_place=args.in_place)
+                       estimate=not args.no_estimate, in_place=args.in_place,
+                       min_executions=args.min_executions,
+                       topup_caps=dict(args.topup_cap) or None)
     meta = trace.meta
     print(f"{meta['statements']:,} statements in {meta['elapsed_s']:.1f} s, "
           f"{meta['errors']:,} errors; trace written to {trace.path}")
+    added = meta["schedule"].get("topup")
+    if added:
+        print(f"topped up to {args.min_executions} executions: "
+              + ", ".join(f"{name} +{n}" for name, n in added.items()))
     if meta["interrupted"]:
         print("run interrupted: the trace holds the requests that completed", file=sys.stderr)
         return 130

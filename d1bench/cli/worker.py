@@ -87,24 +87,27 @@ def add_worker_arguments(parser: Any) -> None:
 
 
 def worker_target_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Target keywords from :func:`add_worker_arguments`' options, checked against the target."""
+    """Target keywords from :func:`add_worker_arguments`' options, checked against the
+    keywords the target's kind declares it takes (its ``cli_options``)."""
+    from d1bench.targets import target_class
+
     spec = args.target
+    takes = target_class(spec).cli_options
     options: dict[str, Any] = {}
-    local, deployed = spec.startswith("d1-local"), spec.startswith("d1-worker")
     cache = args.cache or args.cache_invalidate or args.cache_check
-    if (args.session != "none" or cache) and not (local or deployed):
+    if (args.session != "none" or cache) and "session" not in takes:
         raise UsageError(f"--session and --cache are options of the bench Worker (d1-local, "
                          f"d1-worker:URL), not of {spec}")
-    if cache and deployed:
+    if cache and "worker" not in takes:
         raise UsageError("a deployed Worker's cache is set in its wrangler.jsonc: "
                          "`d1bench worker init --cache ...`, then deploy again")
-    if local or deployed:
+    if "session" in takes:
         options["session"] = args.session
     if cache:
         options["worker"] = WorkerOptions.from_strings(args.cache, invalidate=args.cache_invalidate,
                                                        check=args.cache_check)
     if args.no_keep_alive:
-        if not (local or deployed or spec.startswith("d1://")):
+        if "keep_alive" not in takes:
             raise UsageError(f"--no-keep-alive is for HTTP targets, not {spec}")
         options["keep_alive"] = False
     return options

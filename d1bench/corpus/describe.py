@@ -6,11 +6,13 @@ import hashlib
 import itertools
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import apsw
+
+from d1bench._atomic import write_atomic
+from d1bench.errors import UsageError
 
 __all__ = ["content_digest", "describe_corpus", "open_readonly"]
 
@@ -99,11 +101,9 @@ def content_digest(path: str | os.PathLike[str], *, cache: bool = True) -> str:
     if cache and _stamp(p) == stamp:  # not changed while it was read
         try:
             store.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=store.parent)
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"format": _DIGEST_FORMAT, "stamp": stamp, "digest": digest}, fh)
-            os.replace(tmp, store)
-        except OSError:
+            write_atomic(store, json.dumps({"format": _DIGEST_FORMAT, "stamp": stamp,
+                                            "digest": digest}), force=True)
+        except (OSError, UsageError):
             pass  # a cache is a shortcut
     return digest
 

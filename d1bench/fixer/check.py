@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,11 +61,13 @@ class Scratch:
     """A pair of scratch copies of a database: as it is, and with some DDL applied.
 
     ``ddl=None`` makes one copy serving as both (measuring a template as it is
-    costs half, and the row estimator's per-statement work is shared).
+    costs half, and the row estimator's per-statement work is shared).  Each of
+    ``fills`` runs on the *after* copy once the DDL is in (a rewrite's backfill).
     """
 
     def __init__(self, source: str | os.PathLike[str], ddl: str | None,
-                 directory: str | os.PathLike[str], name: str) -> None:
+                 directory: str | os.PathLike[str], name: str,
+                 fills: Sequence[Callable[[Any], None]] = ()) -> None:
         from d1bench.advisor.verify import apply_sql, copy_corpus
 
         directory = Path(directory)
@@ -76,8 +78,19 @@ class Scratch:
             return
         self.after_path = copy_corpus(source, directory / f"{name}.after.sqlite")
         if ddl.strip():
+            apply_sql(self.after_path, ddl)
+        if fills:
+            import apsw
+
+            conn = apsw.Connection(str(self.after_path))
+            try:
+                for fill in fills:
+                    fill(conn)
+            finally:
+                conn.close()
+        if ddl.strip() or fills:
             # Statistics for what the DDL built, as the migration's PRAGMA optimize gives D1.
-            apply_sql(self.after_path, ddl + "\nANALYZE;")
+            apply_sql(self.after_path, "ANALYZE;")
         self.after = _connect(self.after_path)
 
     def close(self) -> None:

@@ -61,6 +61,13 @@ class Rewrite:
             template, by D1's rule (one per row a trigger statement changes):
             the floor of the measured figure, because the SQLite target's
             estimate does not yet see writes made inside triggers.
+        backfill_sql: statements that fill what the DDL built for the rows
+            already stored, for D1: each its own request after the migration
+            (a migration is one request within D1's 30 s; these may not all
+            fit), each safe to run again ("" if nothing to fill).
+        backfill: fills the same on a scratch copy, given a writable APSW
+            connection to it, faster than running ``backfill_sql`` (``None``:
+            the scratch copies run ``backfill_sql``).
     """
 
     kind: str
@@ -74,6 +81,8 @@ class Rewrite:
     writes: bool = False
     recall_k: int | None = None
     trigger_writes: Mapping[str, float] = field(default_factory=dict)
+    backfill_sql: str = ""
+    backfill: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

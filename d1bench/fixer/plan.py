@@ -27,7 +27,8 @@ from d1bench.fixer.check import Measured, Scratch, check
 from d1bench.fixer.model import Context, Rewrite, Skip
 from d1bench.workload.loader import WorkloadSource
 
-__all__ = ["DEFAULT_RATE", "DEFAULT_SAMPLES", "MIGRATION_SUFFIX", "PLAN_COLUMNS", "FixPlan", "fix"]
+__all__ = ["BACKFILL_SUFFIX", "DEFAULT_RATE", "DEFAULT_SAMPLES", "MIGRATION_SUFFIX", "PLAN_COLUMNS",
+           "FixPlan", "fix"]
 
 #: Requests per second the dollars are priced at, unless told (the issue's yardstick).
 DEFAULT_RATE = 100.0
@@ -39,7 +40,10 @@ MIGRATION_SUFFIX = "d1bench_fix.sql"
 PLAN_COLUMNS = ["step", "kind", "target", "exact", "equivalent", "trials", "recall",
                 "rows_read_before", "rows_read_after", "rows_written_before",
                 "rows_written_after", "weight", "rows_read_saved", "rows_written_added",
-                "usd_month_saved", "bytes", "sql", "ddl", "note"]
+                "usd_month_saved", "bytes", "sql", "ddl", "backfill", "note"]
+#: The backfill's file name after the migration's number: not ``.sql``, so wrangler does not
+#: take it for a migration (its statements are sent one request each, after the migration).
+BACKFILL_SUFFIX = "d1bench_fix.backfill"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +59,16 @@ class FixPlan:
             ``_after`` per execution, ``weight`` (executions per unit of
             workload), ``rows_read_saved`` / ``rows_written_added`` per unit,
             ``usd_month_saved``, ``bytes`` the DDL adds, ``sql`` (what the
-            application sends instead), ``ddl``, ``note``.
+            application sends instead), ``ddl``, ``backfill`` (statements filling
+            what the DDL built for the rows already stored), ``note``.
         rejected: proposals not in the plan, with ``kind``, ``target``, ``reason``.
         migration_sql: the plan's schema parts as one wrangler migration.
         summary: totals (weighted rows read and written per unit before and
             after, the monthly bill before and after at ``rate``), run facts.
         migration_path: where the migration was written, if it was.
+        backfill_sql: the steps' backfills, one statement a line, to send one
+            request each after the migration ("" if no step needs one).
+        backfill_path: where the backfill was written, if it was.
     """
 
     steps: pd.DataFrame
@@ -68,6 +76,8 @@ class FixPlan:
     migration_sql: str
     summary: Mapping[str, Any] = field(default_factory=dict)
     migration_path: Path | None = None
+    backfill_sql: str = ""
+    backfill_path: Path | None = None
 
     def __repr__(self) -> str:
         s = self.summary
@@ -104,7 +114,8 @@ def fix(db_path: str | os.PathLike[str], workload: WorkloadSource, *, verify: bo
         workload: ``"medical"``, a workload file, or a ``Workload``.
         verify: apply every step together on one more copy and check each
             rewrite again there (steps that interfere are caught).
-        migrations_dir: write the schema parts there as ``NNNN_d1bench_fix.sql``.
+        migrations_dir: write the schema parts there as ``NNNN_d1bench_fix.sql``, and
+            the backfill (if a step needs one) beside it as ``NNNN_d1bench_fix.backfill``.
         force: replace an existing fix migration that is still the newest.
         seed: seeds parameter sampling.
         samples: parameter tuples per template for each equivalence check.
@@ -171,6 +182,7 @@ def fix(db_path: str | os.PathLike[str], workload: WorkloadSource, *, verify: bo
     steps["step"] = range(1, len(steps) + 1)
     steps = steps.reset_index(drop=True)
     migration = _migration_text(steps, wl.name)
+    backfill = _backfill_text(steps, wl.name)
     read_none = sum(weights.get(n, 0.0) * m.rows_read_before for n, m in measured.items())
     written_none = sum(weights.get(n, 0.0) * m.rows_written_before for n, m in measured.items())
     read_after = read_none - float(steps["rows_read_saved"].sum())
@@ -187,9 +199,11 @@ def fix(db_path: str | os.PathLike[str], workload: WorkloadSource, *, verify: bo
         "verified": None if verification is None else verification,
         "seconds": time.perf_counter() - started,
     }
-    written = _write_migration(migrations_dir, migration, force) if migrations_dir else None
+    written = filled = None
+    if migrations_dir:
+        written, filled = _write_migration(migrations_dir, migration, force, backfill)
     return FixPlan(steps, pd.DataFrame(rejected, columns=["kind", "target", "reason"]),
-                   migration, summary, written)
+                   migration, summary, written, backfill, filled)
 
 
 def _propose(ctx: Context) -> tuple[list[Rewrite], list[Skip]]:
@@ -234,7 +248,7 @@ def _step(rw: Rewrite, base: Path, tmp: str, ctx: Context, writes: list[str],
     from d1bench.fixer.measure import measure_templates
 
     try:
-        pair = Scratch(base, rw.ddl, tmp, f"{rw.kind}-{rw.target}")
+        pair = _scratch(base, [rw], tmp, f"{rw.kind}-{rw.target}")
     except Exception as exc:  # noqa: BLE001 - a DDL SQLite refuses is a reason, not a crash
         return {}, f"its DDL does not run: {exc}", Measured(0, 0, 0, 0, 0, 0, 0.0)
     try:
@@ -278,7 +292,8 @@ def _step(rw: Rewrite, base: Path, tmp: str, ctx: Context, writes: list[str],
            "rows_read_before": m.rows_read_before, "rows_read_after": m.rows_read_after,
            "rows_written_before": m.rows_written_before, "rows_written_after": m.rows_written_after,
            "weight": weight, "rows_read_saved": read_saved, "rows_written_added": written_added,
-           "usd_month_saved": usd, "bytes": nbytes, "sql": rw.sql, "ddl": rw.ddl, "note": rw.note}
+           "usd_month_saved": usd, "bytes": nbytes, "sql": rw.sql, "ddl": rw.ddl,
+           "backfill": rw.backfill_sql, "note": rw.note}
     return row, None, m
 
 
@@ -295,7 +310,17 @@ def _index_row(measured: Mapping[str, Measured], weights: Mapping[str, float], s
             "rows_written_before": wb, "rows_written_after": wa, "weight": 1.0,
             "rows_read_saved": before - after, "rows_written_added": wa - wb,
             "usd_month_saved": _price(before - after, wb - wa, rate), "bytes": nbytes,
-            "sql": "", "ddl": sql.strip(), "note": "the advisor's index set (d1bench advise)"}
+            "sql": "", "ddl": sql.strip(), "backfill": "",
+            "note": "the advisor's index set (d1bench advise)"}
+
+
+def _scratch(base: Path, rewrites: list[Rewrite], tmp: str, name: str) -> Scratch:
+    """Copies without and with the rewrites' DDL, backfilled by their fast fill where they
+    have one, else by running their backfill statements."""
+    ddl = [rw.ddl for rw in rewrites if rw.ddl.strip()]
+    ddl += [rw.backfill_sql for rw in rewrites if rw.backfill is None and rw.backfill_sql.strip()]
+    return Scratch(base, "\n".join(ddl), tmp, name,
+                   fills=[rw.backfill for rw in rewrites if rw.backfill is not None])
 
 
 def _bytes(pair: Scratch) -> float:
@@ -305,8 +330,7 @@ def _bytes(pair: Scratch) -> float:
 
 def _verify(base: Path, tmp: str, accepted: list[tuple[Rewrite, Measured]], ctx: Context) -> bool:
     """Every accepted rewrite checked again with all the steps' DDL applied together."""
-    ddl = "\n".join(rw.ddl for rw, _ in accepted if rw.ddl.strip())
-    pair = Scratch(base, ddl, tmp, "all")
+    pair = _scratch(base, [rw for rw, _ in accepted], tmp, "all")
     try:
         return all(check(rw, pair, _samples_for(rw, ctx)).all_equivalent or not rw.exact
                    for rw, _ in accepted)
@@ -325,6 +349,23 @@ def _migration_text(steps: pd.DataFrame, workload: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _backfill_text(steps: pd.DataFrame, workload: str) -> str:
+    parts = [(s["step"], s["kind"], s["target"], s["backfill"].strip())
+             for _, s in steps.iterrows() if s["backfill"].strip()]
+    if not parts:
+        return ""
+    lines = [f"-- Generated by d1bench fix for workload {workload}: after applying the migration,",
+             "-- send each statement below as its own request (one a line), e.g.",
+             "--   wrangler d1 execute DB --remote --command \"<the line>\"",
+             "-- A migration is one request, held to D1's 30 s; each of these stays inside it.",
+             "-- The migration's triggers keep new rows current meanwhile; every statement can be",
+             "-- run again safely, so an interrupted backfill is resumed by running it all again."]
+    for step, kind, target, sql in parts:
+        lines.append(f"-- step {step}: {kind} for {target}")
+        lines.append(sql)
+    return "\n".join(lines) + "\n"
+
+
 def _migration_path(directory: str | os.PathLike[str], *, force: bool) -> Path:
     folder = Path(directory)
     if folder.exists() and not folder.is_dir():
@@ -340,9 +381,14 @@ def _migration_path(directory: str | os.PathLike[str], *, force: bool) -> Path:
     return folder / f"{top + 1:04d}_{MIGRATION_SUFFIX}"
 
 
-def _write_migration(directory: str | os.PathLike[str], sql: str, force: bool) -> Path:
+def _write_migration(directory: str | os.PathLike[str], sql: str, force: bool,
+                     backfill: str = "") -> tuple[Path, Path | None]:
     from d1bench._atomic import write_atomic
 
     path = _migration_path(directory, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, sql, force=force)
+    stale = path.with_name(path.name[: -len(MIGRATION_SUFFIX)] + BACKFILL_SUFFIX)
+    filled = write_atomic(stale, backfill, force=force) if backfill else None
+    if not backfill and force:
+        stale.unlink(missing_ok=True)  # the replaced plan's backfill is not this one's
+    return write_atomic(path, sql, force=force), filled

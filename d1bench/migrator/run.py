@@ -93,7 +93,8 @@ def parse_maps(items: Sequence[str]) -> tuple[dict[str, str], dict[str, str]]:
     >>> parse_maps(["users=people", "papers.authors=authors_json"])
     ({'users': 'people'}, {'papers.authors': 'authors_json'})
     """
-    tables, columns = {}, {}
+    tables: dict[str, str] = {}
+    columns: dict[str, str] = {}
     for item in items:
         old, sep, new = item.partition("=")
         if not sep or not old or not new or "." in new:
@@ -111,7 +112,7 @@ def aside_path(target: Path) -> Path:
     return target.with_name(f".{target.name}.migrating")
 
 
-def _sqlite_path(to: Any) -> Path | None:
+def _sqlite_path(to: str | Target) -> Path | None:
     if not isinstance(to, str):
         return None  # an opened target
     if to.startswith("sqlite:"):
@@ -192,7 +193,7 @@ def migrate(source_url: str, to: str | Target, *, tables: Sequence[str] | None =
             return Migration(source.url.display, _name(to), conversion, dry_run=True,
                              seconds=seconds)
         if sqlite_target is not None:
-            return _into_sqlite(source, conversion, sqlite_target, to, batch_rows or 5_000,
+            return _into_sqlite(source, conversion, sqlite_target, _name(to), batch_rows or 5_000,
                                 validate, queries, progress, on_batch, seconds, force)
         return _into_d1(source, conversion, to, batch_rows, validate, queries, progress,
                         on_batch, seconds)

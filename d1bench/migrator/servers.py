@@ -22,7 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,6 +114,27 @@ def _need(path: Path | None, package: str) -> Path:
 
 
 @contextlib.contextmanager
+def _running(owner: str, work: Path, init: list[str],
+             serve: Callable[[int], list[str]]) -> Iterator[int]:
+    """Initialise a data directory (``init``) and start the server (``serve(port)``) as
+    ``owner`` on a free loopback port; yield the port, then stop it and remove ``work``."""
+    log = work / "server.log"
+    proc = None
+    try:
+        subprocess.run(_as(owner, init), check=True, capture_output=True, timeout=120)
+        port = _free_port()
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(_as(owner, serve(port)), stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        _wait_port(port, proc, log)
+        yield port
+    finally:
+        if proc is not None:
+            stop_group(proc.pid, proc)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def postgres_server(password: str, *, user: str = "d1bench",
                     database: str = "postgres") -> Iterator[LocalServer]:
     """A PostgreSQL server for the life of the ``with`` block (scram-sha-256 password auth)."""
@@ -125,28 +146,18 @@ def postgres_server(password: str, *, user: str = "d1bench",
     pwfile.write_text(password + "\n")
     if os.geteuid() == 0:
         shutil.chown(pwfile, owner)
-    log = work / "server.log"
-    proc = None
-    try:
-        subprocess.run(_as(owner, [str(initdb), "-D", str(work / "data"), "-U", user,
-                                   f"--pwfile={pwfile}", "--auth=scram-sha-256", "-E", "UTF8",
-                                   "--locale=C", "--no-sync", "--no-instructions"]),
-                       check=True, capture_output=True, timeout=120)
+    init = [str(initdb), "-D", str(work / "data"), "-U", user, f"--pwfile={pwfile}",
+            "--auth=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"]
+
+    def serve(port: int) -> list[str]:
+        return [str(bins["postgres"]), "-D", str(work / "data"), "-p", str(port),
+                "-h", "127.0.0.1", "-k", str(work), "-c", "fsync=off",
+                "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                "-c", "shared_buffers=32MB", "-c", "max_connections=20"]
+
+    with _running(owner, work, init, serve) as port:
         pwfile.unlink()
-        port = _free_port()
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                _as(owner, [str(bins["postgres"]), "-D", str(work / "data"), "-p", str(port),
-                            "-h", "127.0.0.1", "-k", str(work), "-c", "fsync=off",
-                            "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                            "-c", "shared_buffers=32MB", "-c", "max_connections=20"]),
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        _wait_port(port, proc, log)
         yield LocalServer("postgresql", "127.0.0.1", port, user, password, database)
-    finally:
-        if proc is not None:
-            stop_group(proc.pid, proc)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -157,27 +168,23 @@ def mariadb_server(password: str, *, user: str = "d1bench",
 
     bins = server_binaries()
     install = _need(bins["mariadb-install-db"], "mariadb-server")
+    mariadbd = _need(bins["mariadbd"], "mariadb-server")
     owner = _system_user("mysql")
     work = _workdir(owner, "d1bench-mariadb-")
     sock = work / "mysqld.sock"
-    log = work / "server.log"
-    proc = None
-    try:
-        subprocess.run(_as(owner, [str(install), "--no-defaults", f"--datadir={work / 'data'}",
-                                   "--auth-root-authentication-method=normal", "--skip-test-db",
-                                   "--skip-name-resolve", f"--user={owner}"]),
-                       check=True, capture_output=True, timeout=120)
-        port = _free_port()
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(
-                _as(owner, [str(_need(bins["mariadbd"], "mariadb-server")), "--no-defaults",
-                            f"--datadir={work / 'data'}", f"--socket={sock}", f"--port={port}",
-                            "--bind-address=127.0.0.1", "--skip-name-resolve", "--skip-log-bin",
-                            f"--pid-file={work / 'mysqld.pid'}", "--innodb-buffer-pool-size=32M",
-                            "--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0",
-                            "--character-set-server=utf8mb4", "--collation-server=utf8mb4_bin"]),
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        _wait_port(port, proc, log)
+    init = [str(install), "--no-defaults", f"--datadir={work / 'data'}",
+            "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",
+            f"--user={owner}"]
+
+    def serve(port: int) -> list[str]:
+        return [str(mariadbd), "--no-defaults", f"--datadir={work / 'data'}", f"--socket={sock}",
+                f"--port={port}", "--bind-address=127.0.0.1", "--skip-name-resolve",
+                "--skip-log-bin", f"--pid-file={work / 'mysqld.pid'}",
+                "--innodb-buffer-pool-size=32M", "--innodb-flush-log-at-trx-commit=0",
+                "--innodb-doublewrite=0", "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_bin"]
+
+    with _running(owner, work, init, serve) as port:
         # root has no password on the socket; give the test user a real one.
         root = pymysql.connect(unix_socket=str(sock), user="root", password="")
         try:
@@ -187,7 +194,3 @@ def mariadb_server(password: str, *, user: str = "d1bench",
         finally:
             root.close()
         yield LocalServer("mysql", "127.0.0.1", port, user, password, database)
-    finally:
-        if proc is not None:
-            stop_group(proc.pid, proc)
-        shutil.rmtree(work, ignore_errors=True)

@@ -15,12 +15,12 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from d1bench.migrator.digest import MASK, batch_digest, table_digest
 from d1bench.uploader.packing import quote
 
-__all__ = ["STATE_TABLE", "D1Sink", "SQLiteSink", "Sink"]
+__all__ = ["STATE_TABLE", "D1Sink", "RowKeys", "SQLiteSink", "Sink"]
 
 STATE_TABLE = "_d1bench_migration"
 _STATE_DDL = (f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (item TEXT PRIMARY KEY, "
@@ -28,6 +28,18 @@ _STATE_DDL = (f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} (item TEXT PRIMARY KEY,
 _STATE_UPSERT = (f"INSERT INTO {STATE_TABLE} (item, last_key, rows, done) VALUES (?, ?, ?, ?) "
                  "ON CONFLICT (item) DO UPDATE SET last_key = excluded.last_key, "
                  "rows = excluded.rows, done = excluded.done")
+
+
+class RowKeys(Protocol):
+    """The source key of each row of a batch (``None``: the table has none), by position.
+
+    A protocol rather than a sequence so that the copy can work a key out only
+    when a sink asks for it.
+    """
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int, /) -> Sequence[Any] | None: ...
 
 
 def _key_json(key: Sequence[Any] | None) -> str | None:
@@ -44,7 +56,7 @@ class Sink:
         raise NotImplementedError
 
     def write(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
-              keys: Sequence[Sequence[Any] | None], total: int) -> None:
+              keys: RowKeys, total: int) -> None:
         """Insert ``rows`` and record progress (``keys[i]`` is row i's source key) atomically."""
         raise NotImplementedError
 
@@ -117,7 +129,7 @@ class SQLiteSink(Sink):
             raise
 
     def write(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
-              keys: Sequence[Sequence[Any] | None], total: int) -> None:
+              keys: RowKeys, total: int) -> None:
         sql = (f"INSERT INTO {quote(table)} ({', '.join(quote(c) for c in columns)}) "
                f"VALUES ({', '.join('?' * len(columns))})")
         self.conn.execute("BEGIN")
@@ -179,7 +191,7 @@ class D1Sink(Sink):
                                  *[(s, list(p)) for s, p in statements]])
 
     def write(self, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]],
-              keys: Sequence[Sequence[Any] | None], total: int) -> None:
+              keys: RowKeys, total: int) -> None:
         from d1bench.uploader.packing import StatementPacker, Table
 
         packer = StatementPacker(Table(table, tuple(columns), explicit_rowid=False),

@@ -11,12 +11,17 @@ real SQLite by the caller before it is trusted.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from d1bench.errors import UsageError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 __all__ = ["transpile"]
 
 
-def _fix(node):  # type: ignore[no-untyped-def]
+def _fix(node: exp.Expression) -> exp.Expression:
     from sqlglot import exp
 
     if isinstance(node, exp.ByteString):

@@ -10,7 +10,7 @@ missing, so the user can look at that row on both sides.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -43,7 +43,8 @@ class Finding:
     detail: str = ""
 
 
-def _source_rows(source: Source, plan: TablePlan, batch_rows: int):  # type: ignore[no-untyped-def]
+def _source_rows(source: Source, plan: TablePlan,
+                 batch_rows: int) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
     convert = converter(plan)
     for batch in source.stream(plan.source, plan.key, None, batch_rows):
         yield from zip(batch, convert(batch) if convert else batch, strict=True)

@@ -113,9 +113,11 @@ def _verdict(ran: bool, ratio: float | None, plan: str | None, prod_eff: float |
     if ratio < 1:
         factor = 1 / ratio
         if indexed and prod_scans:
+            # efficiency 0: production read rows and returned none, which no ratio states
+            reads = (f"reads {1 / prod_eff:.0f} rows per row returned" if prod_eff
+                     else "returns none of the rows it reads")
             return (f"a different plan: the replay uses an index or key for every table, "
-                    f"production reads {1 / prod_eff:.0f} rows per row returned (a scan): "
-                    "production lacks an index this database has")
+                    f"production {reads} (a scan): production lacks an index this database has")
         kind = "a scan" if not indexed else "keys and indexes"
         return (f"data size: production reads {factor:.1f}x the rows through the same kind "
                 f"of plan ({kind}); its tables are larger")

@@ -100,7 +100,9 @@ def _element_offsets(text: str, start: int) -> list[int]:
     i = start + 1
     ws = re.compile(r"[\s,]*")
     while True:
-        i = ws.match(text, i).end()
+        gap = ws.match(text, i)
+        assert gap is not None  # the pattern matches the empty string
+        i = gap.end()
         if i >= len(text) or text[i] == "]":
             return out
         out.append(i)
@@ -143,7 +145,10 @@ def _from_insights(doc: Any, text: str, src: str) -> list[Shape]:
         runs = figures.pop("runs")
         if runs is None:
             raise UsageError(f"{where}: no numberOfTimesRun")
-        shapes.append(Shape(query.strip(), int(runs), line=line, **figures))
+        shapes.append(Shape(
+            query.strip(), int(runs), figures["avg_rows_read"], figures["avg_rows_written"],
+            figures["avg_duration_ms"], figures["total_rows_read"], figures["total_rows_written"],
+            figures["total_duration_ms"], figures["efficiency"], line))
     return shapes
 
 

@@ -37,12 +37,10 @@ fetch ever reappear.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as _dt
 import json
-import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +49,7 @@ from d1bench import __version__
 from d1bench._atomic import atomic_path, shared_mode, write_atomic
 from d1bench._paths import REPO_ROOT
 from d1bench.errors import UsageError
+from d1bench.progress import quiet_logger
 from d1bench.report.headlines import Headline, headlines_from_notebook, json_safe
 from d1bench.report.render import (
     GENERATOR,
@@ -149,8 +148,10 @@ def execute_notebook(path: Path, output: Path, parameters: Mapping[str, Any] | N
     output.parent.mkdir(parents=True, exist_ok=True)
     error = None
     start = time.perf_counter()
+    # nbclient logs "Timeout waiting for execute reply" through papermill's logger before
+    # raising the timeout that becomes this function's one-line error: keep it quiet.
     with atomic_path(output, force=True, suffix=".ipynb", mode=shared_mode()) as tmp, \
-            _quiet_logger("papermill"):
+            quiet_logger("papermill"):
         try:
             pm.execute_notebook(
                 str(path), str(tmp), parameters=chosen, cwd=str(path.parent),
@@ -183,20 +184,6 @@ def execute_notebook(path: Path, output: Path, parameters: Mapping[str, Any] | N
     return Execution(nb, effective, seconds, error)
 
 
-@contextlib.contextmanager
-def _quiet_logger(name: str) -> Iterator[None]:
-    """Keep a library's log lines off the terminal: the failure is reported in one line.
-
-    nbclient logs "Timeout waiting for execute reply" through papermill's logger
-    before raising the timeout that :func:`execute_notebook` turns into that line.
-    """
-    logger = logging.getLogger(name)
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _first_line(text: object) -> str:

@@ -9,7 +9,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["index_page"]
+__all__ = ["SEED_TABLE_KEY", "index_page"]
 
 _CSS = """
 body { font-family: "DejaVu Sans", "Helvetica Neue", Arial, sans-serif; color: #222;
@@ -129,6 +129,22 @@ def _lead(sidecars: Sequence[dict[str, Any]]) -> str:
             f'<p class="meta">From {links}.</p></section>')
 
 
+#: The headline key notebook 05 records seed 000's benchmark table under.
+SEED_TABLE_KEY = "seed_benchmark"
+
+
+def _seed_table(sidecars: Sequence[dict[str, Any]]) -> str:
+    """Seed 000's benchmark table, measured, right after the plan: the figure the seed leads with."""
+    items = [(sc, h) for sc in sidecars for h in sc.get("headlines", [])
+             if h.get("key") == SEED_TABLE_KEY and h.get("kind") == "table"]
+    if not items:
+        return ""
+    links = ", ".join(dict.fromkeys(f'<a href="#{_e(sc.get("notebook"))}">{_e(sc.get("title"))}</a>'
+                                    for sc, _h in items))
+    return (f'<section id="seed-table"><h2>Seed 000\'s benchmark table, measured</h2>'
+            f'{_tables([h for _sc, h in items])}<p class="meta">From {links}.</p></section>')
+
+
 def _at_a_glance(sidecars: Sequence[dict[str, Any]]) -> str:
     """The headlines notebooks marked ``top``, each linking to its notebook's section."""
     cards = []
@@ -245,6 +261,6 @@ def index_page(sidecars: Sequence[dict[str, Any]], *, generator: str) -> str:
         "<p class=\"meta\">How fast each query of the medical-literature workload is on SQLite and "
         "on D1, how many rows it reads (what D1 bills), which indexes fix the slow ones and what "
         f"they save. {_e(' · '.join(meta))}</p>"
-        f"{warning}{_lead(sidecars)}<nav><ol>{toc}</ol></nav>{_flags(sidecars)}"
+        f"{warning}{_lead(sidecars)}{_seed_table(sidecars)}<nav><ol>{toc}</ol></nav>{_flags(sidecars)}"
         f"{_at_a_glance(sidecars)}{body}</main></body></html>\n"
     )

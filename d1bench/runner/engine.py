@@ -34,6 +34,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
+from d1bench.errors import TargetError
 from d1bench.runner.schedule import Schedule, sleep_until
 from d1bench.targets.base import Target
 
@@ -103,11 +104,10 @@ class Control:
 
 
 def _error(exc: BaseException) -> tuple[str, str, int]:
-    error_class = getattr(exc, "error_class", None)
-    if error_class is None:
-        # Not a TargetError: keep the type so a driver bug is not mistaken for a database error.
+    if not isinstance(exc, TargetError):
+        # Keep the type so that a driver bug is not mistaken for a database error.
         return "other", f"{type(exc).__name__}: {exc}", 1
-    return error_class, getattr(exc, "message", str(exc)), getattr(exc, "attempts", 1)
+    return exc.error_class, exc.message, exc.attempts
 
 
 def thread_worker(conn: Any, ctl: Control, out: WorkerRows) -> None:

@@ -13,11 +13,14 @@ import platform
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from d1bench import __version__
-from d1bench.targets.base import Target
+from d1bench.targets.base import Connection, Params, Target
 from d1bench.trace import FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from d1bench.workload.model import Workload
 
 __all__ = ["corpus_info", "describe_plans", "machine_info", "run_metadata"]
 
@@ -67,8 +70,8 @@ def corpus_info(target: Target, corpus: str | os.PathLike[str] | None) -> dict[s
         return info
 
 
-def describe_plans(conn: Any, workload: Any,
-                   samples: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+def describe_plans(conn: Connection, workload: Workload,
+                   samples: Mapping[str, Params]) -> dict[str, dict[str, Any]]:
     """EXPLAIN QUERY PLAN of every template, once, before the run, classified.
 
     Explained with the first parameters drawn for the template when the run
@@ -82,7 +85,7 @@ def describe_plans(conn: Any, workload: Any,
     for template in workload.templates.values():
         params = samples.get(template.name)
         if params is None:
-            params = (None,) * len(getattr(template, "params", ()))
+            params = (None,) * len(template.params)
         try:
             steps = conn.explain(template.sql, params)
         except Exception as exc:  # noqa: BLE001 - the run still says which template failed

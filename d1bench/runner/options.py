@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -63,6 +64,8 @@ class ReplayOptions:
     allow_writes: bool | None = None
     estimate: bool = True
     in_place: bool = False
+    min_executions: int | None = None
+    topup_caps: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.concurrency is not None:
@@ -79,6 +82,14 @@ class ReplayOptions:
             raise UsageError("give warm-up in seconds or in requests, not both")
         _positive("workers", self.workers, integer=True)
         _positive("overrun", self.overrun, zero_ok=True)
+        _positive("min_executions", self.min_executions, integer=True)
+        if self.min_executions is not None and not self.open_loop:
+            raise UsageError("min_executions tops up an open-loop schedule: give a rate, "
+                             "not concurrency")
+        for name, cap in (self.topup_caps or {}).items():
+            _positive(f"topup cap of {name}", cap, integer=True, zero_ok=True)
+        if self.topup_caps and self.min_executions is None:
+            raise UsageError("topup_caps limit min_executions' top-up: give min_executions too")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise UsageError(f"seed must be a whole number, got {self.seed!r}")
         # Frozen: the defaults are filled in once, here, so every reader sees the same run.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import gc
 import os
 import random
 import threading
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from d1bench.errors import UsageError
@@ -25,10 +27,12 @@ from d1bench.runner.options import DEFAULT_DURATION, DEFAULT_RATE, ReplayOptions
 from d1bench.runner.prepare import finish, prepare
 from d1bench.runner.recorder import Progress, full_rows, rows_to_table
 from d1bench.runner.schedule import Schedule, arrivals
+from d1bench.runner.topup import describe_topup, plan_topup
 from d1bench.targets.base import Connection, Target
 from d1bench.trace import Trace, check_output_path, write_trace
 
 if TYPE_CHECKING:
+    from d1bench.runner.snapshot import Snapshot
     from d1bench.workload.loader import WorkloadSource
     from d1bench.workload.model import BoundWorkload, Workload
 
@@ -79,7 +83,8 @@ def replay(workload: WorkloadLike, target: Target | str,
            bind_conn: Connection | None = None, workers: int | None = None,
            corpus: str | os.PathLike[str] | None = None, force: bool = False,
            overrun: float | None = None, allow_writes: bool | None = None,
-           estimate: bool = True, in_place: bool = False) -> Trace:
+           estimate: bool = True, in_place: bool = False, min_executions: int | None = None,
+           topup_caps: Mapping[str, int] | None = None) -> Trace:
     """Replay a workload against a target and record every statement it sends.
 
     Open loop (the default, ``rate`` units a second, ``arrival`` ``"poisson"`` or
@@ -137,6 +142,14 @@ def replay(workload: WorkloadLike, target: Target | str,
             (removed afterwards) and one that only reads opens it read-only, so
             a replay never changes the user's database and every replay of a
             corpus starts from the same data.
+        min_executions: open loop: after the mix, append targeted units of
+            every query template (of positive weight) that the measured part
+            ran fewer than this many times, at the same rate, until it has
+            them: a run sized by the runs its percentiles need, not by time
+            alone (see :mod:`d1bench.runner.topup` for the rule).  The trace's
+            ``meta["schedule"]["topup"]`` counts what was added.
+        topup_caps: template -> at most this many executions from the top-up
+            (a template taking seconds a run), so the run's length stays bounded.
 
     Returns the :class:`~d1bench.trace.Trace`: one row per statement sent
     (session steps each have theirs), with the run's metadata and histograms.
@@ -151,7 +164,8 @@ def replay(workload: WorkloadLike, target: Target | str,
         "requests": requests, "warmup": warmup, "warmup_requests": warmup_requests,
         "seed": seed, "trace_path": trace_path, "progress": progress, "workers": workers,
         "corpus": corpus, "force": force, "overrun": overrun, "allow_writes": allow_writes,
-        "estimate": estimate, "in_place": in_place}
+        "estimate": estimate, "in_place": in_place, "min_executions": min_executions,
+        "topup_caps": topup_caps}
     if options is None:
         opts = ReplayOptions(**given)
     else:
@@ -173,11 +187,11 @@ def replay(workload: WorkloadLike, target: Target | str,
     return _replay(workload, target, opts, bind_conn)
 
 
-def _schedule(plan: Schedule, opts: ReplayOptions) -> float:
+def _schedule(plan: Schedule, opts: ReplayOptions, bound: BoundWorkload) -> tuple[float, dict]:
     """Draw the run's units (and, open loop, their intended times) before the clock starts.
 
     Returns the warm-up in seconds (open loop: ``warmup_requests`` turned into
-    the intended time of the first measured unit).
+    the intended time of the first measured unit) and what a top-up added.
     """
     requests, warmup, warmup_requests = opts.requests, opts.warmup, opts.warmup_requests
     if not opts.open_loop:
@@ -185,7 +199,7 @@ def _schedule(plan: Schedule, opts: ReplayOptions) -> float:
         known = requests is not None and not warmup
         plan.extend(requests + warmup_requests if requests is not None and known
                     else _CLOSED_CHUNK)
-        return warmup
+        return warmup, {}
     rate, arrival, seed = opts.rate, opts.arrival, opts.seed
     assert rate is not None  # ReplayOptions fills it in for an open loop
     if warmup_requests:
@@ -197,7 +211,24 @@ def _schedule(plan: Schedule, opts: ReplayOptions) -> float:
         count = requests + len(arrivals(rate, arrival, seed=seed, until_s=warmup))
     plan.intended = arrivals(rate, arrival, seed=seed, until_s=until, count=count)
     plan.extend(len(plan.intended))
-    return warmup
+    if opts.min_executions is None:
+        return warmup, {}
+    unknown = sorted(set(opts.topup_caps or {}) - set(bound.workload.templates))
+    if unknown:
+        raise UsageError(f"topup cap for unknown template(s) {', '.join(unknown)}; the workload "
+                         f"has {', '.join(bound.workload.templates)}")
+    first = bisect.bisect_left(plan.intended, int(warmup * 1e9))
+    drawable = [n for n in bound.drawn_names if n in bound.workload.templates]
+    # Its own generator: the mix (and so a run without top-up) stays what the seed drew.
+    rng = random.Random(f"topup-{seed}")
+    extra = plan_topup(plan.names, plan.kinds, first, drawable, opts.min_executions,
+                       opts.topup_caps, rng)
+    last = plan.intended[-1] if plan.intended else 0
+    more = arrivals(rate, arrival, seed=seed + 1, count=len(extra) + 1)[1:]
+    plan.intended.extend(last + t for t in more)
+    for name in extra:
+        plan.append(bound.draw_unit(name, rng))
+    return warmup, describe_topup(extra, opts.min_executions, opts.topup_caps)
 
 
 def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
@@ -214,11 +245,11 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
         target.health()  # auth, database, schema: fail before drawing anything
         conns.append(target.connect())
         if target.defers_estimates:
-            conns[0].defer_estimates(estimate=False)  # type: ignore[attr-defined]  # binding the samplers needs no rows read
+            conns[0].defer_estimates(estimate=False)  # binding the samplers needs no rows read
         wl, bound = _resolve_workload(workload, bind_conn or conns[0], opts.seed)
         target.check_writes(wl, opts.allow_writes)
         plan = Schedule(bound.draw, random.Random(opts.seed))
-        warmup_s = _schedule(plan, opts)
+        warmup_s, topup = _schedule(plan, opts, bound)
         samples = plan.sample_params()
         plans = describe_plans(conns[0], wl, samples)
         meta = run_metadata(target, wl, corpus=opts.corpus, seed=opts.seed, schedule={
@@ -228,7 +259,7 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
             "engine": "asyncio" if use_async else "threads", "duration": opts.duration,
             "requests": opts.requests, "warmup": opts.warmup,
             "warmup_requests": opts.warmup_requests,
-            "units_scheduled": len(plan.intended) if open_loop else None,
+            "units_scheduled": len(plan.intended) if open_loop else None, **topup,
         }, plans=plans)
         run_target, snapshot = _database_for_run(target, wl, opts.in_place)
         meta["database"] = _database_meta(snapshot, opts.in_place, run_target)
@@ -244,15 +275,15 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
                                    estimate=opts.estimate, corpus=meta.get("corpus"))
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
                       warmup_units=opts.warmup_requests,
-                      chain_bookmarks=target.supports_sessions
-                      and getattr(target, "session", "none") != "none")
+                      chain_bookmarks=target.supports_sessions and target.session != "none")
         if not open_loop:
             ctl.measured_limit = opts.requests
             if opts.duration is not None:
                 ctl.duration_ns = int(opts.duration * 1e9)
         drop_after = None
         if open_loop and opts.duration is not None and opts.requests is None:
-            span = warmup_s + opts.duration
+            # A top-up runs past `duration`: its units are as due as the mix's.
+            span = max(warmup_s + opts.duration, plan.intended[-1] / 1e9 if plan.intended else 0)
             drop_after = span + (opts.overrun if opts.overrun is not None
                                  else max(1.0, 0.1 * span))
         rows, interrupted, elapsed_ns = _run(target, workers_conns, ctl, n_workers, use_async,
@@ -276,29 +307,33 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
     return trace
 
 
-def _database_for_run(target: Any, workload: Any, in_place: bool) -> tuple[Any, Any]:
+def _database_for_run(target: Target, workload: Workload,
+                      in_place: bool) -> tuple[Target, Snapshot | None]:
     """The SQLite target the workers use, and the snapshot behind it (if any).
 
     A workload that may write runs on a snapshot of the file; one that only
     reads opens it read-only (so a write-protected file or folder replays
-    fine).  ``in_place`` uses the target as it is; non-SQLite targets always are.
+    fine).  ``in_place`` uses the target as it is; targets that are not a local
+    file (``local_file``) always are.
     """
-    if in_place or getattr(target, "kind", None) != "sqlite" or not hasattr(target, "sibling"):
+    path = target.corpus_path()
+    if in_place or not target.local_file or path is None:
         return target, None
     if not any(t.is_write for t in workload.templates.values()):
         return target.sibling(readonly=True), None
     from d1bench.runner.snapshot import make_snapshot
 
-    snapshot = make_snapshot(target.path)
+    snapshot = make_snapshot(path)
     return target.sibling(snapshot.path), snapshot
 
 
-def _database_meta(snapshot: Any, in_place: bool, run_target: Any) -> dict[str, Any]:
+def _database_meta(snapshot: Snapshot | None, in_place: bool,
+                   run_target: Target) -> dict[str, Any]:
     """What the trace says about the database the workers ran on."""
     if snapshot is not None:
         return {"on": "snapshot", "method": snapshot.method,
                 "snapshot_s": round(snapshot.seconds, 4)}
-    if getattr(run_target, "kind", None) != "sqlite":
+    if not run_target.local_file:
         return {"on": "target"}
     return {"on": "original, in place" if in_place else "original, read-only"}
 

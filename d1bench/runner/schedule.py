@@ -91,16 +91,19 @@ class Schedule:
     def extend(self, n: int) -> None:
         """Draw ``n`` more units."""
         for _ in range(n):
-            unit = self.draw(self.rng)
-            index = len(self.calls)
-            self.names.append(unit.name)
-            self.kinds.append(unit.kind)
-            if unit.kind == "query":
-                call = next(unit.steps())
-                self.calls.append((call.template.name, call.template.sql, call.params))
-            else:
-                self.sessions[index] = unit
-                self.calls.append(None)
+            self.append(self.draw(self.rng))
+
+    def append(self, unit: Any) -> None:
+        """Add one drawn unit (a top-up draws it by name, :meth:`extend` by weight)."""
+        index = len(self.calls)
+        self.names.append(unit.name)
+        self.kinds.append(unit.kind)
+        if unit.kind == "query":
+            call = next(unit.steps())
+            self.calls.append((call.template.name, call.template.sql, call.params))
+        else:
+            self.sessions[index] = unit
+            self.calls.append(None)
 
     def ensure(self, index: int) -> None:
         """Make unit ``index`` exist (closed loop, duration-bound), doubling as needed.

@@ -29,6 +29,7 @@ __all__ = [
     "number_placeholders",
     "parse_statement",
     "render_predicate",
+    "terms",
 ]
 
 
@@ -181,6 +182,30 @@ def _quote(value: Any) -> str:
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     return repr(value)
+
+
+def terms(node: Any, connective: type[Any]) -> list[Any]:
+    """The operands of a chain of ``connective`` (sqlglot's ``exp.And`` or ``exp.Or``),
+    left to right, looking through parentheses.
+
+    >>> from sqlglot import exp
+    >>> from d1bench.sql.parsing import parse_statement as p
+    >>> [t.sql() for t in terms(p("SELECT 1 WHERE a = 1 AND (b = 2 AND (c OR d))").args["where"].this, exp.And)]
+    ['a = 1', 'b = 2', 'c OR d']
+    """
+    from sqlglot import exp
+
+    out = []
+    stack = [node]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, exp.Paren):
+            stack.append(e.this)
+        elif isinstance(e, connective):
+            stack += [e.expression, e.this]
+        else:
+            out.append(e)
+    return out
 
 
 def render_predicate(node: Any, *, strip_tables: bool = False) -> str:

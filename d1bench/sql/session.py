@@ -9,7 +9,7 @@ the ground floor so that none of those layers has to import another to name them
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Self
@@ -79,6 +79,23 @@ class Connection(ABC):
     @abstractmethod
     def explain(self, sql: str, params: Params = ()) -> list[PlanStep]:
         """Return the statement's query plan without running it."""
+
+    # Deferred estimates: connections of a target that declares ``defers_estimates``
+    # (it works D1's rows read out itself) implement these three; no other does.
+    def defer_estimates(self, defer: bool = True, *, estimate: bool = True) -> None:
+        """Put the rows-read estimate off until :meth:`finish_estimates` (``defer=False``:
+        back to estimating as each statement runs); ``estimate=False``: no estimate."""
+        raise NotImplementedError(f"{type(self).__name__} does not estimate rows itself")
+
+    @property
+    def pending_estimates(self) -> int:
+        """Executions whose estimate :meth:`finish_estimates` has still to work out."""
+        raise NotImplementedError(f"{type(self).__name__} does not estimate rows itself")
+
+    def finish_estimates(self, tick: Callable[[int], object] | None = None) -> int:
+        """Work out every pending estimate and fill its ``Meta``; returns how many
+        (``tick(n)`` after every ``n``, for a progress bar)."""
+        raise NotImplementedError(f"{type(self).__name__} does not estimate rows itself")
 
     def close(self) -> None:
         """Release the session's resources."""

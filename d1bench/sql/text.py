@@ -9,12 +9,14 @@ advisor stages use too, so that every stage classifies a statement alike.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+from d1bench.progress import quiet_logger
 
 __all__ = [
     "Placeholders",
@@ -107,17 +109,10 @@ def _strip_comments(text: str) -> str:
     return re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL)
 
 
-@contextmanager
-def quiet_sqlglot():
-    # sqlglot logs a warning when it falls back to an opaque Command (REPLACE INTO,
-    # ALTER TABLE); the classification below handles that case itself.
-    logger = logging.getLogger("sqlglot")
-    old = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(old)
+def quiet_sqlglot() -> contextlib.AbstractContextManager[None]:
+    """sqlglot's warnings off: it logs one when it falls back to an opaque Command
+    (REPLACE INTO, ALTER TABLE), a case the callers handle themselves."""
+    return quiet_logger("sqlglot", logging.ERROR)
 
 
 _NUMBERED_FOR_SQLGLOT = re.compile(r"\?\d+")

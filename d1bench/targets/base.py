@@ -15,7 +15,9 @@ cannot do something.
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -49,19 +51,27 @@ class Target(ABC):
     checks_d1_limits: ClassVar[bool] = False
     #: Requests can carry a D1 session (a bookmark) from one to the next: the bench Worker's.
     supports_sessions: ClassVar[bool] = False
+    #: The client estimates rows read/written itself, and its connections can put that
+    #: work off until after a run (:meth:`prepare_estimates`, then each connection's
+    #: ``finish_estimates``).
+    defers_estimates: ClassVar[bool] = False
+    #: The target is a database file on this machine (:meth:`corpus_path`) that
+    #: :meth:`sibling` opens again read-only or over a copy: replay runs a workload
+    #: that writes on a snapshot and one that only reads on the file read-only.
+    local_file: ClassVar[bool] = False
     #: The command-line options (``argparse`` dest names) this kind accepts besides
     #: ``--target``; any other target option given with it is refused by name.
     cli_options: ClassVar[frozenset[str]] = frozenset()
     #: Whether statements that write may be sent (always, unless the kind guards writes).
     allow_writes: bool = True
+    #: ``supports_sessions`` targets: the D1 session constraint of each simulated user's
+    #: first request; ``none`` sends every request to the primary and chains no bookmarks.
+    session: str = "none"
 
     @classmethod
     @abstractmethod
     def from_spec(cls, spec: str, **options: Any) -> Self:
         """Open the target a spec string names (see :func:`d1bench.targets.open_target`)."""
-    #: The client estimates rows read/written itself, and its connections can put that
-    #: work off until after a run (``prepare``, ``defer_estimates``, ``finish_estimates``).
-    defers_estimates: ClassVar[bool] = False
 
     @property
     @abstractmethod
@@ -102,6 +112,23 @@ class Target(ABC):
         was opened with).  Raises :class:`d1bench.errors.UsageError` naming the
         writes.  A target that does not guard writes takes them all.
         """
+
+    def prepare_estimates(self, conns: Sequence[Connection],
+                          statements: Sequence[tuple[str, Params]], *, estimate: bool,
+                          corpus: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``defers_estimates`` targets: switch ``conns`` to deferred estimates and analyse
+        each statement (SQL, sample parameters) on each, before a run's clock starts.
+
+        ``estimate=False`` asks for no estimate at all; ``corpus`` is the corpus
+        metadata (its content digest keys stored analyses).  Returns what the
+        trace says about the estimate.
+        """
+        raise NotImplementedError(f"{self.kind} target does not estimate rows itself")
+
+    def sibling(self, path: str | os.PathLike[str] | None = None, **overrides: Any) -> Self:
+        """``local_file`` targets: one with the same options over ``path`` (a snapshot of
+        the file), or over the same file with ``overrides`` (``readonly=True``)."""
+        raise NotImplementedError(f"{self.kind} target is not a local file")
 
     def offline_file(self) -> AbstractContextManager[Path] | None:
         """A context giving the database's own SQLite file while no server holds it,

@@ -37,7 +37,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -51,7 +51,7 @@ from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result, Tar
 from d1bench.targets.rowcount import TRACE_COUNTERS, DataFacts, RowEstimator, read_program
 from d1bench.targets.rowcount.counting import NESTED_LIMIT, NESTED_PAUSE, Statement, calibrate
 from d1bench.targets.rowcount.schema import schema_maps
-from d1bench.targets.rowcount.store import AnalysisStore
+from d1bench.targets.rowcount.store import AnalysisStore, store_for
 from d1bench.targets.sqlite_errors import classify_error
 
 __all__ = ["SQLiteConnection", "SQLiteTarget", "classify_error"]
@@ -93,6 +93,7 @@ class SQLiteTarget(Target):
     supports_async: ClassVar[bool] = False
     supports_concurrency: ClassVar[bool] = True
     defers_estimates: ClassVar[bool] = True
+    local_file: ClassVar[bool] = True
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
                  estimate_rows: bool = True, counters: str = "auto", foreign_keys: bool = True,
@@ -163,6 +164,26 @@ class SQLiteTarget(Target):
                    "busy_timeout_ms": self.busy_timeout_ms,
                    "statement_cache": self.statement_cache, **overrides}
         return SQLiteTarget(self.path if path is None else path, **options)
+
+    def prepare_estimates(self, conns: Sequence[Connection],
+                          statements: Sequence[tuple[str, Params]], *, estimate: bool,
+                          corpus: Mapping[str, Any] | None) -> dict[str, Any]:
+        estimating = estimate and self.estimate_rows
+        start = time.perf_counter()
+        store = store_for(self.path, corpus, foreign_keys=self.foreign_keys,
+                          counters=self.counters) if estimating else None
+        before = self.analyses
+        for conn in conns:
+            assert isinstance(conn, SQLiteConnection)  # one of this target's, or a sibling's
+            conn.defer_estimates(estimate=estimating)
+            for sql, params in statements:
+                conn.prepare(sql, params, store)
+        return {
+            "rows": "estimated after the run" if estimating else "not estimated (--no-estimate)",
+            "estimated": estimating, "analysed": self.analyses - before,
+            "from_cache": store.hits if store is not None else 0,
+            "prepare_s": round(time.perf_counter() - start, 4),
+        }
 
     def forget_data_facts(self) -> None:
         """Drop cached table sizes, column samples and FTS match counts (after bulk changes)."""

@@ -400,12 +400,25 @@ class BoundWorkload:
     def draw(self, rng: random.Random) -> Unit:
         """Pick a template or session by weight and draw its parameters (no SQL runs)."""
         i = bisect.bisect_right(self._cum, rng.random() * self._cum[-1])
-        name = self._names[min(i, len(self._names) - 1)]
+        return self.draw_unit(self._names[min(i, len(self._names) - 1)], rng)
+
+    def draw_unit(self, name: str, rng: random.Random) -> Unit:
+        """A unit of the template or session ``name``, its parameters drawn as :meth:`draw` does.
+
+        Used to top up a rare unit after a replay's mix (``ReplayOptions.min_executions``).
+        """
         template = self.workload.templates.get(name)
         if template is not None:
             return Unit(name, "query", template, None, self.draw_params(name, rng), 0, self)
+        if name not in self.workload.sessions:
+            raise KeyError(name)
         return Unit(name, "session", None, self.workload.sessions[name], (),
                     rng.getrandbits(64), self)
+
+    @property
+    def drawn_names(self) -> list[str]:
+        """The units :meth:`draw` can pick (positive weight), in file order."""
+        return list(self._names)
 
     def draw_params(self, template: str, rng: random.Random) -> tuple[Any, ...]:
         """Values for one execution of ``template`` (its own samplers)."""

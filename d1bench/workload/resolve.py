@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from d1bench.errors import TargetError
+from d1bench.sql.limits import MAX_PARAMS
 from d1bench.workload.samplers import (
     ANCHOR_MAX,
     ConstDrawer,
@@ -45,8 +46,8 @@ from d1bench.workload.tables import Tables, q
 
 __all__ = ["STOPWORDS", "Resolver", "tokenize"]
 
-#: Keys per probe statement: D1 refuses more than 100 bound parameters.
-PROBE_BATCH = 100
+#: Keys per probe statement: as many bound parameters as D1 takes.
+PROBE_BATCH = MAX_PARAMS
 #: Probe statements before falling back to range scans (a selective ``where``).
 PROBE_ROUNDS = 20
 #: Range-scan statements at most, and rows each, when probing found too few rows.

@@ -11,8 +11,17 @@ any table, and ranks only those, with the distance summed over one
 ``json_each`` and ``json_extract`` (the same terms in the same order, so the
 same values).  It is approximate: the plan reports its measured recall@k and
 only proposes it at :data:`RECALL_TARGET` or better.  Triggers keep the buckets
-in step with inserts, deletes and updates of the vector; the backfill runs in
-chunks of :data:`BACKFILL_ROWS` so each statement stays within D1's 30 s.
+in step with inserts, deletes and updates of the vector.
+
+The rows already stored are bucketed by a backfill, in two forms that give the
+same buckets.  For D1: statements of :data:`BACKFILL_ROWS` rows each, computed
+in SQL from the stored planes, to be sent one per request after the migration
+(a migration is one request, held to D1's 30 s as a whole; each of these stays
+well inside 30 s on its own, and INSERT OR IGNORE makes a repeated or
+interrupted run harmless).  For the plan's scratch copies: the same sign
+patterns computed in numpy from the stored vectors and the same rounded planes,
+written in one transaction, since bucketing in SQL costs ``L*K*dim`` JSON
+lookups a row (minutes at 100,000 rows).
 """
 
 from __future__ import annotations
@@ -32,10 +41,10 @@ PREDICTED_RECALL = 0.96
 #: Tables (L) and hyperplanes per table (K) tried.
 TABLE_CHOICES = tuple(range(4, 97, 4))
 BIT_CHOICES = tuple(range(1, 21))
-#: Rows per backfill statement.  Bucketing is L*K dot products per row in SQL: at
-#: 20,000 papers (L=76, K=11) 5,000 rows took 50 s here, past D1's 30 s per
-#: statement, so each statement takes 1,000.
-BACKFILL_ROWS = 1_000
+#: Rows per backfill statement for D1.  Bucketing is L*K dot products per row in
+#: SQL: at 20,000 papers (L=76, K=11) 5,000 rows took 50 s here, past D1's 30 s
+#: per statement, so each statement takes 500 (about 5 s here).
+BACKFILL_ROWS = 500
 #: Seed of the hyperplanes (a fixed seed: the same corpus gets the same migration).
 SEED = 20_261_202
 
@@ -157,21 +166,21 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
     tables, bits, predicted = choose(stored, queries, k)
     planes, buckets = f"{table}_{column}_planes", f"{table}_{column}_buckets"
     rng = np.random.default_rng(SEED)
-    values = ", ".join(
-        f"({t}, {b}, '{json.dumps([round(float(x), 6) for x in rng.standard_normal(dim)])}')"
-        for t in range(tables) for b in range(bits))
-    per_row = bucket_sql(f"p.{column}", planes).replace(
-        "FROM " + planes + " AS pl GROUP BY pl.tbl", "")
+    # Rounded once: the SQL and numpy backfills both use these very numbers.
+    plane_json = [json.dumps([round(float(x), 6) for x in rng.standard_normal(dim)])
+                  for _ in range(tables * bits)]
     ddl = [(f"CREATE TABLE IF NOT EXISTS {planes} (tbl INTEGER NOT NULL, bit INTEGER NOT NULL, "
            "plane TEXT NOT NULL, PRIMARY KEY (tbl, bit)) WITHOUT ROWID;"),
-           f"INSERT OR REPLACE INTO {planes} (tbl, bit, plane) VALUES {values};",
+           *plane_inserts(planes, plane_json, bits),
            (f"CREATE TABLE IF NOT EXISTS {buckets} (tbl INTEGER NOT NULL, bucket INTEGER NOT NULL, "
            "id INTEGER NOT NULL, PRIMARY KEY (tbl, bucket, id)) WITHOUT ROWID;"),
            f"CREATE INDEX IF NOT EXISTS idx_{buckets}_id ON {buckets} (id);"]
-    for lo in range(0, top + 1, BACKFILL_ROWS):
-        ddl.append(f"INSERT OR IGNORE INTO {buckets} (tbl, bucket, id) {per_row}, p.{key} "
-                   f"FROM {table} AS p, {planes} AS pl WHERE p.{column} IS NOT NULL AND p.{key} "
-                   f"BETWEEN {lo} AND {lo + BACKFILL_ROWS - 1} GROUP BY p.{key}, pl.tbl;")
+    per_row = bucket_sql(f"p.{column}", planes).replace(
+        "FROM " + planes + " AS pl GROUP BY pl.tbl", "")
+    backfill = [f"INSERT OR IGNORE INTO {buckets} (tbl, bucket, id) {per_row}, p.{key} "
+                f"FROM {table} AS p, {planes} AS pl WHERE p.{column} IS NOT NULL AND p.{key} "
+                f"BETWEEN {lo} AND {lo + BACKFILL_ROWS - 1} GROUP BY p.{key}, pl.tbl;"
+                for lo in range(0, top + 1, BACKFILL_ROWS)]
     new_rows = bucket_sql(f"new.{column}", planes).replace("GROUP BY", f"WHERE new.{column} IS "
                                                            "NOT NULL GROUP BY")
     insert = f"INSERT INTO {buckets} (tbl, bucket, id) SELECT tbl, bucket, new.{key} FROM ({new_rows});"
@@ -196,13 +205,107 @@ def propose(name: str, ctx: Context) -> Rewrite | Skip | None:
     def trial(params: tuple, _conn: Any) -> Trial:
         return Trial(before=((template.sql, params),), after=((sql, params),))
 
+    fill = _filler(table, key, column, buckets, plane_json, bits)
     return Rewrite(KIND, name, sql, "\n".join(ddl), False,
                    f"APPROXIMATE: ranks only the rows sharing a bucket with the query in one of "
                    f"{tables} tables of {bits} random hyperplanes ({planes}, {buckets}) instead of "
                    f"every vector (predicted recall@{k} {predicted:.2f} on the sampled queries; "
                    f"the plan reports the measured one)", trial,
                    templates={name: 1.0}, writes=True, recall_k=k,
-                   trigger_writes=_inserts(ctx, table, 2.0 * tables))
+                   trigger_writes=_inserts(ctx, table, 2.0 * tables),
+                   backfill_sql="\n".join(backfill), backfill=fill)
+
+
+def plane_inserts(planes: str, plane_json: list[str], bits: int) -> list[str]:
+    """INSERTs of the planes, as many as D1's statement length needs (at 100,000 rows the
+    planes alone are about 200 KB of SQL).
+
+    >>> len(plane_inserts("p", ["[0.5]"] * 40, 4))
+    1
+    >>> parts = plane_inserts("p", ["[" + "0.123456, " * 999 + "0.5]"] * 20, 4)
+    >>> len(parts) > 1, max(len(s.encode()) for s in parts) <= 100_000
+    (True, True)
+    """
+    from d1bench.sql.limits import D1_LIMITS
+
+    head = f"INSERT OR REPLACE INTO {planes} (tbl, bit, plane) VALUES "
+    room = D1_LIMITS.sql_bytes - len(head) - 2
+    out: list[str] = []
+    values: list[str] = []
+    used = 0
+    for i, text in enumerate(plane_json):
+        value = f"({i // bits}, {i % bits}, '{text}')"
+        if values and used + len(value) + 2 > room:
+            out.append(head + ", ".join(values) + ";")
+            values, used = [], 0
+        values.append(value)
+        used += len(value) + 2
+    if values:
+        out.append(head + ", ".join(values) + ";")
+    return out
+
+
+def signatures(vectors: Any, planes: Any, bits: int) -> Any:
+    """Each vector's bucket in each table: bit ``b`` of table ``t`` is set when the vector
+    lies on the positive side of plane ``t*bits + b`` (what :func:`bucket_sql` computes).
+
+    >>> import numpy as np
+    >>> signatures(np.array([[1.0, 2.0]]), np.array([[1.0, 0], [0, 1.0], [0, -1.0], [-1.0, 0]]), 2)
+    array([[3, 0]])
+    """
+    import numpy as np
+
+    side = (vectors @ planes.T > 0).reshape(len(vectors), -1, bits)
+    return side.astype(np.int64) @ (np.int64(1) << np.arange(bits, dtype=np.int64))
+
+
+def _filler(table: str, key: str, column: str, buckets: str, plane_json: list[str],
+            bits: int) -> Any:
+    """The backfill for a scratch copy: the same buckets as the SQL statements, from numpy."""
+    import json
+    from itertools import repeat
+
+    import numpy as np
+
+    planes = np.array([json.loads(t) for t in plane_json], dtype=float)
+    dim = planes.shape[1]
+
+    def fill(conn: Any) -> None:
+        ids, rows = [], []
+        for rowid, text in conn.execute(f"SELECT {key}, {column} FROM {table} "
+                                        f"WHERE {column} IS NOT NULL"):
+            v = json.loads(text)
+            # SQL's SUM skips the NULL products of missing elements: as if they were 0.
+            row = [float(x) if isinstance(x, (int, float)) else 0.0 for x in v[:dim]]
+            rows.append(row + [0.0] * (dim - len(row)))
+            ids.append(rowid)
+        if not ids:
+            return
+        sig = signatures(np.array(rows, dtype=float), planes, bits)
+        keys = np.array(ids, dtype=np.int64)
+        index = f"idx_{buckets}_id"
+        (made,) = next(iter(conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'index' "
+                                         "AND name = ?", (index,))), (None,))
+        conn.execute("BEGIN")
+        try:
+            # Millions of rows: the id index is built once at the end rather than kept in
+            # step, and each table's rows go in the primary key's order (b-tree appends).
+            if made:
+                conn.execute(f"DROP INDEX {index}")
+            for t in range(sig.shape[1]):
+                col = sig[:, t]
+                order = np.lexsort((keys, col))
+                conn.executemany(f"INSERT OR IGNORE INTO {buckets} (tbl, bucket, id) "
+                                 "VALUES (?, ?, ?)",
+                                 zip(repeat(t), col[order].tolist(), keys[order].tolist()))
+            if made:
+                conn.execute(made)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    return fill
 
 
 def _inserts(ctx: Context, table: str, rows: float) -> dict[str, float]:

@@ -37,8 +37,8 @@ def check(ctx: LintContext) -> Iterator[Finding]:
 
 
 def _lsh(ctx: LintContext, name: str) -> str | None:
-    """The fix plan's approximate index for the template: its DDL, then its query."""
+    """The fix plan's approximate index for the template: its DDL, its backfill, then its query."""
     from d1bench.fixer.kinds import vector
 
     rw = fix_rewrite(ctx, name, vector)
-    return f"{rw.ddl}\n{rw.sql};" if rw is not None else None
+    return f"{rw.ddl}\n{rw.backfill_sql}\n{rw.sql};" if rw is not None else None

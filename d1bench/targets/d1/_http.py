@@ -21,7 +21,7 @@ import ssl
 import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 __all__ = ["ConnectionDropped", "HTTPPool", "HTTPResponse", "LoopThread", "ResponseTimeout"]
@@ -73,7 +73,8 @@ class _Conn(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # asyncio's Protocol is typed for every transport; a stream connection gets this one.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self._buf += data

@@ -27,8 +27,11 @@ __all__ = [
     "D1_OPTIONS",
     "D1_OPTION_DEFAULTS",
     "DEFAULT_BASE_URL",
+    "HTTP_OPTIONS",
     "LOCAL_D1_OPTIONS",
+    "LOCAL_WORKER_OPTIONS",
     "TOKEN_ADVICE",
+    "WORKER_OPTIONS",
     "WranglerDatabase",
     "is_uuid",
     "parse_spec",
@@ -220,6 +223,11 @@ D1_OPTION_DEFAULTS: dict[str, Any] = {"allow_writes": False, "retry_writes": Fal
 LOCAL_D1_OPTIONS = frozenset(D1_OPTION_DEFAULTS)
 #: ... and those a remote D1 takes.
 D1_OPTIONS = LOCAL_D1_OPTIONS | {"base_url", "wrangler_config", "binding"}
+#: The HTTP client's option (``--no-keep-alive``), and the bench Worker's (``--session``;
+#: ``--cache``, ``worker``, for the Worker d1bench runs itself): see cli/worker.py.
+HTTP_OPTIONS = frozenset({"keep_alive"})
+WORKER_OPTIONS = frozenset({"session"})
+LOCAL_WORKER_OPTIONS = WORKER_OPTIONS | {"worker"}
 
 
 def d1_options(args: Any) -> dict[str, Any]:

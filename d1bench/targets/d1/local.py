@@ -45,7 +45,7 @@ from typing import Any, Self
 from d1bench._paths import REPO_ROOT
 from d1bench.errors import D1benchError, UsageError
 from d1bench.targets._procgroup import StopFailed, alive, process_group, stop_group
-from d1bench.targets.d1.config import LOCAL_D1_OPTIONS
+from d1bench.targets.d1.config import HTTP_OPTIONS, LOCAL_D1_OPTIONS, LOCAL_WORKER_OPTIONS
 from d1bench.targets.d1.target import D1Target
 from d1bench.targets.d1.worker import SessionRequests
 from d1bench.targets.d1.worker_options import COMPATIBILITY_DATE, WorkerOptions
@@ -443,7 +443,7 @@ class LocalD1Target(SessionRequests, D1Target):
 
     kind = "d1-local"
     exact_rows_read = True
-    cli_options = LOCAL_D1_OPTIONS
+    cli_options = LOCAL_D1_OPTIONS | HTTP_OPTIONS | LOCAL_WORKER_OPTIONS
 
     def __init__(self, persist_dir: str | Path | None = None, *, local: LocalD1 | None = None,
                  session: str | None = None, worker: WorkerOptions | None = None,

@@ -82,7 +82,7 @@ class D1Target(Target):
     supports_concurrency: ClassVar[bool] = True
     guards_writes: ClassVar[bool] = True
     checks_d1_limits: ClassVar[bool] = True
-    cli_options: ClassVar[frozenset[str]] = _config.D1_OPTIONS
+    cli_options: ClassVar[frozenset[str]] = _config.D1_OPTIONS | _config.HTTP_OPTIONS
 
     def __init__(self, base_url: str = _config.DEFAULT_BASE_URL, account_id: str = "",
                  database_id: str = "", token: str | None = None, *,
@@ -406,8 +406,8 @@ class D1Target(Target):
                                   f"{policy.max_retry_after:g} s)")
             if not retry:
                 error.attempts = attempt
-                error.attempt_errors = list(errors)  # type: ignore[attr-defined]
-                error.backoff_s = list(delays)  # type: ignore[attr-defined]
+                error.attempt_errors = list(errors)
+                error.backoff_s = list(delays)
                 error.args = (error.message,)
                 raise error
             delay = policy.delay(attempt, retry_after)

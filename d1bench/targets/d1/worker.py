@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from d1bench.errors import UsageError
 from d1bench.targets.d1.classify import redact
+from d1bench.targets.d1.config import WORKER_OPTIONS
 from d1bench.targets.d1.target import D1Target
 from d1bench.targets.d1.worker_options import check_session
 
@@ -88,6 +89,7 @@ class WorkerTarget(SessionRequests, D1Target):
     """
 
     kind: ClassVar[str] = "d1-worker"
+    cli_options: ClassVar[frozenset[str]] = D1Target.cli_options | WORKER_OPTIONS
 
     def __init__(self, origin: str, *, secret: str | None = None, session: str | None = None,
                  binding: str | None = None, env: Mapping[str, str] | None = None,

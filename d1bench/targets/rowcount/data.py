@@ -58,9 +58,11 @@ class DataFacts:
         self._table_rows: dict[str, int] = {}
         self._fts_counts: dict[tuple[str, Any], int | None] = {}
         self._samples: dict[tuple[str, int], tuple[list, int, int] | None] = {}
+        self._present: dict[tuple[str, int, Any], bool | None] = {}
 
     def forget(self) -> None:
         """Drop everything (after bulk changes, or a schema change)."""
+        self._present.clear()
         self._table_rows.clear()
         self._fts_counts.clear()
         self._samples.clear()
@@ -104,6 +106,9 @@ class DataFacts:
         ``SQLITE_JUMPIFNULL``; ``SQLITE_NULLEQ`` makes it ``IS``).  Estimated
         from a sorted sample of the column: a binary search per call.
         """
+        if opcode == "Exists":  # not a compare: is the value in the column at all?
+            present = self.present(db, table, colno, value)
+            return None if present is None else float(present)
         sample = self._column_sample(db, table, colno)
         rows = self.table_rows(db, table)
         if sample is None or rows is None:
@@ -132,6 +137,25 @@ class DataFacts:
         if null_jumps:
             jumping += nulls
         return rows * jumping / n
+
+    def present(self, db: Any, table: str, colno: int, value: Any) -> bool | None:
+        """Does some row of ``table`` hold ``value`` in column ``colno``?  Asked of the
+        table itself (an index answers it), since a sample misses most values of a key."""
+        import apsw
+
+        key = (table, colno, value)
+        if key not in self._present:
+            try:
+                cols = db.execute(f"PRAGMA table_info({_quote(table)})").fetchall()
+                name = next(c[1] for c in cols if c[0] == colno)
+                found = bool(db.execute(f"SELECT 1 FROM {_quote(table)} WHERE {_quote(name)} = ? "
+                                        "LIMIT 1", (value,)).fetchall())
+            except (apsw.Error, StopIteration):
+                found = None
+            if len(self._present) > 100_000:
+                self._present.clear()
+            self._present[key] = found
+        return self._present[key]
 
     def _column_sample(self, db: Any, table: str, colno: int) -> tuple[list, int, int] | None:
         import apsw

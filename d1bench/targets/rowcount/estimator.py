@@ -10,7 +10,7 @@ import numpy as np
 
 from d1bench.targets.rowcount.flow import build_flow_model
 from d1bench.targets.rowcount.model import FlowModel
-from d1bench.targets.rowcount.program import Program, json_length, value_of
+from d1bench.targets.rowcount.program import Program, compare_outcome, json_length, value_of
 from d1bench.targets.rowcount.solve import System, in_row_space
 
 __all__ = ["TRACE_COUNTERS", "Estimate", "RowEstimator"]
@@ -70,6 +70,8 @@ class RowEstimator:
         self._systems: dict[tuple, System] = {}
         model = self._model(params)
         self._shape_params = tuple(model.shape_params)
+        self._shape_tests = tuple(model.shape_tests)
+        self._presence = tuple(model.presence)
         self.traced = True
         #: Each execution runs nested statements (FTS5 looking up document sizes
         #: for bm25, once per row): counting costs a profile callback for each.
@@ -84,7 +86,8 @@ class RowEstimator:
         self.constant: Estimate | None = None
         system = self._system(model, self._regime_key(None, ()), (), self.traced)
         # Without per-execution inputs one system serves every execution.
-        simple = not (self._input_names or self._limit_sources or self._shape_params)
+        simple = not (self._input_names or self._limit_sources or self._shape_params
+                      or self._shape_tests or self._presence)
         self._default = system if simple else None
         self._default_blind = self._system(model, self._regime_key(None, ()), (), False) \
             if simple else None
@@ -133,7 +136,25 @@ class RowEstimator:
         if unusable:
             model.samples = [(f, n) for f, n in model.samples if n not in unusable]
             model.inputs = {n: v for n, v in model.inputs.items() if n not in unusable}
+        for (i, *_spec), present in zip(model.presence, self._present(model.presence, params)):
+            if present is not None and i in model.jump_vars:
+                # a miss jumps every time the seek runs, a hit never
+                form = {model.jump_vars[i]: 1.0}
+                run = model.op_vars[i]
+                form[run] = form.get(run, 0.0) - (0.0 if present else 1.0)
+                model.facts.append((form, 0.0, None))
         return model
+
+    def _present(self, presence: Sequence[tuple], params: Sequence[Any] | Mapping[str, Any]
+                 ) -> tuple[bool | None, ...]:
+        """Whether each fixed-value seek's value is in its table (``None``: unknown)."""
+        out = []
+        for _i, table, colno, src in presence:
+            value = value_of(src, params)
+            found = None if value is None else self._selectivity(table, colno, "Exists", True,
+                                                                 0, value)
+            out.append(None if found is None else found > 0)
+        return tuple(out)
 
     def _regime_key(self, nrows: int | None, limits: Sequence[Any]) -> str | None:
         if not self._limit_sources or nrows is None or any(v is None for v in limits):
@@ -208,7 +229,9 @@ class RowEstimator:
                 y.append(float(k or 0) if kind == "fts" else float(bool(k)))
             limits = [_as_int(value_of(src, params)) for src in self._limit_sources]
             y.extend(float(v or 0) for v in limits)
-            shape = tuple(json_length(value_of(("param", i), params)) for i in self._shape_params)
+            shape = (*(json_length(value_of(("param", i), params)) for i in self._shape_params),
+                     *(compare_outcome(spec, params) for spec in self._shape_tests),
+                     *self._present(self._presence, params))
             regime = self._regime_key(nrows, limits)
             system = self._systems.get((regime, shape, counted))
             if system is None:

@@ -12,15 +12,18 @@ is, both read from a sorted sample of the column.  *Priors* settle the rest
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from d1bench.targets.rowcount.model import Builder, Form
 from d1bench.targets.rowcount.program import (
+    CONDITIONAL_P2,
     COMPARES,
     LOOP_OPEN,
     LOOP_STEP,
     RANGE_END,
     SEEKS,
     Op,
+    compare_outcome,
     first_filter,
     has_early_exit,
     inside,
@@ -28,7 +31,9 @@ from d1bench.targets.rowcount.program import (
     loop_opener,
     register_source,
     runs_once,
+    static_value,
     value_of,
+    writes_register,
 )
 
 __all__ = ["PRIORS", "add_data_facts", "add_priors"]
@@ -49,10 +54,98 @@ PRIORS = {
 
 
 def add_data_facts(b: Builder) -> None:
+    _static_tests(b)
+    _null_or_record(b)
+    _seek_hits(b)
     _full_scans(b)
     _index_ranges(b)
     _temporary_btrees(b)
     _virtual_tables(b)
+
+
+def _static_tests(b: Builder) -> None:
+    """A test of values fixed before the run (constants, bound parameters, a new rowid)
+    jumps every time or never: an INSERT's partial-index WHERE on the values it inserts,
+    an IS NULL on a bound key.  Nothing SQLite counts tells these branches apart (one
+    VM-step count for all of them), yet they decide which index entries get written."""
+    model, t = b.model, b.t
+    for op in b.program.ops:
+        if op.index not in t or op.opcode not in _STATIC_TESTS:
+            continue
+        prog = b.program.program(op.prog)
+        spec: tuple[Any, ...]
+        if op.opcode in ("IsNull", "NotNull"):
+            spec = (op.opcode, 0, None, static_value(prog, op.p1), None)
+        else:
+            spec = (op.opcode, op.p5, op.p4, static_value(prog, op.p3), static_value(prog, op.p1))
+        if spec[3] is None or (spec[0] not in ("IsNull", "NotNull") and spec[4] is None):
+            continue
+        outcome = compare_outcome(spec, b.params)
+        if outcome is None:
+            continue
+        model.facts.append(({t[op.index]: 1.0, op.index: -1.0 if outcome else 0.0}, 0.0, None))
+        if any(src is not None and src[0] == "param" for src in spec[3:]):
+            model.shape_tests.append(spec)  # the model holds for these outcomes only
+
+
+def _null_or_record(b: Builder) -> None:
+    """``Null R`` then, on some paths, ``MakeRecord`` into R, then ``IsNull R``: how a
+    write decides whether the new row goes into a partial index.  In a stretch of code
+    entered only at the ``Null`` and left only through the test, with no loop inside,
+    the test finds R NULL exactly when the record was not made."""
+    t = b.t
+    for op in b.program.ops:
+        if op.opcode not in ("IsNull", "NotNull") or op.index not in t:
+            continue
+        prog = b.program.program(op.prog)
+        writers = [o for o in prog if writes_register(o, op.p1)]
+        if len(writers) != 2 or writers[0].opcode != "Null" or writers[0].p1 \
+                or writers[1].opcode != "MakeRecord" or not writers[1].addr < op.addr:
+            continue
+        if not _closed(prog, writers[0].addr, op.addr):
+            continue
+        made = writers[1].index
+        form = {t[op.index]: 1.0, made: 1.0, op.index: -1.0} if op.opcode == "IsNull" \
+            else {t[op.index]: 1.0, made: -1.0}
+        b.model.facts.append((form, 0.0, None))
+
+
+def _closed(prog: tuple[Op, ...], start: int, end: int) -> bool:
+    """Is [start, end] entered only at ``start``, left only from ``end``, loop-free?"""
+    for o in prog:
+        target = o.p2 if (o.opcode in CONDITIONAL_P2 or o.opcode in ("Goto", "Jump")) else None
+        inside = start <= o.addr < end
+        if inside and (o.opcode in ("Gosub", "Return", "Yield", "Program", "Jump", "Halt",
+                                    "InitCoroutine", "EndCoroutine") and
+                       not (o.opcode == "Halt" and o.p1 != 0)):
+            return False
+        if target is None or not target:
+            continue
+        if inside and not start < target <= end:
+            return False  # leaves early, or jumps back
+        if not inside and o.addr != end and start < target <= end:
+            return False  # enters past the Null
+    return True
+
+
+def _seek_hits(b: Builder) -> None:
+    """An equality seek of a value fixed before the run (``email = ?`` on a UNIQUE
+    index) hits exactly when the table holds the value: D1 bills the hit and not the
+    miss, and when a later filter rejects the row the VM steps alone cannot say which
+    happened.  Whether the value is there is asked of the database, per execution
+    (:meth:`~d1bench.targets.rowcount.estimator.RowEstimator` adds the fact)."""
+    for op in b.program.ops:
+        key = (op.prog, op.p1)
+        tree = b.btree_of.get(key)
+        if op.opcode not in ("SeekGE", "SeekLE") or key not in b.eq_only or op.index not in b.t \
+                or tree is None or len(tree) < 4 or not tree[3] or tree[2] or str(op.p4) != "1":
+            continue
+        src = static_value(b.program.program(op.prog), op.p3)
+        if src is not None and src[0] in ("param", "const"):  # `col = ?` converts as the seek does
+            b.model.presence.append((op.index, tree[1], tree[3][0], src[:2]))
+
+
+_STATIC_TESTS = frozenset({"Eq", "Ne", "Lt", "Le", "Gt", "Ge", "IsNull", "NotNull"})
 
 
 def _full_scans(b: Builder) -> None:
@@ -100,7 +193,7 @@ def _index_ranges(b: Builder) -> None:
         top = prog_ops[op.p2] if op.p2 + 1 < len(prog_ops) else None
         if seek is None or top is None or top.opcode not in RANGE_END or top.p1 != op.p1 \
                 or top.p3 != seek.p3 or str(top.p4) != "1" or str(seek.p4) != "1" \
-                or inside(b.spans[op.prog], seek.addr):
+                or inside(b.spans[op.prog], seek.addr) or _skips_offset(prog_ops, seek, op):
             continue
         value = register_source(prog_ops, seek.p3)
         if value is None:
@@ -108,6 +201,14 @@ def _index_ranges(b: Builder) -> None:
         name = f"sel{len(model.inputs)}"
         model.inputs[name] = ("sel", (tree[1], (tree[3][0], "Eq", True, 0, value)))
         model.samples.append(({prog_ops[op.p2 + 1].index: 1.0}, name))
+
+
+def _skips_offset(prog_ops: tuple[Op, ...], opener: Op, step: Op) -> bool:
+    """Does the loop count down an OFFSET (``IfPos`` with a decrement)?  Then it stops
+    after OFFSET + LIMIT entries, not at the end of the range: the range's length says
+    nothing about the entries read (a page of a device's events by OFFSET read 21% too many).
+    """
+    return any(o.opcode == "IfPos" and o.p3 > 0 for o in prog_ops[opener.addr:step.addr])
 
 
 def _temporary_btrees(b: Builder) -> None:

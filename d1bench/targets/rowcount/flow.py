@@ -188,6 +188,12 @@ def _equations(b: Builder, inflow: list[list[Form]], runs: dict[int, Form],
         if i in t2:
             form[t2[i]] = -1.0
         eqs.append((form, 0.0))
+    # A statement ends with an error while its foreign-key counter is not zero, so in a
+    # successful one the immediate counter's increments and decrements cancel: the probe
+    # that finds a child of a deleted parent (or misses a new child's parent) never ran.
+    fk = {op.index: float(op.p2) for op in ops if op.opcode == "FkCounter" and op.p1 == 0}
+    if fk:
+        eqs.append((fk, 0.0))
     for op in ops:
         i = op.index
         if op.opcode == "Halt" and op.p1 != 0:

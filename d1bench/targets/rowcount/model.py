@@ -52,6 +52,12 @@ class FlowModel:
     clears: bool = False
     #: parameters whose JSON length shaped a fact: callers key their caches on it
     shape_params: list[int] = field(default_factory=list)
+    #: tests of bound values whose outcome shaped a fact (see ``program.compare_outcome``):
+    #: callers key their caches on the outcomes too
+    shape_tests: list[tuple] = field(default_factory=list)
+    #: equality seeks of a fixed value: (op index, table, column number, value source);
+    #: whether the value is in the table decides the seek (the caller asks the data)
+    presence: list[tuple] = field(default_factory=list)
     op_vars: list[int] = field(default_factory=list)  #: variable of each op's count
     jump_vars: dict[int, int] = field(default_factory=dict)  #: op index -> its jump variable
 

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Op", "Program", "json_length", "read_program", "register_source", "value_of"]
+__all__ = ["Op", "Program", "compare_outcome", "json_length", "read_program", "register_source",
+           "static_value", "value_of", "writes_register"]
 
 # OPFLAG bits that SQLite leaves in P2/P5 (sqliteInt.h).
 OPFLAG_NCHANGE = 0x01
@@ -26,7 +27,9 @@ STMTSTATUS_AUTOINDEX = 3
 CONDITIONAL_P2 = frozenset(
     ["If", "IfNot", "IsNull", "NotNull", "IsType", "IfNullRow", "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "ElseEq", "Once", "IfPos", "IfNotZero", "DecrJumpZero", "SeekLT", "SeekLE", "SeekGE", "SeekGT", "IfNotOpen", "IfNoHope", "NoConflict", "NotFound", "Found", "SeekRowid", "NotExists", "Last", "IfSizeBetween", "SorterSort", "Sort", "Rewind", "IfEmpty", "Next", "Prev", "SorterNext", "IdxLE", "IdxGT", "IdxLT", "IdxGE", "RowSetRead", "RowSetTest", "FkIfZero", "Filter", "VFilter", "VNext", "IncrVacuum", "SequenceTest", "SorterCompare", "Yield", "MustBeInt"]
 )
-ALWAYS_P2 = frozenset({"Goto", "Init", "Trace"})  #: always jump to P2
+#: Always jump to P2.  (``Trace``, which opens each statement of a trigger, is not one:
+#: its P1 of 0x7fffffff makes it fall through, and its P2 is its own address.)
+ALWAYS_P2 = frozenset({"Goto", "Init"})
 TERMINAL = frozenset({"Halt", "EndCoroutine"})  #: control never falls through
 LOOP_STEP = frozenset({"Next", "Prev", "SorterNext", "VNext"})  #: jump = "another row"
 LOOP_OPEN = frozenset({"Rewind", "Last", "Sort", "SorterSort", "VFilter"})  #: jump = "empty"
@@ -126,6 +129,206 @@ def json_length(text: Any) -> int | None:
     except ValueError:
         return None
     return len(value) if isinstance(value, (list, dict)) else 1
+
+
+# --- values known before the statement runs -------------------------------------------
+
+#: Opcodes that write the register in P2 (a range for ``Null``, ``Copy`` and ``Move``).
+_OUT_P2 = frozenset({"Integer", "Int64", "String8", "String", "Real", "Variable", "SCopy",
+                     "IntCopy", "Rowid", "NewRowid", "Blob", "Null", "Copy", "Move", "Param",
+                     "Sequence", "IdxRowid", "Count", "RowData", "BeginSubrtn", "Gosub",
+                     "InitCoroutine", "OffsetLimit"})
+#: Opcodes that write the register in P3 alone.
+_OUT_P3 = frozenset({"MakeRecord", "Column", "Function", "PureFunc", "Add", "Subtract",
+                     "Multiply", "Divide", "Remainder", "Concat", "BitAnd", "BitOr",
+                     "ShiftLeft", "ShiftRight", "And", "Or", "VColumn", "Offset", "RowSetRead"})
+#: Opcodes whose output is a rowid (never NULL).
+_ROWIDS = frozenset({"Rowid", "NewRowid", "IdxRowid", "RowSetRead"})
+#: Opcodes that read registers and jump, open, close or write b-trees, but set no register.
+_NO_OUT = frozenset({"Eq", "Ne", "Lt", "Le", "Gt", "Ge", "IsNull", "NotNull", "If", "IfNot",
+                     "Goto", "Halt", "Init", "Transaction", "Insert", "IdxInsert", "OpenRead",
+                     "OpenWrite", "Close", "NotExists", "SeekRowid", "NotFound", "Found",
+                     "NoConflict", "SeekGE", "SeekGT", "SeekLE", "SeekLT", "IdxGT", "IdxGE",
+                     "IdxLT", "IdxLE", "Next", "Prev", "Rewind", "Last", "ResultRow",
+                     "FkCounter", "FkIfZero", "Trace", "Delete", "IdxDelete", "ResetCount",
+                     "Noop", "Explain", "HaltIfNull", "SoftNull", "DeferredSeek",
+                     "FinishSeek", "Once", "VerifyCookie", "TableLock", "ReleaseReg",
+                     "Program", "CursorHint", "ColumnsUsed", "Savepoint", "AutoCommit",
+                     "Affinity", "MustBeInt", "RealAffinity", "TypeCheck", "Cast", "RowSetAdd",
+                     "RowSetTest", "Return"})
+#: Opcodes that change a register's type in place (P1, or P1.. for Affinity).
+_IN_PLACE = frozenset({"Affinity", "MustBeInt", "RealAffinity", "TypeCheck", "Cast"})
+
+
+def writes_register(op: Op, reg: int) -> bool:
+    """Might ``op`` set register ``reg``?  Unknown opcodes are assumed to set any register
+    they name, so a value is only called known when nothing else can have changed it."""
+    name = op.opcode
+    if name in ("Null", "Copy", "Move"):
+        last = op.p3 if name == "Null" else op.p2 + op.p3 - (1 if name == "Move" else 0)
+        return op.p2 <= reg <= max(op.p2, last)
+    if name == "SoftNull":
+        return op.p1 == reg
+    if name in _OUT_P2:
+        return op.p2 == reg
+    if name in _OUT_P3:
+        return op.p3 == reg
+    if name in _NO_OUT:
+        return False
+    return reg in (op.p1, op.p2, op.p3)
+
+
+def static_value(prog: Sequence[Op], reg: int, _depth: int = 0) -> tuple[str, Any, str] | None:
+    """Where a register's value comes from, when nothing but one instruction can set it.
+
+    ``("const", value, conv)`` for ``Integer`` (int), ``Int64`` (int), ``Real`` (float) and
+    ``String8`` (str); ``("param", i, conv)`` (0-based) for ``Variable``; ``("null", None,
+    conv)`` for ``Null``; ``("rowid", None, conv)`` when only rowids are written to it
+    (``Rowid``, ``NewRowid``, ``IdxRowid``, ``RowSetRead``: never NULL);
+    copies are followed.  ``conv`` lists the type conversions some instruction may apply
+    to the register in place (affinity letters; ``"?"`` for any other): the value is known
+    only where none of them would change it (see :func:`compare_outcome`).  ``None`` when
+    several instructions may set it: unlike :func:`register_source`, every instruction
+    that names the register is considered.
+    """
+    writers = [op for op in prog if writes_register(op, reg)]
+    conv = "".join(_conversion(op, reg) for op in prog if op.opcode in _IN_PLACE)
+    if writers and all(op.opcode in _ROWIDS for op in writers):
+        return ("rowid", None, conv)
+    if len(writers) != 1 or _depth > 5:
+        return None
+    op = writers[0]
+    name = op.opcode
+    try:
+        if name == "Integer":
+            return ("const", int(op.p1), conv)
+        if name == "Int64":
+            return ("const", int(op.p4), conv)
+        if name == "Real":
+            return ("const", float(op.p4), conv)
+    except (TypeError, ValueError):
+        return None
+    if name == "String8" and isinstance(op.p4, str):
+        return ("const", op.p4, conv)
+    if name == "Variable":
+        return ("param", op.p1 - 1, conv)
+    if name == "Null" and not op.p1:
+        return ("null", None, conv)
+    if name in ("Copy", "SCopy", "IntCopy") and (name != "Copy" or op.p3 == 0):
+        src = static_value(prog, op.p1, _depth + 1)
+        return None if src is None else (src[0], src[1], src[2] + conv)
+    return None
+
+
+def _conversion(op: Op, reg: int) -> str:
+    """The affinity letter ``op`` applies to ``reg`` in place ('' if none, '?' if unknown)."""
+    if op.opcode == "Affinity":
+        if not op.p1 <= reg < op.p1 + op.p2:
+            return ""
+        letters = op.p4 if isinstance(op.p4, str) else ""
+        return letters[reg - op.p1] if reg - op.p1 < len(letters) else "?"
+    if op.opcode == "TypeCheck":  # a STRICT table's columns P1..P1+P2-1
+        return "?" if op.p1 <= reg < op.p1 + op.p2 else ""
+    if op.p1 != reg:
+        return ""
+    return {"MustBeInt": "D", "RealAffinity": "E"}.get(op.opcode, "?")
+
+
+def _unchanged(value: Any, conv: str) -> bool:
+    """Would every conversion in ``conv`` leave ``value`` as it is?"""
+    for letter in conv:
+        if value is None or letter == "A":
+            continue
+        if letter == "B":  # TEXT: numbers become text
+            if not isinstance(value, str):
+                return False
+        elif letter in "CDE":  # NUMERIC, INTEGER, REAL: numeric-looking text becomes a number
+            if isinstance(value, str) and _numeric_text(value):
+                return False
+            if letter == "D" and not isinstance(value, int):
+                return False  # MustBeInt jumps, or converts
+        else:
+            return False
+    return True
+
+
+#: Compare flags of P5 (sqliteInt.h): jump when either operand is NULL; NULLs compare equal.
+_JUMPIFNULL = 0x10
+_NULLEQ = 0x80
+_ORDER = {"Eq": lambda c: c == 0, "Ne": lambda c: c != 0, "Lt": lambda c: c < 0,
+          "Le": lambda c: c <= 0, "Gt": lambda c: c > 0, "Ge": lambda c: c >= 0}
+
+
+def _bound(src: tuple[str, Any, str], params: Sequence[Any] | Mapping[str, Any]
+           ) -> tuple[bool, Any]:
+    kind, where, conv = src
+    if kind == "const":
+        value = where
+    elif kind == "null":
+        value = None
+    elif kind == "param" and not isinstance(params, Mapping) and 0 <= where < len(params):
+        value = params[where]
+    else:
+        return False, None
+    return (True, value) if _unchanged(value, conv) else (False, None)
+
+
+def _numeric_text(v: str) -> bool:
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
+
+
+def compare_outcome(spec: tuple, params: Sequence[Any] | Mapping[str, Any]) -> bool | None:
+    """Whether a test on values known before the run jumps, or ``None`` when unsure.
+
+    ``spec`` is ``(opcode, p5, p4, left source, right source)`` for a compare
+    (``Eq`` ... ``Ge``: is ``reg(P3) <op> reg(P1)``?, left = P3's source) or
+    ``(opcode, 0, None, source, None)`` for ``IsNull``/``NotNull``, with sources
+    from :func:`static_value`.  Only cases whose answer cannot depend on
+    affinities or collations are answered: text with text (neither looking like
+    a number) under BINARY, integer with integer, and NULLs; and only values that
+    the register's in-place conversions leave alone.
+
+    >>> compare_outcome(("Ne", 0x52, "BINARY-8", ("param", 0, "B"), ("const", "error", "")),
+    ...                 ["info"])
+    True
+    >>> compare_outcome(("IsNull", 0, None, ("rowid", None, ""), None), [])
+    False
+    >>> compare_outcome(("Eq", 0x43, "BINARY-8", ("param", 0, ""), ("const", "7", "")), [7]) is None
+    True
+    >>> compare_outcome(("Eq", 0x43, "BINARY-8", ("param", 0, "B"), ("const", 7, "")), [7]) is None
+    True
+    """
+    opcode, p5, p4, left, right = spec
+    if opcode in ("IsNull", "NotNull"):
+        if left[0] == "rowid":
+            return opcode == "NotNull"
+        known, v = _bound(left, params)
+        if not known:
+            return None
+        return (v is None) == (opcode == "IsNull")
+    if opcode not in _ORDER or right is None:
+        return None
+    (k1, a), (k2, b) = _bound(left, params), _bound(right, params)
+    if not (k1 and k2):
+        return None
+    if a is None or b is None:
+        if p5 & _NULLEQ and opcode in ("Eq", "Ne"):
+            return (a is None and b is None) == (opcode == "Eq")
+        return bool(p5 & _JUMPIFNULL)
+    if p4 not in (None, "BINARY", "BINARY-8") and not str(p4).startswith("BINARY"):
+        return None
+    if isinstance(a, str) and isinstance(b, str):
+        if _numeric_text(a) or _numeric_text(b):
+            return None
+        ea, eb = a.encode("utf-8"), b.encode("utf-8")
+        return _ORDER[opcode]((ea > eb) - (ea < eb))
+    if type(a) is int and type(b) is int:
+        return _ORDER[opcode]((a > b) - (a < b))
+    return None
 
 
 # --- loops --------------------------------------------------------------------------
