@@ -3,7 +3,8 @@
 Goal (issue 5): for every template of the ``medical`` workload, the SQLite
 target's estimate of D1's rows read (``Meta.rows_read``, computed from the
 statement's bytecode and SQLite's counters, see ``d1bench.targets.rowcount``;
-deferred until after the executions, as a replay computes it)
+calibrated on draws of its own, then deferred until after the executions, as a
+replay computes it)
 is within 10% of a real local D1's exact ``meta.rows_read`` (workerd's own
 counters), summed over the same draws.
 
@@ -111,16 +112,19 @@ def _timed(conn: Any, sql: str, params: tuple[Any, ...]) -> tuple[Any, float]:
 
 
 def compare(template: Any, draws: list[tuple[Any, ...]], local: Any, d1: Any,
-            slow_s: float) -> tuple[Comparison | None, str | None]:
+            slow_s: float, calibration: list[tuple[Any, ...]] | None = None
+            ) -> tuple[Comparison | None, str | None]:
     """Run ``draws`` of ``template`` on both connections; (comparison, reason skipped)."""
     c = Comparison(template.name, template.kind)
     local_plan = _plan(local, template.sql, draws[0])
     d1_plan = _plan(d1, template.sql, draws[0])
     if local_plan is not None and d1_plan is not None:
         c.same_plan = local_plan == d1_plan
-    # The SQLite side estimates as a replay does: deferred, worked out after the executions
-    # (``finish_estimates``), which gives what the synchronous path would have given.
+    # The SQLite side estimates as a replay does: analysed and calibrated on draws of
+    # its own before the executions (which then count only what the estimate uses),
+    # deferred, and worked out after them (``finish_estimates``).
     local.defer_estimates()
+    local.prepare(template.sql, draws[0], None, calibration or ())
     pairs = []
     for i, params in enumerate(draws):
         mine, t_local = _timed(local, template.sql, params)
@@ -242,6 +246,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Build or reuse the corpus, upload it to a fresh local D1, compare every template."""
     from tqdm import tqdm
 
+    from d1bench.runner.prepare import calibration_draws
     from d1bench.targets import open_target
     from d1bench.targets.d1.local import LocalD1
     from d1bench.uploader import upload
@@ -270,10 +275,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 rng = random.Random(args.seed)
                 draws = {name: [bound.draw_params(name, rng) for _ in range(args.draws)]
                          for name in workload.templates}
+                calibration = calibration_draws(bound, args.seed)
                 reads = [t for t in workload.templates.values() if not t.is_write]
                 for template in tqdm(reads, desc="read templates", file=sys.stderr):
                     _one(template, draws[template.name], local_conn, d1_conn, args.slow_s,
-                         rows, skipped, errors)
+                         rows, skipped, errors, calibration[template.name])
             # Writes last: they change D1's data, which the reads above must not see.
             writes = [t for t in workload.templates.values() if t.is_write]
             copy = scratch / "writable.sqlite"
@@ -282,7 +288,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     d1_target.connect(allow_writes=True) as d1_conn:
                 for template in tqdm(writes, desc="write templates", file=sys.stderr):
                     _one(template, draws[template.name], local_conn, d1_conn, args.slow_s,
-                         rows, skipped, errors)
+                         rows, skipped, errors, calibration[template.name])
     _print_table(rows, skipped, errors)
     worst = max(rows, key=lambda c: c.worst_pct[0], default=None)
     worst_pct, worst_measure = worst.worst_pct if worst else (0.0, "rows_read")
@@ -325,11 +331,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _one(template: Any, draws: list[tuple[Any, ...]], local: Any, d1: Any, slow_s: float,
-         rows: list[Comparison], skipped: dict[str, str], errors: dict[str, str]) -> None:
+         rows: list[Comparison], skipped: dict[str, str], errors: dict[str, str],
+         calibration: list[tuple[Any, ...]]) -> None:
     from d1bench.errors import TargetError
 
     try:
-        comparison, why = compare(template, draws, local, d1, slow_s)
+        comparison, why = compare(template, draws, local, d1, slow_s, calibration)
     except TargetError as exc:
         errors[template.name] = f"{exc.error_class}: {exc}"
         return

@@ -87,6 +87,35 @@ def test_service_time_is_the_databases_own_for_costly_estimates(schema) -> None:
         assert row.service_ms <= 1.25 * row.db_duration_ms + 0.3, (template, row.to_dict())
 
 
+def test_only_statements_whose_estimate_uses_counters_collect_them(schema, monkeypatch,
+                                                                   tmp_path: Path) -> None:
+    """Calibrated before the clock: the profile callback runs only where the estimate needs it.
+
+    ``extra`` (the counters) is filled exactly when an execution collected
+    them; an uncounted template never does, a counted one does.
+    """
+    from d1bench._paths import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    _name, db, workload = schema
+    reads = workload.reads_only()
+    trace = replay(reads, f"sqlite:{db}", concurrency=1, requests=150, seed=3, progress=False)
+    info, r = trace.meta["estimate"], trace.requests
+    counted, uncounted = set(info["counted"]), set(info["uncounted"])
+    assert counted and uncounted and not counted & uncounted, info
+    assert r["rows_read"].notna().all()
+    ran = set(r["template"])
+    assert ran & counted and ran & uncounted
+    collected = r.groupby("template")["extra"].apply(lambda e: int(e.notna().sum()))
+    assert all(collected[t] == 0 for t in ran & uncounted), collected.to_dict()
+    assert all(collected[t] > 0 for t in ran & counted), collected.to_dict()
+    again = replay(reads, f"sqlite:{db}", concurrency=1, requests=150, seed=3, progress=False)
+    assert again.meta["estimate"]["from_cache"] and again.meta["estimate"]["analysed"] == 0
+    assert (again.meta["estimate"]["counted"], again.meta["estimate"]["uncounted"]) == \
+        (info["counted"], info["uncounted"])
+    assert again.requests["rows_read"].tolist() == r["rows_read"].tolist()
+
+
 def _calls(workload: Any, db: Path, n: int, seed: int) -> list[tuple[str, tuple]]:
     """The query units a replay with ``seed`` would draw (sessions left out)."""
     target = SQLiteTarget(db, readonly=True, estimate_rows=False)
@@ -155,25 +184,69 @@ def test_a_replay_with_writes_leaves_the_corpus_as_it_was(schema) -> None:
     assert content_digest(db) != before_digest
 
 
+def _as_unprivileged() -> list[str]:
+    """A command prefix under which file modes bind: none, or ``setpriv`` to nobody when root.
+
+    Root reads and writes a mode-0444 file in a mode-0555 folder as if they
+    were open, so a replay that wrote would pass unnoticed there (as in CI).
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("running as root without setpriv (util-linux): write protection cannot bind")
+    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+_REPLAY_READS = """
+import json, sys
+from d1bench import load_workload, replay
+trace = replay(load_workload("medical").reads_only(), "sqlite:" + sys.argv[1], concurrency=2,
+               requests=30, seed=0, progress=False)
+r = trace.requests
+print(json.dumps({"errors": int(r["error_class"].notna().sum()), "statements": len(r),
+                  "on": trace.meta["database"]["on"]}))
+"""
+
+
 @pytest.mark.slow
-def test_a_write_protected_corpus_replays_its_reads(small_corpus: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "ro"
+def test_a_write_protected_corpus_replays_its_reads(small_corpus: Path) -> None:
+    """Run as nobody when root, where modes bind (an in-place write there fails 18 of 30)."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    prefix = _as_unprivileged()
+    # Not under tmp_path: pytest makes that mode 0700, closed to the unprivileged uid.
+    base = Path(tempfile.mkdtemp(prefix="d1bench-ro-"))
+    folder, home = base / "ro", base / "home"
     folder.mkdir()
+    home.mkdir()
     db = folder / "corpus.sqlite"
     shutil.copyfile(small_corpus, db)
     before = _file_hash(db)
     db.chmod(0o444)
     folder.chmod(0o555)
+    base.chmod(0o755)
+    home.chmod(0o777)  # the analysis cache of whoever runs the replay
     try:
-        trace = replay(load_workload("medical").reads_only(), f"sqlite:{db}", concurrency=2,
-                       requests=30, seed=0, progress=False)
-        assert trace.requests["error_class"].isna().all()
-        assert trace.meta["database"]["on"] == "original, read-only"
+        env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / "cache"),
+               "PYTHONDONTWRITEBYTECODE": "1"}
+        env.pop("D1BENCH_CACHE", None)
+        proc = subprocess.run([*prefix, sys.executable, "-c", _REPLAY_READS, str(db)], env=env,
+                              capture_output=True, text=True, timeout=300, check=False,
+                              cwd=home)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert out["errors"] == 0 and out["statements"] >= 30, out
+        assert out["on"] == "original, read-only"
         assert stat.S_IMODE(db.stat().st_mode) == 0o444 and os.listdir(folder) == [db.name]
         assert _file_hash(db) == before
     finally:
         folder.chmod(0o755)
         db.chmod(0o644)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_the_corpus_digest_follows_one_changed_row(schema) -> None:
@@ -283,3 +356,36 @@ def test_a_snapshot_holds_what_a_write_ahead_log_holds(tmp_path: Path) -> None:
         assert _file_hash(snap.path) == _file_hash(rollback)
     finally:
         snap.remove()
+
+
+def test_a_worker_sleeps_precisely_and_the_switch_interval_is_restored(small_corpus: Path) -> None:
+    """Timer slack 1 ns in the calling thread (Linux); the GIL switch interval back after a run."""
+    import ctypes
+    import sys
+    import threading
+
+    from d1bench.runner.schedule import SWITCH_INTERVAL_S, precise_timers
+
+    if not sys.platform.startswith("linux"):
+        assert precise_timers() is False
+        return
+    prctl = ctypes.CDLL(None).prctl
+    seen: list[int] = []
+
+    def worker() -> None:
+        before = prctl(30, 0, 0, 0, 0)  # PR_GET_TIMERSLACK
+        assert precise_timers()
+        seen.extend([before, prctl(30, 0, 0, 0, 0)])
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen[0] > 1 and seen[1] == 1  # the default (50 µs) was lowered, in that thread only
+    assert prctl(30, 0, 0, 0, 0) > 1
+
+    interval = sys.getswitchinterval()
+    assert SWITCH_INTERVAL_S < interval
+    trace = replay(load_workload("medical").reads_only(), f"sqlite:{small_corpus}", rate=200,
+                   requests=20, seed=0, progress=False)
+    assert trace.requests["error_class"].isna().all()
+    assert sys.getswitchinterval() == interval

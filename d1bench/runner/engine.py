@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from d1bench.errors import TargetError
-from d1bench.runner.schedule import Schedule, sleep_until
+from d1bench.runner.schedule import Schedule, precise_timers, sleep_until
 from d1bench.targets.base import Target
 
 __all__ = ["DROPPED", "Control", "Outcome", "Row", "WorkerRows", "async_main", "session_steps",
@@ -113,6 +113,8 @@ def _error(exc: BaseException) -> tuple[str, str, int]:
 def thread_worker(conn: Any, ctl: Control, out: WorkerRows) -> None:
     """Run units on ``conn`` until the plan is exhausted or ``ctl.stop`` is set."""
     try:
+        if ctl.open_loop:
+            precise_timers()
         (_open_loop if ctl.open_loop else _closed_loop)(conn, ctl, out)
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread
         ctl.halt(exc)

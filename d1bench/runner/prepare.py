@@ -9,6 +9,7 @@ after the run the pending estimates are worked out, off the timed path.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,15 +17,34 @@ from typing import TYPE_CHECKING, Any
 from d1bench.targets.base import Connection, Params, Target
 
 if TYPE_CHECKING:
-    from d1bench.workload.model import Workload
+    from d1bench.workload.model import BoundWorkload, Workload
 
-__all__ = ["finish", "prepare"]
+__all__ = ["calibration_draws", "finish", "prepare"]
+
+
+def calibration_draws(bound: BoundWorkload, seed: int) -> dict[str, list[Params]]:
+    """Parameter sets per template to calibrate its counting on, drawn as a run draws them.
+
+    From a generator of their own, so the run's units are the same with or
+    without a calibration.
+    """
+    from d1bench.targets.rowcount.counting import AGREE
+
+    rng = random.Random(f"calibration:{seed}")
+    return {name: [bound.draw_params(name, rng) for _ in range(AGREE)]
+            for name in bound.workload.templates}
 
 
 def prepare(target: Target, conns: Sequence[Connection], workload: Workload,
             samples: Mapping[str, Params], *, estimate: bool,
-            corpus: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Defer estimates on ``conns`` and analyse every template on each; returns what the trace says."""
+            corpus: Mapping[str, Any] | None,
+            calibration: Mapping[str, Sequence[Params]] | None = None) -> dict[str, Any]:
+    """Defer estimates on ``conns`` and analyse every template on each; returns what the trace says.
+
+    ``calibration`` (template -> parameter sets, :func:`calibration_draws`)
+    also calibrates each template's counting, so that the run collects
+    counters only for templates whose estimate uses them.
+    """
     # Both abilities are declared by the target protocol: ask it, do not probe.
     if not target.defers_estimates:
         exact = target.exact_rows_read
@@ -33,7 +53,14 @@ def prepare(target: Target, conns: Sequence[Connection], workload: Workload,
     # A template met only inside sessions has no sample: NULLs give the same plan.
     statements = [(t.sql, samples.get(t.name) or (None,) * len(t.params))
                   for t in workload.templates.values()]
-    return target.prepare_estimates(conns, statements, estimate=estimate, corpus=corpus)
+    by_sql = {t.sql: t.name for t in workload.templates.values()}
+    draws = {t.sql: (calibration or {}).get(t.name, ()) for t in workload.templates.values()}
+    info = target.prepare_estimates(conns, statements, estimate=estimate, corpus=corpus,
+                                    calibration=draws)
+    for key in ("counted", "uncounted"):
+        if key in info:
+            info[key] = sorted(by_sql.get(sql, sql) for sql in info[key])
+    return info
 
 
 def finish(conns: Sequence[Connection], info: dict[str, Any], *, progress: bool = False) -> None:

@@ -8,6 +8,7 @@ import dataclasses
 import gc
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -24,9 +25,9 @@ from d1bench.runner.engine import (
 )
 from d1bench.runner.metadata import describe_plans, run_metadata
 from d1bench.runner.options import DEFAULT_DURATION, DEFAULT_RATE, ReplayOptions
-from d1bench.runner.prepare import finish, prepare
+from d1bench.runner.prepare import calibration_draws, finish, prepare
 from d1bench.runner.recorder import Progress, full_rows, rows_to_table
-from d1bench.runner.schedule import Schedule, arrivals
+from d1bench.runner.schedule import SWITCH_INTERVAL_S, Schedule, arrivals
 from d1bench.runner.topup import describe_topup, plan_topup
 from d1bench.targets.base import Connection, Target
 from d1bench.trace import Trace, check_output_path, write_trace
@@ -272,7 +273,8 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
                 conns.extend(target.connect() for _ in range(n_workers - 1))
             workers_conns = conns
         meta["estimate"] = prepare(run_target, [] if use_async else workers_conns, wl, samples,
-                                   estimate=opts.estimate, corpus=meta.get("corpus"))
+                                   estimate=opts.estimate, corpus=meta.get("corpus"),
+                                   calibration=calibration_draws(bound, opts.seed))
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
                       warmup_units=opts.warmup_requests,
                       chain_bookmarks=target.supports_sessions and target.session != "none")
@@ -382,6 +384,8 @@ def _run(target: Target, conns: list[Connection], ctl: Control, n_workers: int, 
     gc_enabled = gc.isenabled()
     gc.freeze()
     gc.disable()
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
     try:
         try:
             for t in threads:
@@ -402,6 +406,7 @@ def _run(target: Target, conns: list[Connection], ctl: Control, n_workers: int, 
     finally:
         end = time.perf_counter_ns()
         ctl.halt()
+        sys.setswitchinterval(switch_interval)
         if gc_enabled:
             gc.enable()
         gc.unfreeze()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,12 +20,45 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SPIN_NS", "Schedule", "arrivals", "sleep_until"]
+__all__ = ["SPIN_NS", "SWITCH_INTERVAL_S", "Schedule", "arrivals", "precise_timers",
+           "sleep_until"]
 
-#: How long before an intended start a worker stops sleeping and spins.  Linux
-#: oversleeps ``time.sleep`` by 50-100 µs (timer slack), so 300 µs of spinning
-#: lands on time while costing at most 30% of a core at 1,000 requests a second.
-SPIN_NS = 300_000
+#: How long before an intended start a worker stops sleeping and spins.  With
+#: the timer slack at 1 ns (:func:`precise_timers`) a sleep ends 5-50 µs late;
+#: spinning longer would only hold a core (and, between yields, the GIL).
+#: A spin of 300 µs, as before, was worse on a busy machine: each
+#: ``sched_yield`` there hands the core to another process for a whole time slice.
+SPIN_NS = 50_000
+
+#: CPython's GIL switch interval during a run (its default is 5 ms).  A worker
+#: whose statement has finished needs the GIL to build its rows and return;
+#: while another thread runs Python code (a worker between requests, the
+#: progress line), it waits until that thread blocks or this interval passes.
+SWITCH_INTERVAL_S = 0.0001
+
+_PR_SET_TIMERSLACK = 29  # linux/prctl.h
+_prctl: list[Any] = []
+
+
+def precise_timers() -> bool:
+    """Make the calling thread's sleeps end on time; ``True`` if they now do.
+
+    Linux lets a sleeping thread wake up to its "timer slack" late (50 µs by
+    default) to batch wake-ups; a schedule counted in microseconds sets it
+    to 1 ns for the worker threads that follow it (threads of their own,
+    which end with the run).  Elsewhere this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    if not _prctl:
+        try:
+            import ctypes
+
+            _prctl.append(ctypes.CDLL(None, use_errno=True).prctl)
+        except (OSError, AttributeError):
+            _prctl.append(None)
+    prctl = _prctl[0]
+    return prctl is not None and prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0) == 0
 
 
 def arrivals(rate: float, arrival: str, *, seed: int, until_s: float | None = None,

@@ -115,13 +115,18 @@ class Target(ABC):
 
     def prepare_estimates(self, conns: Sequence[Connection],
                           statements: Sequence[tuple[str, Params]], *, estimate: bool,
-                          corpus: Mapping[str, Any] | None) -> dict[str, Any]:
+                          corpus: Mapping[str, Any] | None,
+                          calibration: Mapping[str, Sequence[Params]] | None = None
+                          ) -> dict[str, Any]:
         """``defers_estimates`` targets: switch ``conns`` to deferred estimates and analyse
         each statement (SQL, sample parameters) on each, before a run's clock starts.
 
         ``estimate=False`` asks for no estimate at all; ``corpus`` is the corpus
-        metadata (its content digest keys stored analyses).  Returns what the
-        trace says about the estimate.
+        metadata (its content digest keys stored analyses); ``calibration`` (SQL
+        -> parameter sets drawn as the run draws them) decides, once for all
+        ``conns``, which statements collect the database's counters during the
+        run.  Returns what the trace says about the estimate (``counted`` and
+        ``uncounted`` statements among them).
         """
         raise NotImplementedError(f"{self.kind} target does not estimate rows itself")
 

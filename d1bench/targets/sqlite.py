@@ -17,15 +17,15 @@ Two ways to get the estimate:
   the estimates out after the run, filling the same ``Meta`` objects.  So the
   estimator never runs, nor holds the GIL, while any statement is timed.
 
-Both give the same figures: the deferred pass replays, in execution order,
-the very decisions the synchronous path takes (which executions use
-counters).  The one-time analysis of a SQL text (``EXPLAIN``, the flow model)
-happens in :meth:`SQLiteConnection.prepare`, before a replay's clock starts,
-and is kept across runs by :class:`~d1bench.targets.rowcount.store.AnalysisStore`.
-
-While a statement's estimate needs SQLite's counters, APSW's profile callback
-collects them (about 2 µs, and it runs as the statement finishes, so inside
-its ``duration_ms``).
+Both give the same figures.  Before a replay's clock starts,
+:meth:`SQLiteConnection.prepare` analyses each SQL text (``EXPLAIN``, the
+flow model; kept across runs by
+:class:`~d1bench.targets.rowcount.store.AnalysisStore`) and calibrates it on
+drawn parameters: its executions then collect SQLite's counters (APSW's
+profile callback, inside ``duration_ms``: about 2 µs, and one more per
+nested statement) only if its estimate uses them.  A statement nobody
+calibrated follows the adaptive rule, which the deferred pass replays in
+execution order (:mod:`~d1bench.targets.rowcount.counting`).
 
 Connections enforce foreign keys, as D1 does (it also makes inserts read the
 parent rows they reference, which D1 bills).
@@ -36,8 +36,7 @@ from __future__ import annotations
 import os
 import re
 import time
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,14 +44,20 @@ import apsw
 import apsw.ext
 
 from d1bench.dbfile import check_database
-from d1bench.errors import TargetError, UsageError
+from d1bench.errors import UsageError
 from d1bench.sql.session import EXPLAIN, plan_steps
 from d1bench.targets.base import Connection, Meta, Params, PlanStep, Result, Target
 from d1bench.targets.rowcount import TRACE_COUNTERS, DataFacts, RowEstimator, read_program
-from d1bench.targets.rowcount.counting import NESTED_LIMIT, NESTED_PAUSE, Statement, calibrate
+from d1bench.targets.rowcount.counting import Statement, pause_after
 from d1bench.targets.rowcount.schema import schema_maps
-from d1bench.targets.rowcount.store import AnalysisStore, store_for
+from d1bench.targets.rowcount.store import store_for
 from d1bench.targets.sqlite_errors import classify_error
+from d1bench.targets.sqlite_estimates import (
+    EstimatesMixin,
+    set_rows_read,
+    set_rows_written,
+    warn_once,
+)
 
 __all__ = ["SQLiteConnection", "SQLiteTarget", "classify_error"]
 
@@ -62,9 +67,10 @@ _new = object.__new__
 # Frozen dataclasses set their fields through object.__setattr__, which costs
 # about a microsecond per Meta; these slot setters build the same objects in
 # half the time (the replay's overhead budget is counted in microseconds).
-(_m_read, _m_written, _m_duration, _m_changes, _m_rowid, _m_attempts, _m_extra) = (
+_m_read, _m_written = set_rows_read, set_rows_written
+(_m_duration, _m_changes, _m_rowid, _m_attempts, _m_extra) = (
     getattr(Meta, name).__set__ for name in
-    ("rows_read", "rows_written", "duration_ms", "changes", "last_row_id", "attempts", "extra"))
+    ("duration_ms", "changes", "last_row_id", "attempts", "extra"))
 _r_columns, _r_rows, _r_meta = (getattr(Result, name).__set__ for name in ("columns", "rows", "meta"))
 _EMPTY: Mapping[str, Any] = Meta().extra  # the protocol's shared empty mapping
 _VM, _FULLSCAN, _SORT, _AUTOINDEX = (TRACE_COUNTERS[k] for k in
@@ -113,6 +119,8 @@ class SQLiteTarget(Target):
         self.facts = DataFacts()
         #: SQL texts analysed (EXPLAIN and flow model) by this target's connections.
         self.analyses = 0
+        #: SQL text -> whether its estimate uses counters (``None``: calibration could not say).
+        self.verdicts: dict[str, bool | None] = {}
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> SQLiteTarget:
@@ -167,7 +175,9 @@ class SQLiteTarget(Target):
 
     def prepare_estimates(self, conns: Sequence[Connection],
                           statements: Sequence[tuple[str, Params]], *, estimate: bool,
-                          corpus: Mapping[str, Any] | None) -> dict[str, Any]:
+                          corpus: Mapping[str, Any] | None,
+                          calibration: Mapping[str, Sequence[Params]] | None = None
+                          ) -> dict[str, Any]:
         estimating = estimate and self.estimate_rows
         start = time.perf_counter()
         store = store_for(self.path, corpus, foreign_keys=self.foreign_keys,
@@ -177,21 +187,29 @@ class SQLiteTarget(Target):
             assert isinstance(conn, SQLiteConnection)  # one of this target's, or a sibling's
             conn.defer_estimates(estimate=estimating)
             for sql, params in statements:
-                conn.prepare(sql, params, store)
+                conn.prepare(sql, params, store, (calibration or {}).get(sql, ()) if estimating
+                             else ())
+        verdicts = [(sql, self.verdicts.get(sql)) for sql, _ in statements]
         return {
             "rows": "estimated after the run" if estimating else "not estimated (--no-estimate)",
             "estimated": estimating, "analysed": self.analyses - before,
             "from_cache": store.hits if store is not None else 0,
+            # Whose executions collect SQLite's counters on the timed path, and whose do not.
+            "counted": [sql for sql, v in verdicts if v],
+            "uncounted": [sql for sql, v in verdicts if v is False],
             "prepare_s": round(time.perf_counter() - start, 4),
         }
 
     def forget_data_facts(self) -> None:
-        """Drop cached table sizes, column samples and FTS match counts (after bulk changes)."""
+        """Drop cached table sizes, column samples, FTS match counts and counting verdicts."""
         self.facts.forget()
+        self.verdicts.clear()
 
 
-class SQLiteConnection(Connection):
+class SQLiteConnection(EstimatesMixin, Connection):
     """One APSW connection; use it from one thread at a time."""
+
+    target: SQLiteTarget
 
     def __init__(self, target: SQLiteTarget) -> None:
         self.target = target
@@ -210,9 +228,7 @@ class SQLiteConnection(Connection):
         self._events = 0
         self._schema: tuple[dict, dict] | None = None
         self._estimating = target.estimate_rows
-        #: Deferred mode: (meta, statement, counters, nested events, rows returned, changes,
-        #: params, rows if the estimate reads them), in execution order; None when synchronous.
-        self._pending: list[tuple] | None = None
+        self._pending: list[tuple] | None = None  # see EstimatesMixin
 
     # --- the hot path ---------------------------------------------------------
 
@@ -255,13 +271,10 @@ class SQLiteConnection(Connection):
         elif pending is not None:
             rows_read = rows_written = None
             events = self._events if collect else 0
-            if events > NESTED_LIMIT and st.calibrate:
+            if st.verdict or st.calibrate:
                 # Each nested statement (FTS5's bm25 runs one per row) costs a callback
-                # inside the timing: pause as the synchronous path would.
-                st.hot, st.hot_countdown = False, NESTED_PAUSE
-            elif not collect:
-                st.hot_countdown -= 1
-                st.hot = st.hot_countdown <= 0
+                # inside the timing: pause after an execution that ran many.
+                st.hot, st.hot_countdown = pause_after(collect, st.hot_countdown, events)
             pending.append((meta, st, status, events, len(rows), changes or 0, params,
                             rows if st.estimator.needs_rows else None))
         else:
@@ -282,114 +295,6 @@ class SQLiteConnection(Connection):
         _r_rows(result, rows)
         _r_meta(result, meta)
         return result
-
-    # --- the estimate, now or after the run ---------------------------------------
-
-    def _settle(self, sql: str, st: Statement, status: Mapping[str, int] | None, events: int,
-                nrows: int, changes: int, params: Params, rows: list | None
-                ) -> tuple[int | None, int | None]:
-        """One execution's estimate, and the statement's next counting decision.
-
-        ``status`` is what the synchronous path collected (``None`` when it did
-        not count this execution).  Called from :meth:`execute` (synchronous)
-        or :meth:`finish_estimates` (deferred, in execution order): the same
-        inputs, the same decisions, the same figures.
-        """
-        est = st.estimator
-        assert est is not None
-        if status is not None and events > NESTED_LIMIT and st.calibrate:
-            # Counting cost a callback per nested statement (FTS5's bm25 runs
-            # one per row): too slow to keep up; check again later.
-            st.traced, st.countdown, st.agree = False, NESTED_PAUSE, 0
-        rows = rows or []
-        try:
-            rows_read, rows_written, _ = est.rows(status, nrows, changes, params, rows)
-            if st.calibrate:
-                calibrate(st, est, status, rows_read, rows_written, nrows, changes,
-                                params, rows)
-        except Exception as exc:  # noqa: BLE001 - an estimate must never fail a request
-            _warn_once(sql, exc)
-            return None, None
-        return rows_read, rows_written
-
-    def defer_estimates(self, defer: bool = True, *, estimate: bool = True) -> None:
-        """Put the rows-read estimate off until :meth:`finish_estimates` (replay's mode).
-
-        ``estimate=False`` gives no estimate at all (raw speed: ``rows_read``
-        and ``rows_written`` stay ``None``) for statements analysed from now on;
-        call it before :meth:`prepare`.  ``defer=False`` returns to the
-        synchronous path (pending estimates are finished first).
-        """
-        if self._pending:
-            self.finish_estimates()
-        self._estimating = bool(estimate) and self.target.estimate_rows
-        if not estimate:
-            for st in self._statements.values():
-                st.estimator, st.constant, st.traced = None, None, False
-        self._pending = [] if defer else None
-        for st in self._statements.values():
-            st.hot, st.hot_countdown = st.traced, 0
-
-    @property
-    def pending_estimates(self) -> int:
-        """Executions whose estimate :meth:`finish_estimates` has still to work out."""
-        return len(self._pending or ())
-
-    def finish_estimates(self, tick: Callable[[int], Any] | None = None) -> int:
-        """Work out every pending estimate and fill its ``Meta``; returns how many.
-
-        ``tick(n)`` is called after every ``n`` estimates (a progress bar).  If
-        interrupted, the executions not reached keep ``rows_read = None``.
-
-        Runs each statement's counting decisions in execution order, as the
-        synchronous path would have taken them: an execution the synchronous
-        path counts uses the counters the hot path collected; one it would not
-        count is estimated without them.
-        """
-        pending, self._pending = self._pending, ([] if self._pending is not None else None)
-        if not pending:
-            return 0
-        sql_of = {id(st): sql for sql, st in self._statements.items()}
-        for k, (meta, st, status, events, nrows, changes, params, rows) in enumerate(pending, 1):
-            if tick is not None and k % 256 == 0:
-                tick(256)
-            counted = status if st.traced else None
-            if counted is None and st.traced:
-                events = 0
-            rows_read, rows_written = self._settle(sql_of.get(id(st), "?"), st, counted, events,
-                                                   nrows, changes, params, rows)
-            _m_read(meta, rows_read)
-            _m_written(meta, rows_written)
-        return len(pending)
-
-    def prepare(self, sql: str, params: Params = (), store: AnalysisStore | None = None) -> bool:
-        """Analyse ``sql`` now, so that none of its executions waits for it.
-
-        With ``store``, a stored analysis is used when there is one, and a new
-        one is stored.  Returns ``False`` when the statement cannot even be
-        prepared (its executions will report the error).
-        """
-        if sql in self._statements:
-            return True
-        found = store.load(sql) if store is not None else None
-        if found is not None:
-            columns, readonly, ddl, estimator, traced, constant, calibrate = found
-            if estimator is not None:
-                if not self._estimating:
-                    estimator = constant = None
-                    traced = calibrate = False
-                else:
-                    self._bind(estimator)
-            self._remember(sql, Statement(columns, readonly, ddl, estimator, traced, constant,
-                                           calibrate=calibrate, hot=traced))
-            return True
-        try:
-            st = self._analyse(sql, params)
-        except TargetError:
-            return False
-        if store is not None and (st.estimator is not None or not self._estimating):
-            store.save(sql, st.stored())
-        return True
 
     def _on_profile(self, event: dict) -> None:
         # Nested statements (FTS5's own) report first; the statement itself last.
@@ -417,7 +322,7 @@ class SQLiteConnection(Connection):
                 estimator = RowEstimator(program, params, btrees=btrees, vtabs=vtabs,
                                          **self._facts())
             except Exception as exc:  # noqa: BLE001 - no estimate rather than no request
-                _warn_once(sql, exc)
+                warn_once(sql, exc)
         counters = target.counters
         traced = estimator is not None and (
             counters == "always" or (counters == "auto" and estimator.traced))
@@ -474,14 +379,3 @@ class SQLiteConnection(Connection):
             self.finish_estimates()
         self._statements.clear()
         self._db.close()
-
-
-_warned: set[str] = set()
-
-
-def _warn_once(sql: str, exc: BaseException) -> None:
-    key = sql[:200]
-    if key not in _warned:
-        _warned.add(key)
-        warnings.warn(f"d1bench: no rows-read estimate for {key!r}: {type(exc).__name__}: {exc}",
-                      RuntimeWarning, stacklevel=3)

@@ -28,7 +28,9 @@ from d1bench.errors import UsageError
 
 __all__ = ["AnalysisStore", "store_for"]
 
-_FORMAT = 3  # 3: triggers' Trace falls through; static tests, foreign-key counter, seek hits
+# 3: triggers' Trace falls through; static tests, foreign-key counter, seek hits;
+# 4: the counting verdict joined the analysis
+_FORMAT = 4
 
 
 @functools.lru_cache(maxsize=1)
