@@ -18,7 +18,10 @@ Three measurements in one invocation, on the same disk:
 
 After the upload: the upload's own row-count check and a MATCH count equal
 to the source's, through D1, and FTS5's ``integrity-check`` on the file.  Goal (issue 15):
-a million papers within 600 s, every FTS statement within D1's 30 s.
+a million papers within 600 s, every FTS statement within D1's 30 s.  The offline
+path copies the source's FTS index when it can (``fts_way``); the copy's
+integrity-check (``fts_check_s``) runs on the file with the server stopped, so
+D1's limit does not bear on it and it is not in ``fts_statement_max_s``.
 Prints one JSON line.
 """
 
@@ -194,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         "resumed_correctly": run["resumed"],
         "fts_seconds": round(float(frame.loc["papers_fts", "seconds"]), 1),
         "fts_statement_max_s": round(fts_max, 2),
+        # how the index was made: "copy" (the source's shadow tables) or "fill: why not"
+        "fts_way": frame.attrs["fts"].get("papers_fts"),
+        "fts_check_s": round(frame.attrs["fts_check_s"].get("papers_fts", 0.0), 1),
         "statement_fts_max_s": round(base["fts_max_s"], 2),
         "sample_papers": args.sample,
         "goal_s": GOAL_SECONDS,

@@ -44,6 +44,21 @@ def _schema_and_rows(path: Path) -> tuple[list[tuple], dict[str, list[tuple]]]:
         db.close()
 
 
+_FTS_TEMPLATES = {"search_papers", "search_papers_by_design", "search_papers_plain",
+                  "search_comments_fts"}  # the workloads' templates that MATCH
+
+
+def _segments(path: Path) -> list[tuple]:
+    """Every FTS5 table's segment pages (``_data``), byte for byte."""
+    db = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master "
+                                          "WHERE name LIKE '%\\_fts\\_data' ESCAPE '\\'")]
+        return [(n, *r) for n in names for r in db.execute(f'SELECT * FROM "{n}" ORDER BY id')]
+    finally:
+        db.close()
+
+
 def _replayed_counts(target: object, workload: object, bind_db: Path) -> list[tuple]:
     """D1's own rows_read / rows_written for every statement of a fixed replay."""
     from d1bench.targets.sqlite import SQLiteTarget
@@ -65,17 +80,20 @@ def test_offline_upload_is_the_same_database_for_replay(schema: str, small_corpu
 
     db = small_corpus if schema == "medical" else saas_db
     workload = "medical" if schema == "medical" else workload_path("saas")
-    results = {}
+    results, layouts = {}, {}
     for way in ("statements", "offline"):
         with LocalD1(tmp_path / way) as d1, d1.target(allow_writes=True) as target:
             frame = upload(db, target, progress=False, offline=way == "offline")
             assert frame.attrs["path"] == way and frame["ok"].all()
+            # offline, the source's own index (its segment layout) is what D1 then reads
+            assert set(frame.attrs["fts"].values()) == {"copy" if way == "offline" else "fill"}
             conn = target.connect()
             for fts in [n for n in frame.index if n.endswith("_fts")]:
                 conn.execute(f"INSERT INTO {fts} ({fts}, rank) VALUES ('integrity-check', 1)")
             schema_rows = _schema_and_rows(d1.sqlite_path)
             counts = _replayed_counts(target, workload, db)
             results[way] = (frame, schema_rows, counts)
+            layouts[way] = _segments(d1.sqlite_path)
     statements, offline = results["statements"], results["offline"]
     assert offline[1][0] == statements[1][0]  # sqlite_master, same order and text
     assert offline[1][1].keys() == statements[1][1].keys()
@@ -83,6 +101,11 @@ def test_offline_upload_is_the_same_database_for_replay(schema: str, small_corpu
         assert offline[1][1][table] == rows, table
     assert offline[2] == statements[2]  # every statement read and wrote the same rows
     assert sum(c[3] for c in offline[2]) > 0
+    # ... FTS5 queries among them, and on saas over another segment layout (the copy keeps
+    # the segments the source's trigger wrote): D1 counts the rows FTS5 returns, not its pages
+    assert {c[1] for c in offline[2] if c[3]} & _FTS_TEMPLATES
+    if schema == "saas":
+        assert layouts["offline"] != layouts["statements"]
     # D1 billed the rows sent as statements, and nothing for the rows written offline
     biggest = statements[0]["rows_source"].idxmax()
     assert statements[0].loc[biggest, "rows_written"] >= statements[0].loc[biggest, "rows_source"]
@@ -197,4 +220,5 @@ def test_cli_upload_offline(tmp_path: Path, small_corpus: Path,
                  "--offline"]) == 0
     out = capsys.readouterr().out
     assert "papers" in out and "offline" in out
+    assert "FTS index papers_fts: copy" in out
     assert os.path.getsize(copy) == os.path.getsize(small_corpus)

@@ -128,4 +128,6 @@ def run_upload(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(frame.to_string())
     print(f"rows written by {frame.attrs['path']}")
+    for name, way in frame.attrs["fts"].items():  # copied from the source, or filled and why
+        print(f"FTS index {name}: {way}")
     return 0

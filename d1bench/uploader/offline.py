@@ -14,7 +14,10 @@ compares schema, rows and D1's own ``rows_read`` for a whole workload):
   authorizer judges the DDL and the schema comes out in the same order as from
   statements; only table rows and the FTS index are written here, while
   workerd is stopped (:meth:`~d1bench.targets.d1.local.LocalD1.paused`);
-* the rows are copied by SQLite itself, values and types unchanged;
+* the rows are copied by SQLite itself, values and types unchanged; an FTS5
+  index over external content is copied from the source's shadow tables when
+  both define it alike and the copy passes ``integrity-check``
+  (:mod:`d1bench.uploader.fts_copy`), else filled from its rows;
 * what D1 would refuse is refused here too, before that table's rows are
   written: a value over 2,000,000 bytes, a row whose foreign key has no parent;
 * secondary indexes, triggers, views and ANALYZE are run by D1 afterwards,
@@ -42,6 +45,7 @@ import apsw
 from d1bench.errors import UsageError
 from d1bench.sql.limits import MAX_VALUE_BYTES
 from d1bench.uploader.fts import fill_fts
+from d1bench.uploader.fts_copy import copy_fts
 from d1bench.uploader.packing import Table, quote
 from d1bench.uploader.source import FtsTable
 
@@ -135,6 +139,18 @@ class OfflineLoad:
             if hi == _MAX_ROWID:
                 return slowest
             lo = hi
+
+    def index_fts(self, fts: FtsTable, ids: Sequence[int], *, rebuild_max: int,
+                  seconds: float) -> tuple[str, float, float]:
+        """Copy the source's index of ``fts`` (:func:`~d1bench.uploader.fts_copy.copy_fts`),
+        else fill it.  Return ``"copy"`` or ``"fill: <why not copied>"``, the longest
+        writing statement's seconds and the integrity-check's (one statement over the
+        whole index, run on the file: D1 never sees it)."""
+        refusal, slowest, check_s = copy_fts(self.conn, fts.name)
+        if refusal is None:
+            return "copy", slowest, check_s
+        took = self.fill_fts(fts, ids, rebuild_max=rebuild_max, seconds=seconds)
+        return f"fill: {refusal}", max(slowest, took), check_s
 
     def fill_fts(self, fts: FtsTable, ids: Sequence[int], *, rebuild_max: int,
                  seconds: float) -> float:

@@ -122,7 +122,12 @@ def upload(db_path: str | Path, target: Target | str, *, batch_rows: int | None 
         target does not say, or for rows written offline), ``seconds``,
         ``max_statement_s`` (the longest statement, request or offline chunk
         of the step), ``ok``.  ``frame.attrs["path"]`` is ``"offline"`` or
-        ``"statements"``.  More rows: one per FTS5
+        ``"statements"``; ``frame.attrs["fts"]`` says how each FTS5 index this run
+        built was made: ``"fill"`` (indexed from its rows), ``"copy"`` (offline: the
+        source's index copied, :mod:`d1bench.uploader.fts_copy`) or ``"fill: "`` and
+        why it was not copied; ``frame.attrs["fts_check_s"]`` the seconds of each
+        copy's integrity-check (on the file, not a D1 statement, so not in
+        ``max_statement_s``).  More rows: one per FTS5
         table over external content (rows indexed), ``(schema)`` (DDL,
         secondary indexes, ANALYZE) and ``(checks)`` (resume and count queries).
 
@@ -217,6 +222,8 @@ class _Upload:
         self.on_batch = on_batch
         self.steps: dict[str, _Step] = {}
         self.path = "statements"
+        self.fts_ways: dict[str, str] = {}
+        self.fts_checks: dict[str, float] = {}
 
     def _run(self, step: str, sql: str, params: Sequence[Any] = ()) -> Result:
         started = time.perf_counter()
@@ -331,9 +338,11 @@ class _Upload:
                 step.slowest = fill_fts(fts, ids, partial(self._run, fts.name),
                                         rebuild_max=self.fts_rebuild_max,
                                         seconds=self.fts_seconds)
+                self.fts_ways[fts.name] = "fill"
             else:
-                step.slowest = load.fill_fts(fts, ids, rebuild_max=self.fts_rebuild_max,
-                                             seconds=self.fts_seconds)
+                self.fts_ways[fts.name], step.slowest, self.fts_checks[fts.name] = \
+                    load.index_fts(fts, ids, rebuild_max=self.fts_rebuild_max,
+                                   seconds=self.fts_seconds)
             step.seconds = time.perf_counter() - started
 
     def _copy(self, table: Table, after: int, step: _Step, bar: Any) -> None:
@@ -402,6 +411,8 @@ class _Upload:
         frame = frame.astype({column: "Int64" for column in _COUNTS}
                              | {"seconds": float, "max_statement_s": float, "ok": bool})
         frame.attrs["path"] = self.path
+        frame.attrs["fts"] = dict(self.fts_ways)
+        frame.attrs["fts_check_s"] = dict(self.fts_checks)
         bad = frame[~frame["ok"]]
         if len(bad):
             detail = ", ".join(f"{name}: {int(r.rows_target)} of {int(r.rows_source)}"
