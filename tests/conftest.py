@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 from schemas import SCHEMAS
+
+from d1bench.workload import load_workload
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -111,3 +114,17 @@ def other_schema(request: pytest.FixtureRequest) -> OtherSchema:
 
     db = request.getfixturevalue(f"{request.param}_db")
     return OtherSchema(request.param, db, workload_path(request.param))
+
+
+@pytest.fixture(params=["medical", "saas"])
+def medical_or_saas(request: pytest.FixtureRequest, small_corpus: Path, tmp_path: Path) -> tuple[str, Path, Any]:
+    """(name, a private copy of its database, its workload), for medical and saas."""
+    if request.param == "medical":
+        source, workload = small_corpus, load_workload("medical")
+    else:
+        from schemas import workload_path
+
+        source, workload = request.getfixturevalue("saas_db"), load_workload(workload_path("saas"))
+    copy = tmp_path / f"{request.param}.sqlite"
+    shutil.copyfile(source, copy)
+    return request.param, copy, workload

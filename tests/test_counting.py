@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import doctest
 import hashlib
-import shutil
 from pathlib import Path
 from typing import Any
 
 import apsw
 import pytest
 
-from d1bench import load_workload
 from d1bench.runner.prepare import calibration_draws
 from d1bench.targets.rowcount import counting
 from d1bench.targets.sqlite import SQLiteTarget
@@ -25,16 +23,9 @@ def test_doctests() -> None:
     assert result.attempted and not result.failed
 
 
-@pytest.fixture(params=["medical", "saas"])
-def corpus(request: pytest.FixtureRequest, small_corpus: Path, tmp_path: Path) -> tuple[Path, Any]:
-    if request.param == "medical":
-        source, workload = small_corpus, load_workload("medical")
-    else:
-        from schemas import workload_path
-
-        source, workload = request.getfixturevalue("saas_db"), load_workload(workload_path("saas"))
-    copy = tmp_path / f"{request.param}.sqlite"
-    shutil.copyfile(source, copy)
+@pytest.fixture
+def corpus(medical_or_saas: tuple[str, Path, Any]) -> tuple[Path, Any]:
+    _name, copy, workload = medical_or_saas
     return copy, workload
 
 

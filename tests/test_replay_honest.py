@@ -36,18 +36,6 @@ COSTLY = {"medical": ("recent_trends_view", "search_papers_by_design"),
           "saas": ("tenant_projects_summary", "search_comments_fts")}
 
 
-@pytest.fixture(params=["medical", "saas"])
-def schema(request: pytest.FixtureRequest, small_corpus: Path, tmp_path: Path) -> tuple[str, Path, Any]:
-    """(name, a private copy of its database, its workload)."""
-    if request.param == "medical":
-        source, workload = small_corpus, load_workload("medical")
-    else:
-        from schemas import workload_path
-
-        source, workload = request.getfixturevalue("saas_db"), load_workload(workload_path("saas"))
-    copy = tmp_path / f"{request.param}.sqlite"
-    shutil.copyfile(source, copy)
-    return request.param, copy, workload
 
 
 def _only(workload: Any, names: tuple[str, ...]) -> Any:
@@ -72,9 +60,9 @@ def _contents(path: Path) -> dict[str, list]:
         db.close()
 
 
-def test_service_time_is_the_databases_own_for_costly_estimates(schema) -> None:
+def test_service_time_is_the_databases_own_for_costly_estimates(medical_or_saas) -> None:
     """Median service time within 1.25x (+0.3 ms) of SQLite's own time; inline it was 5-150x."""
-    name, db, workload = schema
+    name, db, workload = medical_or_saas
     costly = COSTLY[name]
     trace = replay(_only(workload, costly), f"sqlite:{db}", concurrency=2, requests=120, seed=2,
                    progress=False)
@@ -87,7 +75,7 @@ def test_service_time_is_the_databases_own_for_costly_estimates(schema) -> None:
         assert row.service_ms <= 1.25 * row.db_duration_ms + 0.3, (template, row.to_dict())
 
 
-def test_only_statements_whose_estimate_uses_counters_collect_them(schema, monkeypatch,
+def test_only_statements_whose_estimate_uses_counters_collect_them(medical_or_saas, monkeypatch,
                                                                    tmp_path: Path) -> None:
     """Calibrated before the clock: the profile callback runs only where the estimate needs it.
 
@@ -97,7 +85,7 @@ def test_only_statements_whose_estimate_uses_counters_collect_them(schema, monke
     from d1bench._paths import CACHE_ENV
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    _name, db, workload = schema
+    _name, db, workload = medical_or_saas
     reads = workload.reads_only()
     trace = replay(reads, f"sqlite:{db}", concurrency=1, requests=150, seed=3, progress=False)
     info, r = trace.meta["estimate"], trace.requests
@@ -149,8 +137,8 @@ def _run(db: Path, workload: Any, calls: list, *, deferred: bool) -> list[tuple]
 
 
 @pytest.mark.slow
-def test_deferred_estimates_equal_the_synchronous_ones(schema, tmp_path: Path) -> None:
-    _name, db, workload = schema
+def test_deferred_estimates_equal_the_synchronous_ones(medical_or_saas, tmp_path: Path) -> None:
+    _name, db, workload = medical_or_saas
     workload = workload.with_write_weight(0.2)
     calls = _calls(workload, db, 150, seed=5)
     twin = tmp_path / "twin.sqlite"
@@ -164,8 +152,8 @@ def test_deferred_estimates_equal_the_synchronous_ones(schema, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_a_replay_with_writes_leaves_the_corpus_as_it_was(schema) -> None:
-    _name, db, workload = schema
+def test_a_replay_with_writes_leaves_the_corpus_as_it_was(medical_or_saas) -> None:
+    _name, db, workload = medical_or_saas
     writing = workload.with_write_weight(0.5)
     before_hash, before_rows = _file_hash(db), _contents(db)
     before_digest = content_digest(db, cache=False)
@@ -249,8 +237,8 @@ def test_a_write_protected_corpus_replays_its_reads(small_corpus: Path) -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_the_corpus_digest_follows_one_changed_row(schema) -> None:
-    name, db, _workload = schema
+def test_the_corpus_digest_follows_one_changed_row(medical_or_saas) -> None:
+    name, db, _workload = medical_or_saas
     first = content_digest(db)
     assert content_digest(db) == first  # the cached answer for the unchanged file
     table, column = ("papers", "citation_count") if name == "medical" else ("tasks", "title")
@@ -272,12 +260,12 @@ def test_the_corpus_digest_follows_one_changed_row(schema) -> None:
 
 @pytest.mark.slow
 def test_the_second_replay_analyses_nothing_and_a_changed_corpus_misses(
-        schema, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+        medical_or_saas, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import d1bench.targets.sqlite as sqlite_target
     from d1bench._paths import CACHE_ENV
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "fresh-cache"))
-    name, db, workload = schema
+    name, db, workload = medical_or_saas
     reads = workload.reads_only()
     explained: list[str] = []
     real = sqlite_target.read_program
