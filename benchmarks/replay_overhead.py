@@ -5,9 +5,9 @@ Goals (issue 10), estimation on (the default):
 - per template and session step (``medical`` on a 20,000-paper corpus, and
   the fixture schema ``saas``), the replay's service time p50 is at most
   1.05x a bare APSW loop's over the very same statements and parameters (or
-  within 0.05 ms of it), and its p99 at most 1.10x (or within 0.05 ms: a
-  primary-key lookup takes about 20 µs, and the target's bookkeeping a few of
-  them, a fixed cost no ratio of so small a time can hide);
+  within 0.05 ms of it: a primary-key lookup takes about 20 µs, and the
+  target's bookkeeping a few of them, a fixed cost no ratio of so small a time
+  can hide), and its p99 at most 1.10x, with no allowance;
 - open loop at 1,000 primary-key lookups a second: schedule lag p99 at most 1 ms;
 - open loop with the whole workload at half its measured capacity: lag p99 at most 2 ms.
 
@@ -323,7 +323,7 @@ def _measure_units(db: Path, workload: Any, args: argparse.Namespace) -> dict[st
             "p50_ratio": round(p50r, 3), "p99_ratio": round(p99r, 3),
             "p50_excess_ms": round(p50x, 4), "p99_excess_ms": round(p99x, 4),
             "p50_ok": p50r <= P50_GOAL or p50x <= ABS_MS,
-            "p99_ok": p99r <= P99_GOAL or p99x <= ABS_MS,
+            "p99_ok": p99r <= P99_GOAL,
             "counters": t in counted,
             "db_p50_ms": round(_pct(db_ms[t], 50), 4),
             # The harness's own time per request, beside SQLite's, in the same executions:
@@ -337,12 +337,12 @@ def _measure_units(db: Path, workload: Any, args: argparse.Namespace) -> dict[st
 
 
 def _worst(per_template: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    """The highest ratio among templates whose excess is past the absolute allowance
-    (where a ratio means something), else the highest ratio of all."""
+    """The highest ratio among templates that miss a goal, else the highest ratio of all
+    (a p50 within the absolute allowance is not a miss, however high its ratio)."""
     def badness(item: tuple[str, dict]) -> tuple[bool, float]:
         s = item[1]
-        excess = s["p50_excess_ms"] > ABS_MS or s["p99_excess_ms"] > ABS_MS
-        return excess, max(s["p50_ratio"] / P50_GOAL, s["p99_ratio"] / P99_GOAL)
+        failing = not (s["p50_ok"] and s["p99_ok"])
+        return failing, max(s["p50_ratio"] / P50_GOAL, s["p99_ratio"] / P99_GOAL)
 
     return max(per_template.items(), key=badness)
 
