@@ -74,7 +74,7 @@ COLUMNS: dict[str, pa.DataType] = {
     "sent_ns": pa.int64(),
     "done_ns": pa.int64(),
     "response_ms": pa.float64(),  # intended -> done: the headline, free of coordinated omission
-    "service_ms": pa.float64(),   # sent -> done
+    "service_ms": pa.float64(),   # sent -> done (SQLite: the statement's own call)
     "lag_ms": pa.float64(),       # intended -> sent: how late the client was
     "rows_returned": pa.int64(),
     "rows_read": pa.int64(),      # as D1 bills them; estimated on SQLite; null if unknown

@@ -47,13 +47,17 @@ def full_rows(recorded: Sequence[WorkerRows], plan: Schedule, t0: int, open_loop
 
 
 def rows_to_table(rows: Sequence[Row], plan: Schedule, t0: int, warmup_ns: int, warmup_units: int,
-                  plans: Mapping[str, Mapping[str, Any]]) -> pa.Table:
+                  plans: Mapping[str, Mapping[str, Any]], *, statement_timing: bool = False
+                  ) -> pa.Table:
     """Columns of :data:`d1bench.trace.COLUMNS` from the engine's rows, ordered by send time.
 
     ``plans`` maps a template to its explained plan (``plan_class``,
     ``all_indexed``).  A unit is warm-up when its first statement was intended
     before ``warmup_ns`` (so a session is never split between the two), or when
-    it is one of the first ``warmup_units``.
+    it is one of the first ``warmup_units``.  With ``statement_timing`` (a target
+    that times its own statements, :attr:`~d1bench.targets.base.Target.times_statements`)
+    a statement that succeeded is done its own duration after it was sent, and a
+    session's next step is intended at that end.
     """
     rows = sorted(rows, key=lambda r: (r[5], r[0], r[1]))
     n = len(rows)
@@ -63,6 +67,13 @@ def rows_to_table(rows: Sequence[Row], plan: Schedule, t0: int, warmup_ns: int, 
     else:
         unit_index, step, worker, template, intended, sent, done, nret, metas, errors = (
             [] for _ in range(10))
+    if statement_timing:
+        done = [s + round(m.duration_ms * 1e6) if m is not None and m.duration_ms is not None
+                else d for s, d, m in zip(sent, done, metas)]
+        # A session's next step is intended when the last one ended: at its new end.
+        ends = {(u, k): d for u, k, d in zip(unit_index, step, done)}
+        intended = [ends.get((u, k - 1), t) if k else t
+                    for u, k, t in zip(unit_index, step, intended)]
     intended = [t - t0 for t in intended]
     sent = [t - t0 for t in sent]
     done = [t - t0 for t in done]

@@ -301,7 +301,10 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
     meta.update(interrupted=interrupted, elapsed_s=elapsed_ns / 1e9, statements=len(rows),
                 errors=len(errors), dropped=sum(1 for error in errors if error[0] == DROPPED),
                 units_started=len({unit for unit, *_ in rows}))
-    table = rows_to_table(rows, plan, ctl.t0, ctl.warmup_ns, ctl.warmup_units, plans)
+    meta["service_time"] = ("the statement's own call" if target.times_statements
+                            else "the client's round trip")
+    table = rows_to_table(rows, plan, ctl.t0, ctl.warmup_ns, ctl.warmup_units, plans,
+                          statement_timing=target.times_statements)
     trace = Trace.from_rows(table, meta)
     if opts.trace_path is not None:
         trace = dataclasses.replace(

@@ -59,6 +59,11 @@ class Target(ABC):
     #: :meth:`sibling` opens again read-only or over a copy: replay runs a workload
     #: that writes on a snapshot and one that only reads on the file read-only.
     local_file: ClassVar[bool] = False
+    #: ``Meta.duration_ms`` is timed around the driver's call alone, the region an
+    #: application's own call covers: the trace's service time is that duration, and the
+    #: target's bookkeeping around the call (building ``Meta``) falls between requests,
+    #: where it shows as the next request's schedule lag instead of as latency.
+    times_statements: ClassVar[bool] = False
     #: The command-line options (``argparse`` dest names) this kind accepts besides
     #: ``--target``; any other target option given with it is refused by name.
     cli_options: ClassVar[frozenset[str]] = frozenset()

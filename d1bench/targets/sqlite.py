@@ -27,6 +27,12 @@ nested statement) only if its estimate uses them.  A statement nobody
 calibrated follows the adaptive rule, which the deferred pass replays in
 execution order (:mod:`~d1bench.targets.rowcount.counting`).
 
+``duration_ms`` is timed around ``cursor.execute(sql, params).fetchall()``
+alone, as an application's call would be, and the trace's service time is
+that duration (:attr:`~d1bench.targets.base.Target.times_statements`): what
+the hot path does around the call (looking the statement up, building
+``Meta``) is d1bench's own work, and falls between requests.
+
 Connections enforce foreign keys, as D1 does (it also makes inserts read the
 parent rows they reference, which D1 bills).
 """
@@ -100,6 +106,7 @@ class SQLiteTarget(Target):
     supports_concurrency: ClassVar[bool] = True
     defers_estimates: ClassVar[bool] = True
     local_file: ClassVar[bool] = True
+    times_statements: ClassVar[bool] = True
 
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
                  estimate_rows: bool = True, counters: str = "auto", foreign_keys: bool = True,
