@@ -268,10 +268,13 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
             # The binding connection stays open on the original (read only from here on).
             conns.extend(run_target.connect() for _ in range(n_workers))
             workers_conns = conns[1:]
-        else:
-            if not use_async:
-                conns.extend(target.connect() for _ in range(n_workers - 1))
+        elif use_async:
             workers_conns = conns
+        else:
+            # Not the binding connection: the samplers' statements it cached hold lookaside
+            # memory that the workload's statements would then allocate without.
+            conns.extend(target.connect() for _ in range(n_workers))
+            workers_conns = conns[1:]
         meta["estimate"] = prepare(run_target, [] if use_async else workers_conns, wl, samples,
                                    estimate=opts.estimate, corpus=meta.get("corpus"),
                                    calibration=calibration_draws(bound, opts.seed))

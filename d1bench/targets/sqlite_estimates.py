@@ -50,6 +50,8 @@ class EstimatesMixin:
 
     target: _Options
     _db: apsw.Connection
+    #: ``_db`` for the analyses: their statements are not cached (see ``sqlite._Uncached``).
+    _adb: Any
     _cursor: apsw.Cursor
     _statements: dict[str, Statement]
     _estimating: bool
@@ -214,7 +216,7 @@ class EstimatesMixin:
         writes = not st.readonly
         if st.estimator is None or st.ddl or (writes and self.target.readonly):
             return None
-        seen = observe(self._db, self._cursor, sql, samples, writes=writes)
+        seen = observe(self._adb, self._cursor, sql, samples, writes=writes)
         try:  # estimated after observe's rollback: data facts see the data the run starts from
             return counting_verdict(st.estimator, seen, complete=len(seen) == len(samples))
         except Exception as exc:  # noqa: BLE001 - then the adaptive rule decides
