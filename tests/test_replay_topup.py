@@ -73,6 +73,52 @@ def test_duration_bound_run_keeps_its_top_up(small_corpus):
     assert all(counts.get(n, 0) >= 5 for n in _query_templates(wl) if n != "semantic_search")
 
 
+def _check_back_to_back(trace, wl) -> None:
+    sched, req = trace.meta["schedule"], trace.requests.sort_values(["sent_ns", "step"])
+    assert sched["topup_mode"] == "closed loop, one worker, after the mix"
+    first_topup = sched["units_scheduled"] - sched["topup_units"]
+    top = req[req["unit_index"] >= first_topup]
+    mix = req[req["unit_index"] < first_topup]
+    assert top["unit_index"].nunique() == sched["topup_units"] >= 20, sched
+    assert top["worker"].nunique() == 1
+    assert top["sent_ns"].min() >= mix["intended_ns"].max(), "after the mix's last unit is due"
+    firsts = top[top["step"] == 0]
+    assert (firsts["sent_ns"] - firsts["intended_ns"]).between(0, 1e6).all(), "intended when sent"
+    assert (top["sent_ns"].to_numpy()[1:] >= top["done_ns"].to_numpy()[:-1]).all(), "one at a time"
+    counts = _measured_counts(trace)
+    capped = set(trace.meta["schedule"]["topup_caps"])
+    assert all(counts.get(n, 0) >= 3 for n in _query_templates(wl) if n not in capped)
+
+
+#: One unit every four seconds, about a million papers' rate without indexes: the top-up's
+#: 40-odd units would take minutes at it.
+SLOW = {"rate": 0.25, "requests": 2, "min_executions": 3}
+
+
+@pytest.mark.parametrize("schema", ["medical", "saas"])
+def test_the_top_up_runs_back_to_back_after_the_mix(schema, small_corpus, saas_db):
+    """One worker sends the top-up back to back, each unit intended when sent, after the mix."""
+    from schemas import workload_path
+
+    db, wl = (small_corpus, load_workload("medical").reads_only()) if schema == "medical" \
+        else (saas_db, load_workload(workload_path("saas")).reads_only())
+    caps = {"semantic_search": 1} if schema == "medical" else {"search_comments_like": 1}
+    _check_back_to_back(replay(wl, f"sqlite:{db}", seed=4, progress=False, topup_caps=caps,
+                               **SLOW), wl)
+
+
+def test_the_top_up_runs_back_to_back_on_local_d1(local_d1_corpus, small_corpus):
+    from d1bench.targets import open_target
+
+    wl = load_workload("medical").reads_only()
+    with open_target(f"sqlite:{small_corpus}") as local, local.connect() as bind_conn, \
+            local_d1_corpus.target() as target:
+        trace = replay(wl, target, seed=4, bind_conn=bind_conn, corpus=small_corpus,
+                       progress=False, topup_caps={"semantic_search": 1}, **SLOW)
+    assert trace.meta["schedule"]["engine"] == "asyncio"
+    _check_back_to_back(trace, wl)
+
+
 def test_bad_options_are_refused():
     with pytest.raises(UsageError, match="min_executions"):
         replay("medical", "sqlite:/nonexistent", concurrency=2, min_executions=5)

@@ -22,6 +22,10 @@ busy waits for the first free one, and that wait is its schedule lag, part of
 its response time; a slow response never moves anyone's intended time.
 Closed loop: workers claim the next unit as soon as they are free; its
 intended time is the moment it is sent.
+A top-up (``Control.topup_from``): after the open-loop mix, one worker sends
+the top-up's units back to back, each intended when it is sent.  At the mix's
+rate they would take what the mix takes per unit, hours when the open loop
+runs a unit every twenty seconds (a million papers without indexes).
 """
 
 from __future__ import annotations
@@ -78,6 +82,9 @@ class Control:
         failure: the first unexpected exception a worker raised.
         chain_bookmarks: the target carries D1 sessions: each step of a simulated
             user's session sends the bookmark the previous step returned.
+        topup_from: open loop: units from this index on are a top-up, sent back to
+            back by one worker once the mix has been sent (their intended times are
+            filled in as they go); ``None``: no top-up.
     """
 
     plan: Schedule
@@ -92,6 +99,7 @@ class Control:
     failure: BaseException | None = None
     deadline_ns: int = _NEVER
     chain_bookmarks: bool = False
+    topup_from: int | None = None
     claim: Callable[[], int] = field(default_factory=lambda: itertools.count().__next__)
     measured: Callable[[], int] = field(default_factory=lambda: itertools.count().__next__)
 
@@ -129,7 +137,7 @@ def _open_loop(conn: Any, ctl: Control, out: WorkerRows) -> None:
     perf = time.perf_counter_ns
     calls = ctl.plan.calls
     intended = ctl.plan.intended
-    n = len(intended)
+    n = len(intended) if ctl.topup_from is None else ctl.topup_from
     claim = ctl.claim
     stop = ctl.stop
     stopped = stop.is_set
@@ -138,6 +146,8 @@ def _open_loop(conn: Any, ctl: Control, out: WorkerRows) -> None:
     while not stopped():
         i = claim()
         if i >= n:
+            if out.worker == 0 and n < len(intended):
+                _topup(conn, ctl, out, n)
             return
         due = t0 + intended[i]
         if not sleep_until(due, stop):
@@ -153,6 +163,30 @@ def _open_loop(conn: Any, ctl: Control, out: WorkerRows) -> None:
         sent = perf()
         try:
             result = execute(sql, params)
+        except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+            append((i, sent, perf(), -1, _error(exc)))
+        else:
+            append((i, sent, perf(), len(result.rows), result.meta))
+
+
+def _topup(conn: Any, ctl: Control, out: WorkerRows, first: int) -> None:
+    """The top-up's units, back to back on this worker; each is intended when it is sent."""
+    execute, append, perf = conn.execute, out.short.append, time.perf_counter_ns
+    plan, t0 = ctl.plan, ctl.t0
+    # Not before the mix's last unit is due: the other workers may still be waiting to send it.
+    if first and not sleep_until(t0 + plan.intended[first - 1], ctl.stop):
+        return
+    for i in range(first, len(plan.intended)):
+        if ctl.stop.is_set():
+            return
+        sent = perf()
+        plan.intended[i] = sent - t0
+        call = plan.calls[i]
+        if call is None:
+            _run_session(i, sent, execute, ctl, out)
+            continue
+        try:
+            result = execute(call[1], call[2])
         except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
             append((i, sent, perf(), -1, _error(exc)))
         else:
@@ -363,7 +397,9 @@ async def async_main(target: Target, ctl: Control, workers: int, out: WorkerRows
             tasks.discard(task)
             free.release()
 
-        for i, offset in enumerate(ctl.plan.intended):
+        intended = ctl.plan.intended
+        mix = len(intended) if ctl.topup_from is None else ctl.topup_from
+        for i, offset in enumerate(intended[:mix]):
             due = ctl.t0 + offset
             if not await _async_sleep_until(due, ctl.stop):
                 break
@@ -380,6 +416,12 @@ async def async_main(target: Target, ctl: Control, workers: int, out: WorkerRows
             task.add_done_callback(finished)
         if tasks:
             await asyncio.gather(*tasks)
+        for i in range(mix, len(intended)):  # the top-up, back to back (module docstring)
+            if ctl.stop.is_set():
+                break
+            due = time.perf_counter_ns()
+            intended[i] = due - ctl.t0
+            await _async_unit(i, due, -1, target, ctl, append)
     except BaseException as exc:  # noqa: BLE001 - handed to the main thread
         ctl.halt(exc)
     finally:

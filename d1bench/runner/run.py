@@ -224,9 +224,10 @@ def _schedule(plan: Schedule, opts: ReplayOptions, bound: BoundWorkload) -> tupl
     rng = random.Random(f"topup-{seed}")
     extra = plan_topup(plan.names, plan.kinds, first, drawable, opts.min_executions,
                        opts.topup_caps, rng)
+    # Sent back to back by one worker after the mix (see the engine): their intended times are
+    # filled in as they are sent; until then they are the mix's last.
     last = plan.intended[-1] if plan.intended else 0
-    more = arrivals(rate, arrival, seed=seed + 1, count=len(extra) + 1)[1:]
-    plan.intended.extend(last + t for t in more)
+    plan.intended.extend(last for _ in extra)
     for name in extra:
         plan.append(bound.draw_unit(name, rng))
     return warmup, describe_topup(extra, opts.min_executions, opts.topup_caps)
@@ -278,9 +279,11 @@ def _replay(workload: WorkloadLike, target: Target, opts: ReplayOptions,
         meta["estimate"] = prepare(run_target, [] if use_async else workers_conns, wl, samples,
                                    estimate=opts.estimate, corpus=meta.get("corpus"),
                                    calibration=calibration_draws(bound, opts.seed))
+        topup_units = int(topup.get("topup_units") or 0)
         ctl = Control(plan, open_loop, warmup_ns=int(warmup_s * 1e9),
                       warmup_units=opts.warmup_requests,
-                      chain_bookmarks=target.supports_sessions and target.session != "none")
+                      chain_bookmarks=target.supports_sessions and target.session != "none",
+                      topup_from=len(plan.intended) - topup_units if topup_units else None)
         if not open_loop:
             ctl.measured_limit = opts.requests
             if opts.duration is not None:

@@ -5,8 +5,12 @@ A replay bound by duration draws units by weight: at a million papers a
 runs two or three times.  A p99 of three runs is its maximum, not a
 percentile.  ``min_executions=N`` keeps the mix as drawn and then appends
 targeted units of every template that ran fewer than N times in the measured
-part, at the same rate, until each has N (or its cap: a template that takes
-seconds a run is capped explicitly, and the trace says so).
+part, until each has N (or its cap: a template that takes seconds a run is
+capped explicitly, and the trace says so).  The top-up is sent back to back
+by one worker once the mix has been sent, each unit intended when it is sent:
+at the mix's own rate, 300 top-up units at a million papers (one unit every 17
+seconds without indexes) would take an hour and a half.  Its executions then
+wait for no queue, and a trace says how many there were.
 
 The rule the notebooks use to choose N, and to mark a percentile that has too
 few runs, is :func:`d1bench.claims.runs_needed`: a percentile is taken as
@@ -51,4 +55,5 @@ def plan_topup(names: list[str], kinds: list[str], first_measured: int, drawable
 def describe_topup(extra: list[str], minimum: int, caps: Mapping[str, int] | None) -> dict[str, Any]:
     """What the trace's schedule metadata says about a top-up."""
     return {"min_executions": minimum, "topup_caps": dict(caps or {}),
-            "topup_units": len(extra), "topup": dict(sorted(Counter(extra).items()))}
+            "topup_units": len(extra), "topup": dict(sorted(Counter(extra).items())),
+            "topup_mode": "closed loop, one worker, after the mix"}
