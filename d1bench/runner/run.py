@@ -145,8 +145,8 @@ def replay(workload: WorkloadLike, target: Target | str,
             corpus starts from the same data.
         min_executions: open loop: after the mix, append targeted units of
             every query template (of positive weight) that the measured part
-            ran fewer than this many times, at the same rate, until it has
-            them: a run sized by the runs its percentiles need, not by time
+            ran fewer than this many times, sent back to back by one worker
+            once the mix is sent, until it has them: a run sized by the runs its percentiles need, not by time
             alone (see :mod:`d1bench.runner.topup` for the rule).  The trace's
             ``meta["schedule"]["topup"]`` counts what was added.
         topup_caps: template -> at most this many executions from the top-up
