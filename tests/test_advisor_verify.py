@@ -47,6 +47,37 @@ def test_verify_measures_the_saving(tmp_path: Path) -> None:
     assert db.read_bytes() == before  # built and replayed on copies only
 
 
+@pytest.mark.parametrize("case", ["order_limit", "saas"])
+def test_verify_hashes_no_copy_of_the_corpus(case: str, tmp_path: Path, saas_db: Path,
+                                             monkeypatch) -> None:
+    """The copies verify replays hold the corpus's rows under other indexes: their content
+    digest is the corpus's, and no copy's rows are hashed again (minutes at a million papers)."""
+    from d1bench.advisor.verify import verify
+    from d1bench.corpus import describe
+
+    if case == "saas":
+        from schemas import workload_path
+
+        db, workload = tmp_path / "saas.sqlite", workload_path("saas")
+        db.write_bytes(saas_db.read_bytes())
+        migration = "CREATE INDEX tasks_by_tenant ON tasks (tenant_id, status);"
+    else:
+        db, workload = _db(tmp_path, case), FIXTURES / case / "workload.toml"
+        migration = "CREATE INDEX events_account_score ON events (account, score);"
+    describe.content_digest(db)  # the corpus's own, as a replay of it would have found it
+    hashed: list[str] = []
+    real = describe._rows_digest
+
+    def counting(conn):
+        hashed.append(conn.filename)
+        return real(conn)
+
+    monkeypatch.setattr(describe, "_rows_digest", counting)
+    v = verify(db, workload, migration, requests=40, max_requests=80)
+    assert len(v) > 0 and v["executions_before"].sum() > 0
+    assert hashed == [], hashed
+
+
 @pytest.mark.slow
 def test_verify_replays_until_each_mean_is_known(tmp_path: Path) -> None:
     """The shop's rare templates (a coupon retired once in 120 units) and the skewed ones

@@ -103,14 +103,16 @@ def _frame(trace: Any, offset: int) -> pd.DataFrame:
                          "service_ms": f["service_ms"].astype(float).to_numpy()}, columns=_COLUMNS)
 
 
-def _pair(dbs: tuple[Path, Path], workload: Any, units: int, seed: int,
-          progress: bool, offset: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _pair(dbs: tuple[Path, Path], workload: Any, units: int, seed: int, progress: bool,
+          offset: int, corpus: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     from d1bench.runner import replay
 
     out = []
     for db in dbs:
+        # The copies hold the corpus's rows under other indexes: its content digest is theirs,
+        # known already, where hashing each new copy's rows takes minutes at a million papers.
         trace = replay(workload, f"sqlite:{db}", concurrency=1, requests=units, seed=seed,
-                       progress=progress)
+                       progress=progress, corpus=corpus)
         out.append(_frame(trace, offset))
     return out[0], out[1]
 
@@ -133,10 +135,15 @@ def _subset(workload: Any, counts: dict[str, int]) -> Any:
 
 
 def sequential(before_db: Path, after_db: Path, workload: Any, *, first: int, cap: int,
-               seed: int, target_rse: float, progress: bool = False) -> Rounds:
-    """Replay on both copies until every template's mean rows read is known (module docstring)."""
+               seed: int, target_rse: float, progress: bool = False,
+               corpus: Path | None = None) -> Rounds:
+    """Replay on both copies until every template's mean rows read is known (module docstring).
+
+    ``corpus``: the file both copies were made from (its rows, under other indexes), named
+    as the traces' corpus.
+    """
     dbs = (before_db, after_db)
-    before, after = _pair(dbs, workload, first, seed, progress, 0)
+    before, after = _pair(dbs, workload, first, seed, progress, 0, corpus)
     per_unit = (before.groupby("template").size() / max(first, 1)).to_dict()
     runs = Rounds(before, after, {k: float(v) for k, v in per_unit.items()}, first, 1)
     live = {n for n, f in workload.template_frequencies().items() if f > 0}
@@ -159,7 +166,7 @@ def sequential(before_db: Path, after_db: Path, workload: Any, *, first: int, ca
         else:  # only templates inside sessions: more of the whole workload
             units = min(left, runs.spent)
             sub = workload
-        b, a = _pair(dbs, sub, units, seed + 7919 * k, progress, runs.spent)
+        b, a = _pair(dbs, sub, units, seed + 7919 * k, progress, runs.spent, corpus)
         runs.before = pd.concat([runs.before, b], ignore_index=True)
         runs.after = pd.concat([runs.after, a], ignore_index=True)
         runs.spent += units

@@ -208,7 +208,7 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
         same_values = _run_values(copy_corpus(after_db, Path(tmp) / "values.sqlite"), wl,
                                   priced or {})
         runs = sequential(before_db, after_db, wl, first=requests, cap=cap, seed=seed,
-                          target_rse=target_rse, progress=progress)
+                          target_rse=target_rse, progress=progress, corpus=Path(db_path))
     frame = _compare(runs, plans, predicted, min_effect, same_values)
     frame.attrs.update(runs.totals())
     frame.attrs["seconds"] = time.perf_counter() - started
