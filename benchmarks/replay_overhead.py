@@ -86,12 +86,32 @@ params = [{{sampler = "id", table = "{table}"}}]
 """
 
 
+def _session(unit: Any, run: Any, columns: dict[str, tuple]) -> Any:
+    """Run a session unit's steps with ``run(sql, params) -> (rows, ms)``, each step getting the
+    rows it needs back as a replay's do; yields (template, ms) per step, and stops at an error."""
+    from d1bench.targets.base import Meta, Result
+
+    empty, steps = Meta(), unit.steps()
+    try:
+        step = next(steps)
+        while True:
+            sql = step.template.sql
+            try:
+                rows, ms = run(sql, step.params)
+            except apsw.Error:
+                steps.close()
+                return
+            yield step.template.name, ms
+            step = steps.send(Result(columns.get(sql, ()), rows, empty))
+    except StopIteration:
+        return
+
+
 def _bare_round(db: Path, bound: Any, units: int, seed: int, columns: dict[str, tuple]
                 ) -> dict[str, list[float]]:
     """Service times (ms) per template of a bare APSW loop over the units a replay draws."""
     from d1bench.runner.schedule import Schedule
     from d1bench.runner.snapshot import make_snapshot
-    from d1bench.targets.base import Meta, Result
 
     snap = make_snapshot(db)
     conn = apsw.Connection(str(snap.path))
@@ -101,7 +121,6 @@ def _bare_round(db: Path, bound: Any, units: int, seed: int, columns: dict[str, 
     plan = Schedule(bound.draw, random.Random(seed))
     plan.extend(units)
     times: dict[str, list[float]] = defaultdict(list)
-    empty = Meta()
 
     def run(sql: str, params: Any) -> list:
         t0 = perf()
@@ -120,20 +139,8 @@ def _bare_round(db: Path, bound: Any, units: int, seed: int, columns: dict[str, 
                     continue
                 times[call[0]].append(ms)
                 continue
-            steps = plan.sessions[i].steps()
-            try:
-                step = next(steps)
-                while True:
-                    sql = step.template.sql
-                    try:
-                        rows, ms = run(sql, step.params)
-                    except apsw.Error:
-                        steps.close()
-                        break
-                    times[step.template.name].append(ms)
-                    step = steps.send(Result(columns.get(sql, ()), rows, empty))
-            except StopIteration:
-                pass
+            for name, ms in _session(plan.sessions[i], run, columns):
+                times[name].append(ms)
     finally:
         gc.enable()
         gc.unfreeze()
@@ -235,9 +242,9 @@ def _sleep_lag_p99(rate: float, seconds: float, seed: int) -> float:
 
 
 def _bare_open_lag_p99(db: Path, workload: Any, rate: float, seconds: float, seed: int,
-                       workers: int, columns: dict[str, tuple]) -> float:
+                       columns: dict[str, tuple]) -> float:
     """p99 lateness (ms) of the least a load generator can do: the replay's schedule, sent by
-    ``workers`` plain threads, each with an APSW connection of its own, that claim the next unit,
+    as many plain threads as the replay's open loop has workers, each with an APSW connection of its own, that claim the next unit,
     sleep until it is due (the engine's primitive) and run it, recording nothing but the lag.
 
     The same units, parameters and arrival times as ``replay(workload, rate=rate, seed=seed)``,
@@ -257,11 +264,9 @@ def _bare_open_lag_p99(db: Path, workload: Any, rate: float, seconds: float, see
         sleep_until,
     )
     from d1bench.runner.snapshot import make_snapshot
-    from d1bench.targets.base import Meta, Result
+    from d1bench.targets.sqlite import SQLiteTarget
 
-    assert workers == DEFAULT_WORKERS
-    target = _sqlite_target(db)
-    with target.connect() as conn:
+    with SQLiteTarget(db, readonly=True, estimate_rows=False).connect() as conn:
         bound = workload.bind(conn, seed)
     plan = Schedule(bound.draw, random.Random(seed))
     plan.intended = arrivals(rate, "poisson", seed=seed, until_s=seconds)
@@ -270,9 +275,8 @@ def _bare_open_lag_p99(db: Path, workload: Any, rate: float, seconds: float, see
     claim = itertools.count().__next__
     lags: list[int] = []
     stop = threading.Event()
-    empty = Meta()
     conns = []
-    for _ in range(workers):
+    for _ in range(DEFAULT_WORKERS):
         c = apsw.Connection(str(snap.path))
         c.pragma("foreign_keys", True)
         c.set_busy_timeout(5000)
@@ -281,6 +285,9 @@ def _bare_open_lag_p99(db: Path, workload: Any, rate: float, seconds: float, see
     def worker(conn: apsw.Connection) -> None:
         precise_timers()
         cursor, perf, n = conn.cursor(), time.perf_counter_ns, len(plan.intended)
+
+        def run(sql: str, params: Any) -> tuple[list, float]:
+            return cursor.execute(sql, params).fetchall(), 0.0
         while True:
             i = claim()
             if i >= n:
@@ -289,16 +296,13 @@ def _bare_open_lag_p99(db: Path, workload: Any, rate: float, seconds: float, see
             sleep_until(due, stop)
             lags.append(perf() - due)
             call = plan.calls[i]
+            if call is None:
+                for _ in _session(plan.sessions[i], run, columns):
+                    pass
+                continue
             try:
-                if call is not None:
-                    cursor.execute(call[1], call[2]).fetchall()
-                    continue
-                steps = plan.sessions[i].steps()
-                step = next(steps)
-                while True:
-                    rows = cursor.execute(step.template.sql, step.params).fetchall()
-                    step = steps.send(Result(columns.get(step.template.sql, ()), rows, empty))
-            except (StopIteration, apsw.Error):
+                cursor.execute(call[1], call[2]).fetchall()
+            except apsw.Error:
                 pass
 
     threads = [threading.Thread(target=worker, args=(c,)) for c in conns]
@@ -320,19 +324,12 @@ def _bare_open_lag_p99(db: Path, workload: Any, rate: float, seconds: float, see
     return float(np.percentile(np.array(lags) / 1e6, 99))
 
 
-def _sqlite_target(db: Path) -> Any:
-    from d1bench.targets.sqlite import SQLiteTarget
-
-    return SQLiteTarget(db, readonly=True, estimate_rows=False)
-
-
 def _lag(workload: Any, db: Path, rate: float, seconds: float, rounds: int,
          goal_ms: float, columns: dict[str, tuple] | None = None) -> dict[str, Any]:
     """Open-loop lag p99 of ``replay()`` against two floors, round by round: a bare thread
     sleeping on the schedule (the timer), and, with ``columns``, a bare load generator sending the
     same units (:func:`_bare_open_lag_p99`: the timer with the statements running beside it)."""
     from d1bench import replay
-    from d1bench.runner.run import DEFAULT_WORKERS
 
     lags, floors, bares, achieved = [], [], [], []
     for k in range(rounds):
@@ -340,8 +337,7 @@ def _lag(workload: Any, db: Path, rate: float, seconds: float, rounds: int,
         for side in (("bare", "replay") if k % 2 == 0 else ("replay", "bare")):
             if side == "bare":
                 if columns is not None:
-                    bares.append(_bare_open_lag_p99(db, workload, rate, seconds, k,
-                                                    DEFAULT_WORKERS, columns))
+                    bares.append(_bare_open_lag_p99(db, workload, rate, seconds, k, columns))
                 continue
             trace = replay(workload, f"sqlite:{db}", rate=rate, duration=seconds, seed=k,
                            progress=False)

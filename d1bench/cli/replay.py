@@ -70,8 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="or: the first N units are warm-up (on top of --requests)")
     rp.add_argument("--min-executions", type=number_type(int), metavar="N",
                     help="open loop: after the mix, top up every query template that ran fewer "
-                    "than N times with targeted units, sent back to back by one worker once the mix is "
-                    "sent (p50 needs 10, p95 100, p99 500: five runs beyond the percentile)")
+                    "than N times with targeted units, sent back to back by one worker once "
+                    "the mix is sent (p50 needs 10, p95 100, p99 500: five runs beyond the "
+                    "percentile)")
     rp.add_argument("--topup-cap", type=_cap, action="append", default=[],
                     metavar="TEMPLATE=N", help="at most N executions of TEMPLATE from the top-up "
                     "(a template taking seconds a run); repeatable")

@@ -146,8 +146,9 @@ def replay(workload: WorkloadLike, target: Target | str,
         min_executions: open loop: after the mix, append targeted units of
             every query template (of positive weight) that the measured part
             ran fewer than this many times, sent back to back by one worker
-            once the mix is sent, until it has them: a run sized by the runs its percentiles need, not by time
-            alone (see :mod:`d1bench.runner.topup` for the rule).  The trace's
+            once the mix is sent, until it has them: a run sized by the runs
+            its percentiles need, not by time alone (see
+            :mod:`d1bench.runner.topup` for the rule).  The trace's
             ``meta["schedule"]["topup"]`` counts what was added.
         topup_caps: template -> at most this many executions from the top-up
             (a template taking seconds a run), so the run's length stays bounded.
