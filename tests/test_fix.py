@@ -138,7 +138,7 @@ def test_n_plus_one_batched_and_refused_where_each_row_has_a_limit(saas_plan, ev
 def test_fts_match_is_only_proposed_when_every_sample_agrees(saas_db, tmp_path):
     from d1bench.advisor.preparation import as_workload as _load
     from d1bench.advisor.preparation import open_corpus
-    from d1bench.fixer.check import Scratch, check
+    from d1bench.fixer.check import Copies, check
     from d1bench.fixer.kinds import fts_match
     from d1bench.fixer.model import Context
     from d1bench.sql.catalog import read_catalog
@@ -148,16 +148,59 @@ def test_fts_match_is_only_proposed_when_every_sample_agrees(saas_db, tmp_path):
     rw = fts_match.propose("search_comments_like", Context(read_catalog(conn), conn, wl, {}, {}, {}))
     conn.close()
     assert "comments_fts MATCH ?1" in rw.sql
-    pair = Scratch(saas_db, rw.ddl, tmp_path, "fts")
-    try:
-        whole = check(rw, pair, [("%safari%",)])
-        part = check(rw, pair, [("%afar%",)])  # a substring, not a token: MATCH finds none
-    finally:
-        pair.close()
+    with Copies(saas_db, tmp_path) as copies:
+        pair = copies.step(rw.ddl)
+        try:
+            whole = check(rw, pair, [("%safari%",)])
+            part = check(rw, pair, [("%afar%",)])  # a substring, not a token: MATCH finds none
+        finally:
+            pair.close()
     # A common word: MATCH still reads its postings and sorts them, but not every comment.
     assert whole.all_equivalent and whole.rows_read_after < 0.7 * whole.rows_read_before
     assert whole.rows_read_before >= _count(saas_db, "comments")
     assert not part.all_equivalent and part.failures
+
+
+def _state(conn):
+    """A copy's schema, statistics and row counts, as the scratch connection sees them."""
+    schema = conn.fetch("SELECT type, name, sql FROM sqlite_schema ORDER BY name")
+    tables = [n for t, n, sql in schema if t == "table" and not (sql or "").startswith("CREATE VIRTUAL")]
+    counts = {t: conn.fetch(f'SELECT count(*) FROM "{t}"')[0][0] for t in tables}
+    return schema, counts, conn.fetch("PRAGMA page_count")
+
+
+@pytest.mark.parametrize("schema", ["saas", "medical"])
+def test_a_step_leaves_both_copies_as_it_found_them(schema, request, tmp_path):
+    """Every step runs inside savepoints on the plan's two copies: its DDL, backfill,
+    statistics and its trials' writes are all undone, and the next step sees the copies as
+    the first did (they are copied once per plan, not once per step)."""
+    from d1bench.fixer.check import Copies, check
+    from d1bench.fixer.measure import identity
+
+    db = request.getfixturevalue("saas_db" if schema == "saas" else "small_corpus")
+    # A write, and an index on what it writes: it costs one more row written after the step.
+    table, column, write = (
+        ("projects", "name", "INSERT INTO projects (tenant_id, owner_id, name, status, created_at) "
+         "SELECT tenant_id, owner_id, name || ' copy', status, created_at FROM projects LIMIT 3")
+        if schema == "saas" else
+        ("papers", "citation_count", "UPDATE papers SET citation_count = citation_count + 1 "
+         "WHERE id <= 3"))
+    ddl = (f"CREATE TABLE scratch_counts (n INTEGER NOT NULL);\n"
+           f"INSERT INTO scratch_counts SELECT count(*) FROM {table};\n"
+           f"CREATE INDEX idx_scratch_{table} ON {table}({column});")
+    with Copies(db, tmp_path) as copies:
+        copies.commit("ANALYZE;")
+        found = [_state(c) for c in (copies.before, copies.after)]
+        for _ in range(2):
+            pair = copies.step(ddl)
+            made = pair.after.fetch("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'scratch_counts' "
+                                    f"OR idx = 'idx_scratch_{table}'")
+            assert {r[0] for r in made} == {None, f"idx_scratch_{table}"}, "what it built is analysed"
+            assert pair.added_bytes() > 0
+            m = check(identity(write[:6], write), pair, [()])
+            assert m.rows_written_before > 0 and m.rows_written_after > m.rows_written_before
+            pair.close()
+            assert [_state(c) for c in (copies.before, copies.after)] == found
 
 
 def test_trigger_of_narrows_an_update_trigger(saas_plan, saas_db):

@@ -1,10 +1,11 @@
 """``fix()``: indexes first, then every rewrite stage, each step checked and measured, one plan.
 
-The advisor's indexes (:func:`d1bench.advisor.advise`) are built on a scratch
-copy first: the rewrites start from there, so a step's saving is what it adds
-beyond good indexes.  Each proposed rewrite gets its own pair of copies (with
-and without its DDL), is checked equivalent on the sampled parameters, and is
-measured in D1's rows read and written; a rewrite whose DDL adds triggers has
+The advisor's indexes (:func:`d1bench.advisor.advise`) are built on two scratch
+copies first (:class:`~d1bench.fixer.check.Copies`): the rewrites start from
+there, so a step's saving is what it adds beyond good indexes.  Each proposed
+rewrite runs on them without and with its DDL (rolled back afterwards), is
+checked equivalent on the sampled parameters, and is measured in D1's rows
+read and written; a rewrite whose DDL adds triggers has
 every write template of the workload measured too, so their write cost is in
 the step.  The plan orders the steps by dollars a month saved at the given
 request rate (prices from :mod:`d1bench.cost`); the user's database is only read.
@@ -23,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from d1bench.errors import UsageError
-from d1bench.fixer.check import Measured, Scratch, check
+from d1bench.fixer.check import Copies, Measured, Scratch, check
 from d1bench.fixer.model import Context, Rewrite, Skip
 from d1bench.workload.loader import WorkloadSource
 
@@ -146,22 +147,21 @@ def fix(db_path: str | os.PathLike[str], workload: WorkloadSource, *, verify: bo
         from d1bench.advisor import advise
 
         index_sql = advise(path, wl, seed=seed, progress=progress).migration_sql
-    with tempfile.TemporaryDirectory(prefix="d1bench-fix-") as tmp:
-        base = Path(tmp) / "base.sqlite"
-        pair = Scratch(path, index_sql or None, tmp, "indexes")
+    with tempfile.TemporaryDirectory(prefix="d1bench-fix-") as tmp, Copies(path, tmp) as copies:
+        pair = copies.step(index_sql or None)
         try:
             measured = measure_templates(pair, wl, params, list(wl.templates))
-            index_bytes = _bytes(pair)
+            index_bytes = pair.added_bytes()
         finally:
             pair.close()
-        from d1bench.advisor.verify import apply_sql, copy_corpus
-
-        copy_corpus(path, base)
-        apply_sql(base, index_sql + "\nANALYZE;")
-        conn = open_corpus(base)
-        ctx = Context(read_catalog(conn), conn, wl, weights, params,
-                      {s: shares.get(s, 0.0) for s in wl.sessions})
-        proposals, skips = _propose(ctx)
+        copies.commit(index_sql + "\nANALYZE;")
+        conn = open_corpus(copies.paths[0])
+        try:
+            ctx = Context(read_catalog(conn), conn, wl, weights, params,
+                          {s: shares.get(s, 0.0) for s in wl.sessions})
+            proposals, skips = _propose(ctx)
+        finally:
+            conn.close()  # the proposals are made: the steps use the copies' own connections
         rows, rejected = [], [{"kind": s.kind, "target": s.target, "reason": s.reason}
                               for s in skips]
         if index_sql:
@@ -169,14 +169,13 @@ def fix(db_path: str | os.PathLike[str], workload: WorkloadSource, *, verify: bo
         writes = [n for n, t in wl.templates.items() if t.is_write]
         accepted: list[tuple[Rewrite, Measured]] = []
         for rw in _best_per_template(proposals):
-            row, reason, m = _step(rw, base, tmp, ctx, writes, rate)
+            row, reason, m = _step(rw, copies, ctx, writes, rate)
             if reason:
                 rejected.append({"kind": rw.kind, "target": rw.target, "reason": reason})
             else:
                 rows.append(row)
                 accepted.append((rw, m))
-        conn.close()
-        verification = _verify(base, tmp, accepted, ctx) if verify else None
+        verification = _verify(copies, accepted, ctx) if verify else None
     steps = pd.DataFrame(rows, columns=PLAN_COLUMNS)
     steps = steps.sort_values("usd_month_saved", ascending=False, kind="stable")
     steps["step"] = range(1, len(steps) + 1)
@@ -241,14 +240,14 @@ def _samples_for(rw: Rewrite, ctx: Context) -> list[tuple]:
     return list(ctx.params.get(name) or [()] if name in ctx.workload.templates else [()])
 
 
-def _step(rw: Rewrite, base: Path, tmp: str, ctx: Context, writes: list[str],
+def _step(rw: Rewrite, copies: Copies, ctx: Context, writes: list[str],
           rate: float) -> tuple[dict, str | None, Measured]:
     from d1bench.errors import TargetError
     from d1bench.fixer.kinds.vector import RECALL_TARGET as recall_target
     from d1bench.fixer.measure import measure_templates
 
     try:
-        pair = _scratch(base, [rw], tmp, f"{rw.kind}-{rw.target}")
+        pair = _scratch(copies, [rw])
     except Exception as exc:  # noqa: BLE001 - a DDL SQLite refuses is a reason, not a crash
         return {}, f"its DDL does not run: {exc}", Measured(0, 0, 0, 0, 0, 0, 0.0)
     try:
@@ -259,7 +258,7 @@ def _step(rw: Rewrite, base: Path, tmp: str, ctx: Context, writes: list[str],
                 write_cost = measure_templates(pair, ctx.workload, ctx.params, writes)
             except TargetError as exc:
                 return {}, f"a write template fails after its DDL: {exc}", m
-        nbytes = _bytes(pair)
+        nbytes = pair.added_bytes()
     finally:
         pair.close()
     if m.error:
@@ -314,23 +313,17 @@ def _index_row(measured: Mapping[str, Measured], weights: Mapping[str, float], s
             "note": "the advisor's index set (d1bench advise)"}
 
 
-def _scratch(base: Path, rewrites: list[Rewrite], tmp: str, name: str) -> Scratch:
-    """Copies without and with the rewrites' DDL, backfilled by their fast fill where they
+def _scratch(copies: Copies, rewrites: list[Rewrite]) -> Scratch:
+    """The copies without and with the rewrites' DDL, backfilled by their fast fill where they
     have one, else by running their backfill statements."""
     ddl = [rw.ddl for rw in rewrites if rw.ddl.strip()]
     ddl += [rw.backfill_sql for rw in rewrites if rw.backfill is None and rw.backfill_sql.strip()]
-    return Scratch(base, "\n".join(ddl), tmp, name,
-                   fills=[rw.backfill for rw in rewrites if rw.backfill is not None])
+    return copies.step("\n".join(ddl), fills=[rw.backfill for rw in rewrites if rw.backfill is not None])
 
 
-def _bytes(pair: Scratch) -> float:
-    """Bytes the after copy holds beyond the before copy (what the DDL adds)."""
-    return float(max(pair.after_path.stat().st_size - pair.before_path.stat().st_size, 0))
-
-
-def _verify(base: Path, tmp: str, accepted: list[tuple[Rewrite, Measured]], ctx: Context) -> bool:
+def _verify(copies: Copies, accepted: list[tuple[Rewrite, Measured]], ctx: Context) -> bool:
     """Every accepted rewrite checked again with all the steps' DDL applied together."""
-    pair = _scratch(base, [rw for rw, _ in accepted], tmp, "all")
+    pair = _scratch(copies, [rw for rw, _ in accepted])
     try:
         return all(check(rw, pair, _samples_for(rw, ctx)).all_equivalent or not rw.exact
                    for rw, _ in accepted)

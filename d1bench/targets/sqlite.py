@@ -42,7 +42,8 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -409,3 +410,46 @@ class SQLiteConnection(EstimatesMixin, Connection):
             self.finish_estimates()
         self._statements.clear()
         self._db.close()
+
+    # --- scratch work: trials on a copy, undone afterwards ---------------------
+
+    @contextmanager
+    def rolled_back(self) -> Iterator[None]:
+        """Undo everything done on this connection inside the block: rows, schema, statistics.
+
+        A savepoint, rolled back however the block ends; what the estimates
+        learnt of the schema inside is forgotten with it.  For scratch work
+        on a copy (a fix step's DDL and its trials): nothing written inside
+        is kept.
+        """
+        self._db.execute("SAVEPOINT d1bench_rolled_back")
+        try:
+            yield
+        finally:
+            if self._pending:
+                self.finish_estimates()
+            if not self._db.getautocommit():  # an error may have rolled it all back already
+                self._db.execute("ROLLBACK TO d1bench_rolled_back; RELEASE d1bench_rolled_back")
+            self._schema_changed()
+
+    def fetch(self, sql: str, params: Params = ()) -> list[tuple]:
+        """The rows of a statement that is not a request: no estimate, no timing, not cached."""
+        try:
+            return [tuple(r) for r in self._adb.execute(sql, params)]
+        except apsw.Error as exc:
+            raise classify_error(exc) from None
+
+    def run_script(self, sql: str = "",
+                   fills: Sequence[Callable[[apsw.Connection], None]] = ()) -> None:
+        """Run statements that are not requests (DDL, a backfill), then each of ``fills``
+        with the APSW connection (a backfill faster than SQL); the estimates then forget
+        what they knew of the schema."""
+        try:
+            if sql.strip():
+                self._db.execute(sql)
+            for fill in fills:
+                fill(self._db)
+        except apsw.Error as exc:
+            raise classify_error(exc) from None
+        finally:
+            self._schema_changed()

@@ -286,7 +286,7 @@ def _filler(table: str, key: str, column: str, buckets: str, plane_json: list[st
         index = f"idx_{buckets}_id"
         (made,) = next(iter(conn.execute("SELECT sql FROM sqlite_schema WHERE type = 'index' "
                                          "AND name = ?", (index,))), (None,))
-        conn.execute("BEGIN")
+        conn.execute("SAVEPOINT d1bench_fill")  # a transaction, or a part of the caller's
         try:
             # Millions of rows: the id index is built once at the end rather than kept in
             # step, and each table's rows go in the primary key's order (b-tree appends).
@@ -300,9 +300,9 @@ def _filler(table: str, key: str, column: str, buckets: str, plane_json: list[st
                                  zip(repeat(t), col[order].tolist(), keys[order].tolist()))
             if made:
                 conn.execute(made)
-            conn.execute("COMMIT")
+            conn.execute("RELEASE d1bench_fill")
         except BaseException:
-            conn.execute("ROLLBACK")
+            conn.execute("ROLLBACK TO d1bench_fill; RELEASE d1bench_fill")
             raise
 
     return fill
