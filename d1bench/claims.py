@@ -168,7 +168,7 @@ def seed_table(traces: Mapping[tuple[str, str], Any], workload: Any,
             ran = sorted(set(part["template"].astype(str)))
             row: dict[str, Any] = {"target": target, "index_set": index_set, "family": family,
                                    "claimed_ms": float(claimed), "templates": ", ".join(names),
-                                   "n": int(len(part)), "note": ""}
+                                   "n": len(part), "note": ""}
             if not ran:
                 rows.append(row | {"mean_ms": math.nan, "p50_ms": math.nan, "p95_ms": math.nan,
                                    "ratio": math.nan, "verdict": "not measured"})

@@ -180,11 +180,12 @@ def test_a_step_leaves_both_copies_as_it_found_them(schema, request, tmp_path):
     db = request.getfixturevalue("saas_db" if schema == "saas" else "small_corpus")
     # A write, and an index on what it writes: it costs one more row written after the step.
     table, column, write = (
-        ("projects", "name", "INSERT INTO projects (tenant_id, owner_id, name, status, created_at) "
-         "SELECT tenant_id, owner_id, name || ' copy', status, created_at FROM projects LIMIT 3")
+        ("projects", "name", ("INSERT INTO projects (tenant_id, owner_id, name, status, created_at) "
+                              "SELECT tenant_id, owner_id, name || ' copy', status, created_at "
+                              "FROM projects LIMIT 3"))
         if schema == "saas" else
-        ("papers", "citation_count", "UPDATE papers SET citation_count = citation_count + 1 "
-         "WHERE id <= 3"))
+        ("papers", "citation_count", ("UPDATE papers SET citation_count = citation_count + 1 "
+                                      "WHERE id <= 3")))
     ddl = (f"CREATE TABLE scratch_counts (n INTEGER NOT NULL);\n"
            f"INSERT INTO scratch_counts SELECT count(*) FROM {table};\n"
            f"CREATE INDEX idx_scratch_{table} ON {table}({column});")

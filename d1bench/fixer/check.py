@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from d1bench.fixer.model import Rewrite, Stmt, Trial
 
@@ -93,7 +93,7 @@ class Copies:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
 
-    def __enter__(self) -> Copies:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

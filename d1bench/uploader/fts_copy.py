@@ -161,6 +161,6 @@ def copy_fts(conn: Any, name: str, *, chunk_rows: int = COPY_CHUNK_ROWS,
         conn.execute(f"INSERT INTO main.{quote(name)} ({quote(name)}, rank) "
                      "VALUES ('integrity-check', 1)")
     except apsw.Error as exc:
-        return (f"the copied index fails FTS5's integrity-check ({exc}): the source's "
-                "index does not match its rows", slowest, time.perf_counter() - started)
+        return ((f"the copied index fails FTS5's integrity-check ({exc}): the source's "
+                 "index does not match its rows"), slowest, time.perf_counter() - started)
     return None, slowest, time.perf_counter() - started

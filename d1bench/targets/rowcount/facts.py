@@ -16,8 +16,8 @@ from typing import Any
 
 from d1bench.targets.rowcount.model import Builder, Form
 from d1bench.targets.rowcount.program import (
-    CONDITIONAL_P2,
     COMPARES,
+    CONDITIONAL_P2,
     LOOP_OPEN,
     LOOP_STEP,
     RANGE_END,
