@@ -139,3 +139,62 @@ def test_seed_claims_verdicts():
     extra = claims.seed_claims(requests.assign(template="odd"), {"odd": "trials"},
                                include_unclaimed=True)
     assert extra.iloc[-1]["family"] == "trials" and extra.iloc[-1]["verdict"] == "no claim"
+
+
+def _d1_state(folder: Path) -> tuple[set[str], dict[str, int]]:
+    """The secondary indexes and row counts of the local D1 persisted in ``folder``, asked of D1."""
+    from d1bench import LocalD1
+
+    with LocalD1(folder) as d1, d1.target() as target, target.connect() as conn:
+        indexes = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").rows}
+        tables = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_%' ESCAPE '\\' "
+            "AND name NOT LIKE 'sqlite%' AND sql NOT LIKE 'CREATE VIRTUAL%' "
+            "AND name NOT LIKE '%fts%'").rows]
+        counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').rows[0][0] for t in tables}
+    return indexes, counts
+
+
+@pytest.mark.parametrize("schema", ["medical", "saas"])
+def test_local_d1_copy_of_an_index_set_starts_from_the_plain_upload(
+        schema: str, data: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """An index set's local D1 is the plain upload's folder with the set's indexes made by D1:
+    the same rows and FTS index, no second upload of them."""
+    if schema == "medical":
+        corpus, index_set = request.getfixturevalue("corpus"), "seed"
+        wanted = "idx_papers_search_sort"
+    else:
+        corpus = data / "saas.sqlite"
+        shutil.copyfile(request.getfixturevalue("saas_db"), corpus)
+        index_set = str(cache.index_set_file(
+            "saas", "CREATE INDEX IF NOT EXISTS idx_tasks_project_status ON tasks (project_id, status);\n"))
+        wanted = "idx_tasks_project_status"
+    import d1bench
+
+    uploads = []
+    real = d1bench.upload
+
+    def upload(*args, **kwargs):
+        uploads.append(real(*args, **kwargs))
+        return uploads[-1]
+
+    monkeypatch.setattr(d1bench, "upload", upload)
+    plain = cache.local_d1_copy(corpus, "none")
+    seeded = cache.local_d1_copy(corpus, index_set)
+    assert seeded != plain
+    assert len(uploads) == 2 and uploads[0]["rows_uploaded"].sum() > 0
+    assert uploads[1]["rows_uploaded"].sum() == 0, "the second set's rows came with the folder"
+    plain_indexes, plain_counts = _d1_state(plain)
+    seeded_indexes, seeded_counts = _d1_state(seeded)
+    assert wanted in seeded_indexes and wanted not in plain_indexes
+    assert seeded_indexes - plain_indexes == _indexes(cache.indexed_copy(corpus, index_set)) - _indexes(corpus)
+    db = apsw.Connection(str(corpus), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        want = {t: next(iter(db.execute(f'SELECT count(*) FROM "{t}"')))[0] for t in plain_counts}
+    finally:
+        db.close()
+    assert seeded_counts == plain_counts == want and sum(want.values()) > 0
+    stamp = (seeded.parent / (seeded.name + ".json")).stat().st_mtime_ns
+    assert cache.local_d1_copy(corpus, index_set) == seeded, "made once"
+    assert (seeded.parent / (seeded.name + ".json")).stat().st_mtime_ns == stamp
