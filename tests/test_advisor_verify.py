@@ -181,3 +181,53 @@ def test_verify_rules_hold_on_saas(saas_db: Path) -> None:
             assert row["latency_change"] == "unchanged plan" and not row["worse"], name
     assert (v["latency_change"] == "unchanged plan").any()
     assert saas_db.read_bytes() == before  # built and replayed on copies only
+
+
+def test_a_round_cut_to_the_time_left_runs_the_cheapest_templates_first() -> None:
+    from d1bench.advisor.sequential import _fit
+
+    runs = _rounds({"fast": (1.0, [1.0] * 5), "slow": (1.0, [2000.0] * 5)},
+                   {"fast": (1.0, [1.0] * 5), "slow": (1.0, [2000.0] * 5)})
+    # a pair of "fast" costs 2.2 ms, of "slow" 4.4 s: 10 s leave all of fast and 2 slow
+    assert _fit({"fast": 100, "slow": 5}, runs, 10.0) == {"fast": 100, "slow": 2}
+    assert _fit({"fast": 100, "slow": 5}, runs, 0.1) == {"fast": 45}
+    assert _fit({"fast": 100, "slow": 5}, runs, 0.0) == {}
+    # a template not run yet is costed at the mean of all executions
+    assert _fit({"new": 10}, runs, 1.0) == {}
+
+
+@pytest.mark.parametrize("case", ["shop", "saas"])
+def test_verify_stops_at_its_time_limit_and_says_so(case: str, tmp_path: Path,
+                                                    saas_db: Path) -> None:
+    """--max-seconds bounds the rounds after the first (a million papers without indexes
+    take seconds a unit); the weights of the totals are the workload's own frequencies,
+    so a short first round weighs a rare template as the mix does, not by chance."""
+    from d1bench.advisor.sequential import sequential
+    from d1bench.advisor.verify import copy_corpus, verify
+    from d1bench.workload import load_workload
+
+    if case == "saas":
+        from schemas import workload_path
+
+        db, wl_path = tmp_path / "saas.sqlite", workload_path("saas")
+        db.write_bytes(saas_db.read_bytes())
+        migration = "CREATE INDEX tasks_by_tenant ON tasks (tenant_id, status);"
+    else:
+        db, wl_path = _db(tmp_path, case), FIXTURES / case / "workload.toml"
+        migration = "CREATE INDEX orders_customer ON orders (customer_id);"
+    free = verify(db, wl_path, migration, requests=20, max_requests=600)
+    timed = verify(db, wl_path, migration, requests=20, max_requests=600, max_seconds=1e-6)
+    assert free.attrs["requests_replayed"] > 20 and free.attrs["stopped"] in {"known", "cap"}
+    assert timed.attrs["stopped"] == "time" and timed.attrs["requests_replayed"] == 20
+    assert timed.attrs["rounds"] == 1
+    wl = load_workload(wl_path)
+    model = wl.template_frequencies()
+    looped = {s.template for sess in wl.sessions.values() for s in sess.steps if s.for_each_row}
+    a, b = copy_corpus(db, tmp_path / "a.sqlite"), copy_corpus(db, tmp_path / "b.sqlite")
+    runs = sequential(a, b, wl, first=20, cap=20, seed=0, target_rse=0.05)
+    assert runs.stopped == "cap"
+    for name, rate in model.items():
+        if rate > 0 and name not in looped:
+            assert runs.per_unit[name] == pytest.approx(rate), name
+    ran = set(runs.before["template"]) & set(runs.after["template"])
+    assert runs.unmeasured() == sorted(n for n in runs.per_unit if n not in ran)

@@ -92,7 +92,8 @@ def advise(db_path: str | os.PathLike[str], workload: WorkloadSource, *,
            force: bool = False, seed: int = 0, samples: int = ADVICE_SAMPLES,
            min_gain: float | None = None, verify_requests: int = 300,
            progress: bool = False, params: Mapping[str, list[tuple]] | None = None,
-           verify_max_requests: int | None = None, min_effect: float | None = None) -> Advice:
+           verify_max_requests: int | None = None, min_effect: float | None = None,
+           verify_max_seconds: float | None = None) -> Advice:
     """Advise indexes for ``workload`` on the corpus at ``db_path``.
 
     Args:
@@ -112,6 +113,8 @@ def advise(db_path: str | os.PathLike[str], workload: WorkloadSource, *,
         verify_requests: units of the whole workload each copy replays first.
         verify_max_requests: most units ``verify`` replays on each copy while
             it makes each template's mean rows read known within 5%.
+        verify_max_seconds: ``verify`` replays no longer than this after its first
+            round (cheapest templates first; ``None``: only ``verify_max_requests``).
         min_effect: ``verify`` calls a template slower only when its median
             grew by more than this fraction (default 0.25) and significantly.
         progress: show progress on stderr.
@@ -190,6 +193,7 @@ def advise(db_path: str | os.PathLike[str], workload: WorkloadSource, *,
                                   progress=progress, predicted=frames.templates,
                                   priced=priced_params,
                                   max_requests=verify_max_requests,
+                                  max_seconds=verify_max_seconds,
                                   min_effect=MIN_EFFECT if min_effect is None else min_effect)
         summary["verify_seconds"] = verification.attrs.get("seconds")
         summary["fidelity"] = verification.attrs.get("fidelity")

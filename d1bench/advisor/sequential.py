@@ -12,7 +12,16 @@ the same seed (so both see the same units, values and writes):
    spread says it still needs (``(sd / mean / target)^2`` executions in all);
    templates that only run inside a session (their values come from a
    previous step's rows) get more units of the whole workload instead;
-3. until ``cap`` units have been replayed on each copy, which bounds the time.
+3. until ``cap`` units have been replayed on each copy, or ``max_seconds`` have
+   passed: a round that would not fit in the time left is cut to what fits,
+   each template's executions costed at its mean response time so far (at a
+   million papers, a template without indexes takes seconds a run).
+
+Each template's executions per unit, which weight the totals, are the
+workload's own frequencies, not the first round's counts (a template run once
+a hundred units would be weighed by chance in a short first round); only a
+step looping over a previous step's rows is counted in the first round, since
+its executions depend on the rows.
 
 Rows read on SQLite are the target's estimate of D1's count: deterministic for a
 given plan and values, so the spread is the spread of the values drawn.
@@ -21,6 +30,7 @@ given plan and values, so the spread is the spread of the values drawn.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -47,6 +57,9 @@ class Rounds:
         per_unit: executions of each template per unit in the first round.
         spent: units replayed on each copy, all rounds together.
         rounds: rounds run (the first included).
+        stopped: why the rounds ended: ``"known"`` (every mean known within
+            the target), ``"cap"`` (units), ``"time"`` (``max_seconds``) or
+            ``"rounds"`` (``MAX_ROUNDS``).
     """
 
     before: pd.DataFrame
@@ -54,6 +67,12 @@ class Rounds:
     per_unit: dict[str, float] = field(default_factory=dict)
     spent: int = 0
     rounds: int = 0
+    stopped: str = ""
+
+    def unmeasured(self) -> list[str]:
+        """Templates the workload runs that no round executed on both copies."""
+        ran = set(self.before["template"]) & set(self.after["template"])
+        return sorted(n for n, rate in self.per_unit.items() if rate > 0 and n not in ran)
 
     def totals(self) -> dict[str, float]:
         """Per unit of workload, before and after: rows read, rows written and ms."""
@@ -136,20 +155,22 @@ def _subset(workload: Any, counts: dict[str, int]) -> Any:
 
 def sequential(before_db: Path, after_db: Path, workload: Any, *, first: int, cap: int,
                seed: int, target_rse: float, progress: bool = False,
-               corpus: Path | None = None) -> Rounds:
+               corpus: Path | None = None, max_seconds: float | None = None) -> Rounds:
     """Replay on both copies until every template's mean rows read is known (module docstring).
 
     ``corpus``: the file both copies were made from (its rows, under other indexes), named
-    as the traces' corpus.
+    as the traces' corpus.  ``max_seconds``: no round starts, or is cut short, past this
+    many seconds from the start (the first round always runs whole).
     """
+    started = time.monotonic()
     dbs = (before_db, after_db)
     before, after = _pair(dbs, workload, first, seed, progress, 0, corpus)
-    per_unit = (before.groupby("template").size() / max(first, 1)).to_dict()
-    runs = Rounds(before, after, {k: float(v) for k, v in per_unit.items()}, first, 1)
+    runs = Rounds(before, after, _per_unit(workload, before, first), first, 1)
     live = {n for n, f in workload.template_frequencies().items() if f > 0}
     for k in range(1, MAX_ROUNDS + 1):
         left = cap - runs.spent
         if left <= 0:
+            runs.stopped = "cap"
             break
         want: dict[str, int] = {}
         for name in sorted(live):
@@ -158,17 +179,68 @@ def sequential(before_db: Path, after_db: Path, workload: Any, *, first: int, ca
             if more > 0:
                 want[name] = more
         if not want:
+            runs.stopped = "known"
             break
         alone = {n: c for n, c in want.items() if _standalone(workload.templates[n])}
+        seconds_left = None if max_seconds is None else max_seconds - (time.monotonic() - started)
         if alone:
+            if seconds_left is not None:
+                alone = _fit(alone, runs, seconds_left)
             units = min(left, sum(alone.values()))
-            sub = _subset(workload, alone)
+            sub = _subset(workload, alone) if alone else workload
         else:  # only templates inside sessions: more of the whole workload
             units = min(left, runs.spent)
+            if seconds_left is not None:
+                per_unit = 1.1 * _seconds(runs) / max(runs.spent, 1)
+                units = min(units, int(seconds_left / per_unit)) if per_unit > 0 else units
             sub = workload
+        if units <= 0:
+            runs.stopped = "time"
+            break
         b, a = _pair(dbs, sub, units, seed + 7919 * k, progress, runs.spent, corpus)
         runs.before = pd.concat([runs.before, b], ignore_index=True)
         runs.after = pd.concat([runs.after, a], ignore_index=True)
         runs.spent += units
         runs.rounds += 1
+    else:
+        runs.stopped = "rounds"
     return runs
+
+
+def _per_unit(workload: Any, first_round: pd.DataFrame, units: int) -> dict[str, float]:
+    """Executions of each template per unit: the workload's frequencies, except for steps
+    that loop over a previous step's rows (counted in the first round: they depend on rows)."""
+    model = workload.template_frequencies()
+    looped = {step.template for session in workload.sessions.values() for step in session.steps
+              if step.for_each_row}
+    seen = (first_round.groupby("template").size() / max(units, 1)).to_dict()
+    return {n: float(seen.get(n, f) if n in looped else f) for n, f in model.items() if f > 0}
+
+
+def _seconds(runs: Rounds) -> float:
+    """Seconds the statements of every round took on both copies together."""
+    return float(runs.before["service_ms"].sum() + runs.after["service_ms"].sum()) / 1e3
+
+
+def _fit(counts: dict[str, int], runs: Rounds, seconds_left: float) -> dict[str, int]:
+    """As many of ``counts``' executions as should end within ``seconds_left``, cheapest first.
+
+    An execution is costed at the template's mean response time on both copies so far, a
+    tenth more for the replay's own work (a template not run yet: the mean of all).  The
+    cheap templates' means are then known, where cutting every template in proportion
+    would leave them all unknown for the sake of one that takes seconds a run.
+    """
+    overall = _seconds(runs) / max(len(runs.before), 1)
+    cost = {}
+    for name in counts:
+        b = runs.before.loc[runs.before["template"] == name, "service_ms"]
+        a = runs.after.loc[runs.after["template"] == name, "service_ms"]
+        cost[name] = 1.1 * ((float(b.mean()) + float(a.mean())) / 1e3 if len(b) and len(a)
+                            else overall)
+    out = {}
+    for name in sorted(counts, key=lambda n: (cost[n], n)):
+        n = counts[name] if cost[name] <= 0 else min(counts[name], int(seconds_left / cost[name]))
+        if n > 0:
+            out[name] = n
+            seconds_left -= n * cost[name]
+    return out

@@ -165,7 +165,8 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
            predicted: pd.DataFrame | None = None, workdir: str | os.PathLike[str] | None = None,
            max_requests: int | None = None, target_rse: float = TARGET_RSE,
            min_effect: float = MIN_EFFECT,
-           priced: Mapping[str, Sequence[Sequence[Any]]] | None = None) -> pd.DataFrame:
+           priced: Mapping[str, Sequence[Sequence[Any]]] | None = None,
+           max_seconds: float | None = None) -> pd.DataFrame:
     """Measured before/after per template of applying ``migration_sql`` (see module docstring).
 
     Args:
@@ -174,6 +175,8 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
             ``max(requests, DEFAULT_MAX_REQUESTS)``); more rounds run, for the
             templates whose mean rows read is not yet known within ``target_rse``.
         target_rse: relative standard error of each template's mean rows read to reach.
+        max_seconds: after the first round, replay no longer than this (rounds are cut
+            to what fits, cheapest templates first); ``None``: no limit but ``max_requests``.
         min_effect: a template is called slower only when its median response
             time grew by more than this fraction and the change is significant.
         predicted: the advice's templates frame (``rows_read_after``, predicted).
@@ -187,7 +190,9 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
     ``_after`` and ``rows_written_per_unit_before`` / ``_after`` (executions per unit
     in the first round times the mean over every round), ``fidelity`` (share of
     templates whose predicted rows read is within ``FIDELITY_TOLERANCE`` of the
-    measured), ``requests_replayed``, ``rounds`` and ``seconds``.
+    measured), ``requests_replayed``, ``rounds``, ``seconds``, ``stopped`` (why the
+    rounds ended: ``known``, ``cap``, ``time`` or ``rounds``) and ``unmeasured``
+    (templates no round ran on both copies: the totals miss their rows).
     """
     from d1bench.errors import UsageError
 
@@ -198,6 +203,8 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
     cap = max(requests, DEFAULT_MAX_REQUESTS) if max_requests is None else int(max_requests)
     if cap < requests:
         raise UsageError(f"--max-requests {cap} is below --requests {requests}")
+    if max_seconds is not None and not max_seconds > 0:
+        raise UsageError(f"--max-seconds must be a positive number of seconds, got {max_seconds!r}")
     started = time.perf_counter()
     wl = _as_workload(workload)
     with tempfile.TemporaryDirectory(prefix="d1bench-verify-", dir=workdir) as tmp:
@@ -208,13 +215,17 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
         same_values = _run_values(copy_corpus(after_db, Path(tmp) / "values.sqlite"), wl,
                                   priced or {})
         runs = sequential(before_db, after_db, wl, first=requests, cap=cap, seed=seed,
-                          target_rse=target_rse, progress=progress, corpus=Path(db_path))
+                          target_rse=target_rse, progress=progress, corpus=Path(db_path),
+                          max_seconds=max_seconds)
     frame = _compare(runs, plans, predicted, min_effect, same_values)
     frame.attrs.update(runs.totals())
     frame.attrs["seconds"] = time.perf_counter() - started
     frame.attrs["requests"] = requests
     frame.attrs["requests_replayed"] = runs.spent
     frame.attrs["rounds"] = runs.rounds
+    frame.attrs["stopped"] = runs.stopped
+    frame.attrs["unmeasured"] = runs.unmeasured()
+    frame.attrs["max_seconds"] = max_seconds
     frame.attrs["target_rse"] = target_rse
     frame.attrs["min_effect"] = min_effect
     known = frame["rows_read_error"].dropna()

@@ -73,6 +73,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="most units --verify replays on each copy while it makes every "
                         "template's mean rows read known within 5%% (default 2000, or --requests "
                         "if more)")
+    advise.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                        help="after its first round, --verify replays no longer than S seconds, "
+                        "the cheapest templates first (a million papers without indexes take "
+                        "seconds a unit; default: no limit but --max-requests)")
     advise.add_argument("--min-effect", type=float, default=None, metavar="F",
                         help="--verify calls a template slower only when its median response "
                         "time grew by more than this fraction, significantly (default 0.25)")
@@ -134,6 +138,11 @@ def run_lint(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Why --verify's rounds ended, as the summary line says it.
+_STOPPED = {"known": "every mean known", "cap": "--max-requests reached",
+            "time": "--max-seconds reached", "rounds": "the most rounds run"}
+
+
 def run_advise(args: argparse.Namespace) -> int:
     from d1bench.advisor import advise
 
@@ -142,6 +151,7 @@ def run_advise(args: argparse.Namespace) -> int:
                     write_weight=args.write_weight, verify=args.verify,
                     migrations_dir=args.migrations, force=args.force, seed=args.seed,
                     verify_requests=args.requests, verify_max_requests=args.max_requests,
+                    verify_max_seconds=args.max_seconds,
                     min_effect=args.min_effect, progress=not args.no_progress)
     s = advice.summary
     print(f"{len(advice.indexes)} index(es) to create, {len(advice.drops)} to drop; predicted "
@@ -168,7 +178,10 @@ def run_advise(args: argparse.Namespace) -> int:
         v = advice.verification
         print(f"verified by replay (measured; {v.attrs['requests_replayed']:,} units on each copy "
               f"in {v.attrs['rounds']} round(s), until each mean rows read was known within "
-              f"{v.attrs['target_rse']:.0%} or the cap):")
+              f"{v.attrs['target_rse']:.0%} or the cap; {_STOPPED.get(v.attrs['stopped'], '')}):")
+        if v.attrs["unmeasured"]:
+            print(f"  not run on both copies (missing from the totals): "
+                  f"{', '.join(v.attrs['unmeasured'])}")
         for row in v.itertuples(index=False):
             flag = f"  WORSE: {row.why}" if row.worse else ""
             print(f"  {row.template} ({row.executions_after:,} runs): rows read "
