@@ -47,6 +47,23 @@ def test_verify_measures_the_saving(tmp_path: Path) -> None:
     assert db.read_bytes() == before  # built and replayed on copies only
 
 
+#: Each case's migration for the tests that take one: an index its workload uses.
+_MIGRATIONS = {"saas": "CREATE INDEX tasks_by_tenant ON tasks (tenant_id, status);",
+               "order_limit": "CREATE INDEX events_account_score ON events (account, score);",
+               "shop": "CREATE INDEX orders_customer ON orders (customer_id);"}
+
+
+def _case(case: str, tmp_path: Path, saas_db: Path) -> tuple[Path, Path, str]:
+    """A case's database (a copy), its workload file and its migration."""
+    if case == "saas":
+        from schemas import workload_path
+
+        db = tmp_path / "saas.sqlite"
+        db.write_bytes(saas_db.read_bytes())
+        return db, workload_path("saas"), _MIGRATIONS[case]
+    return _db(tmp_path, case), FIXTURES / case / "workload.toml", _MIGRATIONS[case]
+
+
 @pytest.mark.parametrize("case", ["order_limit", "saas"])
 def test_verify_hashes_no_copy_of_the_corpus(case: str, tmp_path: Path, saas_db: Path,
                                              monkeypatch) -> None:
@@ -55,15 +72,7 @@ def test_verify_hashes_no_copy_of_the_corpus(case: str, tmp_path: Path, saas_db:
     from d1bench.advisor.verify import verify
     from d1bench.corpus import describe
 
-    if case == "saas":
-        from schemas import workload_path
-
-        db, workload = tmp_path / "saas.sqlite", workload_path("saas")
-        db.write_bytes(saas_db.read_bytes())
-        migration = "CREATE INDEX tasks_by_tenant ON tasks (tenant_id, status);"
-    else:
-        db, workload = _db(tmp_path, case), FIXTURES / case / "workload.toml"
-        migration = "CREATE INDEX events_account_score ON events (account, score);"
+    db, workload, migration = _case(case, tmp_path, saas_db)
     describe.content_digest(db)  # the corpus's own, as a replay of it would have found it
     hashed: list[str] = []
     real = describe._rows_digest
@@ -206,15 +215,7 @@ def test_verify_stops_at_its_time_limit_and_says_so(case: str, tmp_path: Path,
     from d1bench.advisor.verify import copy_corpus, verify
     from d1bench.workload import load_workload
 
-    if case == "saas":
-        from schemas import workload_path
-
-        db, wl_path = tmp_path / "saas.sqlite", workload_path("saas")
-        db.write_bytes(saas_db.read_bytes())
-        migration = "CREATE INDEX tasks_by_tenant ON tasks (tenant_id, status);"
-    else:
-        db, wl_path = _db(tmp_path, case), FIXTURES / case / "workload.toml"
-        migration = "CREATE INDEX orders_customer ON orders (customer_id);"
+    db, wl_path, migration = _case(case, tmp_path, saas_db)
     free = verify(db, wl_path, migration, requests=20, max_requests=600)
     timed = verify(db, wl_path, migration, requests=20, max_requests=600, max_seconds=1e-6)
     assert free.attrs["requests_replayed"] > 20 and free.attrs["stopped"] in {"known", "cap"}
