@@ -370,3 +370,44 @@ def test_fix_verify_checks_every_rewrite_again_with_all_steps_applied(events_db,
     assert plan.summary["verified"] is True
     assert list(plan.steps["kind"]) == list(events_plan.steps["kind"])
     assert events_plan.summary["verified"] is None  # not asked: not claimed
+
+
+@pytest.mark.parametrize("schema", ["saas", "medical"])
+def test_a_read_whose_plan_the_ddl_leaves_alone_is_measured_once(schema, request, tmp_path):
+    """measure_templates runs a read on the after copy only when its plan changed there."""
+    from d1bench.fixer.check import Copies
+    from d1bench.fixer.measure import measure_templates, sample_params
+    from d1bench.workload import load_workload
+
+    if schema == "saas":
+        db, wl = request.getfixturevalue("saas_db"), load_workload(workload_path("saas"))
+        served, ddl = "tenant_projects_summary", "CREATE INDEX idx_p ON projects (tenant_id, status);"
+    else:
+        db, wl = request.getfixturevalue("small_corpus"), load_workload("medical")
+        served, ddl = "top_cited_in_specialty", \
+            "CREATE INDEX idx_p ON papers (medical_specialty, citation_count DESC);"
+    params = sample_params(wl, db, 0, 2)
+    reads = [n for n, t in wl.templates.items() if not t.is_write and params.get(n)]
+    with Copies(db, tmp_path) as copies:
+        pair = copies.step(ddl)
+        ran: list[str] = []
+        real = copies.after.execute
+
+        def spy(sql, params=()):
+            ran.append(sql)
+            return real(sql, params)
+
+        copies.after.execute = spy
+        try:
+            measured = measure_templates(pair, wl, params, reads)
+        finally:
+            del copies.after.execute
+            pair.close()
+    after = {n for n in reads if wl.templates[n].sql in ran}
+    assert served in after, "its plan uses the new index: measured on the after copy"
+    assert measured[served].rows_read_after != measured[served].rows_read_before
+    untouched = [n for n in reads if n not in after]
+    assert untouched, "some reads have nothing to gain from the index"
+    for n in untouched:
+        m = measured[n]
+        assert (m.rows_read_after, m.equivalent) == (m.rows_read_before, m.trials), n
