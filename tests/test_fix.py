@@ -411,3 +411,19 @@ def test_a_read_whose_plan_the_ddl_leaves_alone_is_measured_once(schema, request
     for n in untouched:
         m = measured[n]
         assert (m.rows_read_after, m.equivalent) == (m.rows_read_before, m.trials), n
+
+
+def test_fix_starts_from_an_index_migration_it_is_given(saas_db, monkeypatch):
+    """Given the advice's migration, fix builds it and does not advise again."""
+    import d1bench.advisor
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("advised again")
+
+    monkeypatch.setattr(d1bench.advisor, "advise", refuse)
+    sql = "CREATE INDEX IF NOT EXISTS idx_tasks_tenant_status ON tasks (tenant_id, status);\n"
+    plan = fix(saas_db, workload_path("saas"), indexes=sql, samples=2)
+    step = _step(plan, "indexes")
+    assert step["ddl"] == sql.strip() and step["equivalent"] == step["trials"] > 0
+    assert step["rows_read_after"] < step["rows_read_before"]
+    assert sql.strip() in plan.migration_sql

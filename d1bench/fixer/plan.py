@@ -107,7 +107,7 @@ def _price(rows_read: float, rows_written: float, rate: float) -> float:
 def fix(db_path: str | os.PathLike[str], workload: WorkloadSource, *, verify: bool = False,
         migrations_dir: str | os.PathLike[str] | None = None, force: bool = False,
         seed: int = 0, samples: int = DEFAULT_SAMPLES, rate: float = DEFAULT_RATE,
-        indexes: bool = True, progress: bool = False) -> FixPlan:
+        indexes: bool | str = True, progress: bool = False) -> FixPlan:
     """One plan to cut ``workload``'s D1 bill on the corpus at ``db_path``.
 
     Args:
@@ -121,7 +121,9 @@ def fix(db_path: str | os.PathLike[str], workload: WorkloadSource, *, verify: bo
         seed: seeds parameter sampling.
         samples: parameter tuples per template for each equivalence check.
         rate: units of workload a second, to price the plan in dollars a month.
-        indexes: start from the advisor's indexes (``False``: from the schema as it is).
+        indexes: start from the advisor's indexes (``False``: from the schema as it is;
+            a string: from this index migration, say ``advise(...).migration_sql`` made
+            already, which saves advising twice).
         progress: show progress on stderr.
     """
     from d1bench.advisor.preparation import as_workload as _load
@@ -142,8 +144,8 @@ def fix(db_path: str | os.PathLike[str], workload: WorkloadSource, *, verify: bo
     weights = template_weights(wl)
     shares = wl.shares()
     params = sample_params(wl, path, seed, samples)
-    index_sql = ""
-    if indexes:
+    index_sql = indexes if isinstance(indexes, str) else ""
+    if indexes is True:
         from d1bench.advisor import advise
 
         index_sql = advise(path, wl, seed=seed, progress=progress).migration_sql
