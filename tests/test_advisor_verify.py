@@ -232,3 +232,27 @@ def test_verify_stops_at_its_time_limit_and_says_so(case: str, tmp_path: Path,
             assert runs.per_unit[name] == pytest.approx(rate), name
     ran = set(runs.before["template"]) & set(runs.after["template"])
     assert runs.unmeasured() == sorted(n for n in runs.per_unit if n not in ran)
+
+
+@pytest.mark.parametrize("case", ["shop", "saas"])
+def test_same_values_runs_keep_to_the_time_limit_and_leave_the_copy_alone(
+        case: str, tmp_path: Path, saas_db: Path) -> None:
+    """The prediction's values run once each (every one of them without a limit; with one,
+    the first of each and then what the time allows), inside a savepoint: the write
+    templates' values leave the copy as it was."""
+    from d1bench.advisor.verify import _run_values
+    from d1bench.workload import load_workload
+
+    db, wl_path, _ = _case(case, tmp_path, saas_db)
+    wl = load_workload(wl_path)
+    priced = advise(db, wl).priced
+    assert any(wl.templates[n].is_write for n in priced), "the case has write templates"
+    before = db.read_bytes()
+    every = _run_values(db, wl, priced)
+    first = _run_values(db, wl, {n: v[:1] for n, v in priced.items()})
+    limited = _run_values(db, wl, priced, max_seconds=1e-6)
+    assert db.read_bytes() == before
+    assert set(every) == set(first) == set(limited) and len(every) > 3
+    assert limited == first
+    assert any(every[n] != first[n] for n in every), "the other values read other rows"
+    assert _run_values(db, wl, priced) == every, "the writes were undone: the same again"

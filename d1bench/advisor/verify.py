@@ -177,6 +177,7 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
         target_rse: relative standard error of each template's mean rows read to reach.
         max_seconds: after the first round, replay no longer than this (rounds are cut
             to what fits, cheapest templates first); ``None``: no limit but ``max_requests``.
+            The runs on the priced values keep to it too, once every template ran one.
         min_effect: a template is called slower only when its median response
             time grew by more than this fraction and the change is significant.
         predicted: the advice's templates frame (``rows_read_after``, predicted).
@@ -212,8 +213,7 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
         after_db = copy_corpus(db_path, Path(tmp) / "after.sqlite")
         apply_sql(after_db, migration_sql)
         plans = _plans(db_path, wl, before_db, after_db, seed)
-        same_values = _run_values(copy_corpus(after_db, Path(tmp) / "values.sqlite"), wl,
-                                  priced or {})
+        same_values = _run_values(after_db, wl, priced or {}, max_seconds=max_seconds)
         runs = sequential(before_db, after_db, wl, first=requests, cap=cap, seed=seed,
                           target_rse=target_rse, progress=progress, corpus=Path(db_path),
                           max_seconds=max_seconds)
@@ -284,29 +284,61 @@ def fidelity(db_path: str | os.PathLike[str], workload: Any, advice: Any, *,
     return frame
 
 
-def _run_values(db: Path, wl: Any, priced: Mapping[str, Sequence[Sequence[Any]]]) -> dict[str, float]:
-    """Mean rows read of each template over the given values, run once each on ``db``."""
+def _run_values(db: Path, wl: Any, priced: Mapping[str, Sequence[Sequence[Any]]], *,
+                max_seconds: float | None = None) -> dict[str, float]:
+    """Mean rows read of each template over the given values, run once each on ``db``
+    (inside a savepoint rolled back at the end: a write template's values leave it as it was).
+
+    With ``max_seconds``: every template runs its first value, then the rest go template
+    by template, cheapest first, while the time lasts; a template stops early once three
+    values read the same rows to 1% (its mean is known: a brute-force search reads its
+    262 million rows whatever the vector, at half a minute a run at a million papers).
+    """
     from d1bench.errors import TargetError
     from d1bench.targets import open_target
 
+    started = time.monotonic()
+    todo = {n: list(t) for n, t in priced.items() if n in wl.templates and t}
+    counts: dict[str, list[float]] = {n: [] for n in todo}
+    spent: dict[str, float] = dict.fromkeys(todo, 0.0)
     conn = open_target(f"sqlite:{db}").connect()
-    out = {}
+
+    def run(name: str, values: Sequence[Any]) -> None:
+        t0 = time.monotonic()
+        try:
+            read = conn.execute(wl.templates[name].sql, list(values)).meta.rows_read
+        except TargetError:
+            read = None  # a constraint a drawn value breaks: that value says nothing
+        spent[name] += time.monotonic() - t0
+        if read is not None:
+            counts[name].append(float(read))
+
     try:
-        for name, tuples in priced.items():
-            if name not in wl.templates or not tuples:
-                continue
-            counts = []
-            for values in tuples:
-                try:
-                    counts.append(conn.execute(wl.templates[name].sql, list(values)).meta.rows_read)
-                except TargetError:
-                    continue  # a constraint a drawn value breaks: that value says nothing
-            known = [c for c in counts if c is not None]
-            if known:
-                out[name] = float(sum(known)) / len(known)
+        with conn.rolled_back():
+            if max_seconds is None:
+                for name, tuples in todo.items():
+                    for values in tuples:
+                        run(name, values)
+            else:
+                for name, tuples in todo.items():
+                    run(name, tuples[0])
+                for name in sorted(todo, key=lambda n: (spent[n], n)):
+                    for done, values in enumerate(todo[name][1:], start=1):
+                        if _steady(counts[name]) or (time.monotonic() - started
+                                                     + spent[name] / done > max_seconds):
+                            break
+                        run(name, values)
     finally:
         conn.close()
-    return out
+    return {n: sum(c) / len(c) for n, c in counts.items() if c}
+
+
+def _steady(counts: Sequence[float]) -> bool:
+    """Three values or more, all within 1% of their mean."""
+    if len(counts) < 3:
+        return False
+    mean = sum(counts) / len(counts)
+    return max(counts) - min(counts) <= 0.01 * max(abs(mean), 1.0)
 
 
 def _compare(runs: Rounds, plans: dict, predicted: pd.DataFrame | None,

@@ -422,13 +422,18 @@ class SQLiteConnection(EstimatesMixin, Connection):
         on a copy (a fix step's DDL and its trials): nothing written inside
         is kept.
         """
+        outermost = self._db.getautocommit()
         self._db.execute("SAVEPOINT d1bench_rolled_back")
         try:
             yield
         finally:
             if self._pending:
                 self.finish_estimates()
-            if not self._db.getautocommit():  # an error may have rolled it all back already
+            if self._db.getautocommit():
+                pass  # an error rolled it all back already
+            elif outermost:  # the whole transaction is ours: the file is left as it was
+                self._db.execute("ROLLBACK")
+            else:
                 self._db.execute("ROLLBACK TO d1bench_rolled_back; RELEASE d1bench_rolled_back")
             self._schema_changed()
 
