@@ -295,13 +295,13 @@ def _run_values(db: Path, wl: Any, priced: Mapping[str, Sequence[Sequence[Any]]]
     262 million rows whatever the vector, at half a minute a run at a million papers).
     """
     from d1bench.errors import TargetError
-    from d1bench.targets import open_target
+    from d1bench.targets.sqlite import SQLiteTarget
 
     started = time.monotonic()
     todo = {n: list(t) for n, t in priced.items() if n in wl.templates and t}
     counts: dict[str, list[float]] = {n: [] for n in todo}
     spent: dict[str, float] = dict.fromkeys(todo, 0.0)
-    conn = open_target(f"sqlite:{db}").connect()
+    conn = SQLiteTarget(db).connect()
 
     def run(name: str, values: Sequence[Any]) -> None:
         t0 = time.monotonic()
