@@ -256,3 +256,27 @@ def test_same_values_runs_keep_to_the_time_limit_and_leave_the_copy_alone(
     assert limited == first
     assert any(every[n] != first[n] for n in every), "the other values read other rows"
     assert _run_values(db, wl, priced) == every, "the writes were undone: the same again"
+
+
+def test_the_time_limit_counts_from_the_end_of_the_first_round(tmp_path: Path, monkeypatch) -> None:
+    """A first round slower than --max-seconds still leaves the rounds after it their time
+    (at a million papers the first round alone takes minutes)."""
+    from d1bench.advisor import sequential as seq
+    from d1bench.advisor.verify import copy_corpus
+    from d1bench.workload import load_workload
+
+    db = _db(tmp_path, "shop")
+    wl = load_workload(FIXTURES / "shop" / "workload.toml")
+    clock = [0.0]
+    real = seq._pair
+
+    def slow_first(*args, **kwargs):
+        if not clock[0]:
+            clock[0] = 1000.0  # the first round "took" 1,000 s
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(seq, "_pair", slow_first)
+    monkeypatch.setattr(seq, "_clock", lambda: clock[0])
+    a, b = copy_corpus(db, tmp_path / "a.sqlite"), copy_corpus(db, tmp_path / "b.sqlite")
+    runs = seq.sequential(a, b, wl, first=20, cap=400, seed=0, target_rse=0.05, max_seconds=500)
+    assert runs.rounds > 1 and runs.spent > 20 and runs.stopped != "time"

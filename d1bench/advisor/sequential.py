@@ -45,6 +45,7 @@ MIN_EXECUTIONS = 5
 #: Rounds after the first, at most (each round replays what the last one left unknown).
 MAX_ROUNDS = 8
 _COLUMNS = ["template", "unit", "rows_read", "rows_written", "service_ms"]
+_clock = time.monotonic  # the time limit's clock
 
 
 @dataclass
@@ -159,12 +160,12 @@ def sequential(before_db: Path, after_db: Path, workload: Any, *, first: int, ca
     """Replay on both copies until every template's mean rows read is known (module docstring).
 
     ``corpus``: the file both copies were made from (its rows, under other indexes), named
-    as the traces' corpus.  ``max_seconds``: no round starts, or is cut short, past this
-    many seconds from the start (the first round always runs whole).
+    as the traces' corpus.  ``max_seconds``: the rounds after the first end within this
+    many seconds of it (each cut to what fits; the first round always runs whole).
     """
-    started = time.monotonic()
     dbs = (before_db, after_db)
     before, after = _pair(dbs, workload, first, seed, progress, 0, corpus)
+    started = _clock()  # the limit counts from here: the first round runs whole
     runs = Rounds(before, after, _per_unit(workload, before, first), first, 1)
     live = {n for n, f in workload.template_frequencies().items() if f > 0}
     for k in range(1, MAX_ROUNDS + 1):
@@ -182,7 +183,7 @@ def sequential(before_db: Path, after_db: Path, workload: Any, *, first: int, ca
             runs.stopped = "known"
             break
         alone = {n: c for n, c in want.items() if _standalone(workload.templates[n])}
-        seconds_left = None if max_seconds is None else max_seconds - (time.monotonic() - started)
+        seconds_left = None if max_seconds is None else max_seconds - (_clock() - started)
         if alone:
             if seconds_left is not None:
                 alone = _fit(alone, runs, seconds_left)
