@@ -38,7 +38,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["MAX_ROUNDS", "MIN_EXECUTIONS", "Rounds", "needed", "sequential"]
+__all__ = ["MAX_ROUNDS", "MIN_EXECUTIONS", "STOPPED", "Rounds", "needed", "sequential"]
 
 #: Executions of a template before its spread is trusted at all.
 MIN_EXECUTIONS = 5
@@ -46,6 +46,9 @@ MIN_EXECUTIONS = 5
 MAX_ROUNDS = 8
 _COLUMNS = ["template", "unit", "rows_read", "rows_written", "service_ms"]
 _clock = time.monotonic  # the time limit's clock
+#: Why the rounds ended (``Rounds.stopped``), in words.
+STOPPED = {"known": "every mean known", "cap": "the most units replayed",
+           "time": "the time limit reached", "rounds": "the most rounds run"}
 
 
 @dataclass
@@ -55,7 +58,7 @@ class Rounds:
     Attributes:
         before / after: one row per successful execution (``template``,
             ``rows_read``, ``rows_written``, ``service_ms``).
-        per_unit: executions of each template per unit in the first round.
+        per_unit: executions of each template per unit (see the module docstring).
         spent: units replayed on each copy, all rounds together.
         rounds: rounds run (the first included).
         stopped: why the rounds ended: ``"known"`` (every mean known within
@@ -188,16 +191,15 @@ def sequential(before_db: Path, after_db: Path, workload: Any, *, first: int, ca
             if seconds_left is not None:
                 alone = _fit(alone, runs, seconds_left)
             units = min(left, sum(alone.values()))
-            sub = _subset(workload, alone) if alone else workload
         else:  # only templates inside sessions: more of the whole workload
             units = min(left, runs.spent)
             if seconds_left is not None:
                 per_unit = 1.1 * _seconds(runs) / max(runs.spent, 1)
                 units = min(units, int(seconds_left / per_unit)) if per_unit > 0 else units
-            sub = workload
         if units <= 0:
             runs.stopped = "time"
             break
+        sub = _subset(workload, alone) if alone else workload
         b, a = _pair(dbs, sub, units, seed + 7919 * k, progress, runs.spent, corpus)
         runs.before = pd.concat([runs.before, b], ignore_index=True)
         runs.after = pd.concat([runs.after, a], ignore_index=True)

@@ -189,7 +189,7 @@ def verify(db_path: str | os.PathLike[str], workload: Any, migration_sql: str, *
 
     The frame's ``attrs`` hold the weighted totals: ``rows_read_per_unit_before`` /
     ``_after`` and ``rows_written_per_unit_before`` / ``_after`` (executions per unit
-    in the first round times the mean over every round), ``fidelity`` (share of
+    as the workload's mix has them, times the mean over every round), ``fidelity`` (share of
     templates whose predicted rows read is within ``FIDELITY_TOLERANCE`` of the
     measured), ``requests_replayed``, ``rounds``, ``seconds``, ``stopped`` (why the
     rounds ended: ``known``, ``cap``, ``time`` or ``rounds``) and ``unmeasured``

@@ -138,13 +138,9 @@ def run_lint(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Why --verify's rounds ended, as the summary line says it.
-_STOPPED = {"known": "every mean known", "cap": "--max-requests reached",
-            "time": "--max-seconds reached", "rounds": "the most rounds run"}
-
-
 def run_advise(args: argparse.Namespace) -> int:
     from d1bench.advisor import advise
+    from d1bench.advisor.sequential import STOPPED
 
     rate = _rate(args)  # a bad --at-rate or --trace fails before the work
     advice = advise(args.db, args.workload, trace=args.trace, budget_bytes=args.budget,
@@ -178,7 +174,7 @@ def run_advise(args: argparse.Namespace) -> int:
         v = advice.verification
         print(f"verified by replay (measured; {v.attrs['requests_replayed']:,} units on each copy "
               f"in {v.attrs['rounds']} round(s), until each mean rows read was known within "
-              f"{v.attrs['target_rse']:.0%} or the cap; {_STOPPED.get(v.attrs['stopped'], '')}):")
+              f"{v.attrs['target_rse']:.0%} or the cap; {STOPPED.get(v.attrs['stopped'], '')}):")
         if v.attrs["unmeasured"]:
             print(f"  not run on both copies (missing from the totals): "
                   f"{', '.join(v.attrs['unmeasured'])}")

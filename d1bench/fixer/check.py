@@ -114,7 +114,6 @@ class Scratch:
 
     def __init__(self, copies: Copies, ddl: str | None,
                  fills: Sequence[Callable[[Any], None]] = ()) -> None:
-        self._copies = copies
         self._scopes = ExitStack()
         self.before = copies.before
         self._scopes.enter_context(self.before.rolled_back())
@@ -137,7 +136,7 @@ class Scratch:
         """This step with the before copy on both sides (a statement that runs the same on
         both, measured once); closing it closes nothing."""
         view = object.__new__(Scratch)
-        view._copies, view._scopes = self._copies, ExitStack()
+        view._scopes = ExitStack()
         view.before = view.after = self.before
         return view
 

@@ -70,8 +70,8 @@ def _same_plans(scratch: Scratch, sql: str, samples: Sequence[tuple]) -> bool:
     """Whether ``sql`` has the same query plan on both copies for each of ``samples``."""
     from d1bench.errors import TargetError
 
-    if scratch.after is scratch.before or not samples:
-        return scratch.after is scratch.before
+    if not samples:
+        return False
     try:
         return all(_plan(scratch.before, sql, p) == _plan(scratch.after, sql, p) for p in samples)
     except TargetError:
