@@ -53,6 +53,16 @@ at most 1.0) in at most 0.6x its bytes, writing no more rows; and, on every
 schema, ``fidelity``: the share of templates whose predicted rows read after
 building the advised set is within 15% of the rows read measured on the same
 parameter values (:func:`d1bench.advisor.verify.fidelity`), at least 0.9.
+``met_other_goals`` holds ``medical`` to the same four goals.
+
+Fidelity is measured by local D1's own counter: the built copy is uploaded into
+a local D1 (Miniflare) and every priced value runs there.  The SQLite target's
+estimate of the same count is reported beside it (``sqlite_estimate_within``,
+``fidelity_against_sqlite_estimate``, and per template under
+``fidelity_misses`` and ``sqlite_estimate_misses``): with the advised indexes,
+that estimate is itself a third off on a few plans (a LIMIT sorter, a LEFT JOIN
+with filters, a recursive CTE), and a prediction should be held against what D1
+bills.  ``--fidelity-on sqlite`` measures with the estimate alone (no Node).
 
 ``fix`` (issue 12, item 2): the fix plan of ``d1bench fix`` (the advised indexes,
 then rewrites and summary tables, each checked on scratch copies) on ``medical``:
@@ -65,7 +75,8 @@ workload's frequencies, not by this script's replays.
 
 Run: ``python benchmarks/advisor_vs_expert.py [--papers 20000] [--db CORPUS]
 [--requests 400] [--write-share 0.5] [--seed 0] [--no-tradeoff] [--schemas shop,saas,events]
-[--scale 3] [--no-medical] [--no-fix | --only-fix | --only-advice]``.  Prints one JSON line.
+[--scale 3] [--no-medical] [--fidelity-on local-d1|sqlite]
+[--no-fix | --only-fix | --only-advice]``.  Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -332,7 +343,34 @@ def _schema_db(name: str, folder: Path, scale: float, seed: int) -> tuple[Path, 
     return db, base / "workload.toml"
 
 
-def other_schema(name: str, folder: Path, scale: float, requests: int, seed: int) -> dict[str, Any]:
+def _fidelity_figures(fid: Any) -> dict[str, Any]:
+    """The fidelity frame's figures: the share of templates within 15% of what was measured,
+    and the templates outside, each with its prediction, the measured count and (measured
+    on local D1) the SQLite target's estimate of it, so the two errors can be told apart."""
+    on_d1 = fid.attrs["measured_on"] == "local-d1"
+    out: dict[str, Any] = {"fidelity": round(fid.attrs["fidelity"], 4),
+                           "fidelity_measured_on": fid.attrs["measured_on"]}
+    if on_d1:
+        out["fidelity_against_sqlite_estimate"] = round(fid.attrs["fidelity_against_estimate"], 4)
+        out["sqlite_estimate_within"] = round(fid.attrs["estimate_within"], 4)
+    misses: dict[str, Any] = {}
+    for row in fid.itertuples():
+        if not row.within:
+            misses[row.template] = {"predicted": round(row.rows_read_predicted, 1),
+                                    "measured": round(row.rows_read_measured, 1)}
+            if on_d1:
+                misses[row.template]["sqlite_estimate"] = round(row.rows_read_sqlite_estimate, 1)
+    out["fidelity_misses"] = misses
+    if on_d1:
+        out["sqlite_estimate_misses"] = {
+            row.template: {"sqlite_estimate": round(row.rows_read_sqlite_estimate, 1),
+                           "d1": round(row.rows_read_measured, 1)}
+            for row in fid.itertuples() if abs(row.estimate_error) > 0.15}
+    return out
+
+
+def other_schema(name: str, folder: Path, scale: float, requests: int, seed: int,
+                 fidelity_on: str = "local-d1") -> dict[str, Any]:
     """The advised set against ``.expert``'s union on one fixture schema, measured by replay,
     and the what-if's predicted rows read against the measured, template by template."""
     from d1bench.advisor import advise
@@ -351,7 +389,7 @@ def other_schema(name: str, folder: Path, scale: float, requests: int, seed: int
     built = {k: _build(corpus, folder, f"{name}_{k}", sql) for k, sql in sets.items()}
     sizes = {k: index_bytes(built[k], _names(sql)) for k, sql in sets.items()}
     m = {k: _measure(built[k], workload, requests, seed) for k in sets}
-    fid = fidelity(corpus, workload, advice, workdir=folder)
+    fid = fidelity(corpus, workload, advice, workdir=folder, on=fidelity_on)
     for path in built.values():
         path.unlink()
     r = {k: v["rows_read_per_unit"] for k, v in m.items()}
@@ -367,10 +405,7 @@ def other_schema(name: str, folder: Path, scale: float, requests: int, seed: int
         "billed_per_unit": {k: round(r[k] + WRITE_WEIGHT * w[k], 1) for k in r},
         "billed_ratio": round((r["advised"] + WRITE_WEIGHT * w["advised"])
                               / (r["expert"] + WRITE_WEIGHT * w["expert"]), 4),
-        "fidelity": round(fid.attrs["fidelity"], 4),
-        "fidelity_misses": {row.template: {"predicted": round(row.rows_read_predicted, 1),
-                                           "measured": round(row.rows_read_measured, 1)}
-                            for row in fid.itertuples() if not row.within},
+        **_fidelity_figures(fid),
         "rows_read_per_unit": {k: round(v, 1) for k, v in r.items()},
         "rows_written_per_unit": {k: round(v, 4) for k, v in w.items()},
         "index_bytes": {k: int(v) for k, v in sizes.items()},
@@ -475,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="scale of the generated fixture schemas (saas, events)")
     parser.add_argument("--no-medical", action="store_true",
                         help="only the fixture schemas (a quick run)")
+    parser.add_argument("--fidelity-on", choices=("local-d1", "sqlite"), default="local-d1",
+                        help="what counts the rows read predictions are held against: local "
+                             "D1's own counter (default), or the SQLite target's estimate of it")
     parser.add_argument("--no-fix", action="store_true", help="skip the fix plan's section")
     parser.add_argument("--only-fix", action="store_true",
                         help="only the fix plan's section on medical (a quick run)")
@@ -505,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="d1bench-bench-") as tmp:
             for name in [n for n in args.schemas.split(",") if n]:
                 out["schemas"][name] = other_schema(name, Path(tmp), args.scale, args.requests,
-                                                    args.seed)
+                                                    args.seed, args.fidelity_on)
         out["other_goals"] = OTHER_GOALS
         print(json.dumps(out, default=str))
         return 0
@@ -572,8 +610,9 @@ def main(argv: list[str] | None = None) -> int:
 
         from d1bench.advisor.verify import fidelity
 
-        fid = fidelity(corpus, workload, advice, workdir=folder)
-        others = {name: other_schema(name, folder, args.scale, args.requests, args.seed)
+        fid = fidelity(corpus, workload, advice, workdir=folder, on=args.fidelity_on)
+        others = {name: other_schema(name, folder, args.scale, args.requests, args.seed,
+                                       args.fidelity_on)
                   for name in [n for n in args.schemas.split(",") if n]}
 
         timing = advice_speed(folder, args)
@@ -629,10 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         "requests": args.requests, "seed": args.seed, "goals": GOALS,
         # what-if fidelity: predicted rows read after building the advised set, against
         # the rows read measured on the same values
-        "fidelity": round(fid.attrs["fidelity"], 4),
-        "fidelity_misses": {row.template: {"predicted": round(row.rows_read_predicted, 1),
-                                           "measured": round(row.rows_read_measured, 1)}
-                            for row in fid.itertuples() if not row.within},
+        **_fidelity_figures(fid),
         "schemas": others, "other_goals": OTHER_GOALS,
     })
     out["met"] = {
@@ -648,6 +684,15 @@ def main(argv: list[str] | None = None) -> int:
         "beats_seed": bool(out["beats_seed"]),
         "fidelity": out["fidelity"] >= OTHER_GOALS["fidelity"],
         "schemas": all(all(v["met"].values()) for v in others.values()),
+    }
+    # issue 12 holds medical to the goals of every other schema as well (its write ratio
+    # taken on the write-heavy variant, where writes weigh)
+    out["met_other_goals"] = {
+        "read_ratio": out["read_ratio"] <= OTHER_GOALS["read_ratio"],
+        "bytes_ratio": out["bytes_ratio"] is not None
+        and out["bytes_ratio"] <= OTHER_GOALS["bytes_ratio"],
+        "write_ratio": out["write_ratio"] <= OTHER_GOALS["write_ratio"],
+        "fidelity": out["fidelity"] >= OTHER_GOALS["fidelity"],
     }
     if fix_out is not None:
         out["fix"] = fix_out

@@ -61,6 +61,16 @@ class Prediction:
     full_scans: tuple[str, ...] = ()
 
 
+#: Rows kept by a template's equality predicates up to which the rest of its predicates
+#: are counted among exactly those rows on the corpus (one rowid seek each), rather than
+#: taken from the sample as if independent of them.
+EXACT_AMONG_ROWS = 50_000
+
+
+#: Largest table whose ordered scans with a LIMIT are counted row by row.
+EXACT_SCAN_ROWS = 2_000_000
+
+
 class CostModel:
     """Predicts :class:`Prediction` from a plan, a template and its parameter values."""
 
@@ -68,6 +78,7 @@ class CostModel:
         self.catalog = catalog
         self.stats = stats
         self._fractions: dict[tuple, float] = {}
+        self._joins: dict[tuple, tuple[float, float] | None] = {}
 
     # --- fractions of a table --------------------------------------------------------
     def fraction(self, ref: Ref, preds: Sequence[Pred], params: Mapping[str, Any]) -> float:
@@ -85,13 +96,21 @@ class CostModel:
             (exact if self._exactable(p) else rest).append(p)
         n = self.stats.row_count(ref.name)
         frac = 1.0
+        mask = None
         if exact:
-            frac = self._exact_fraction(ref, exact, params)
+            mask = self._exact_mask(ref, exact, params)
+            frac = float(mask.sum()) / n if mask is not None and n else 0.0
         if rest and frac > 0:
             size = self.stats.sample_size(ref.name)
             rest_sql = [p.sql for p in rest if p.value != "subquery"]
             cond = None
-            if exact and rest_sql:
+            among = False
+            if mask is not None and rest_sql and mask.sum() <= EXACT_AMONG_ROWS:
+                # few rows pass the exact part: count the rest among exactly those rows
+                # (a device's readings in one day are not the day's share of its readings)
+                cond = self.stats.fraction_among(ref.name, ref.alias, mask, rest_sql, params)
+                among = cond is not None
+            if cond is None and exact and rest_sql:
                 both = self.stats.sample_fraction(ref.name, ref.alias, [p.sql for p in exact] + rest_sql, params)
                 base = self.stats.sample_fraction(ref.name, ref.alias, [p.sql for p in exact], params)
                 if both is not None and base is not None and base * size >= 20:
@@ -100,7 +119,7 @@ class CostModel:
                 cond = self.stats.sample_fraction(ref.name, ref.alias, rest_sql, params)
             if cond is None:
                 cond = 0.3 ** len(rest_sql) if rest_sql else 1.0
-            if cond == 0 and size and rest_sql:
+            if cond == 0 and size and rest_sql and not among:
                 # nothing in the sample: count on the corpus itself (once per values),
                 # rather than guess half a sampled row
                 counted = self.stats.corpus_fraction(ref.name, ref.alias, rest_sql, params)
@@ -114,6 +133,22 @@ class CostModel:
         self._fractions[key] = frac
         return frac
 
+    def _key_counts(self, ref: Ref, key: str, preds: Sequence[Pred],
+                    params: Mapping[str, Any]) -> Any:
+        """Rows per value of ``key`` among the rows of ``ref``'s table that meet ``preds``
+        (``None``: none can, a bound value being NULL)."""
+        if not preds:
+            return self.stats.frequencies(ref.name, key)
+        mask = self._exact_mask(ref, preds, params)
+        if mask is None:
+            return None
+        return self.stats.values(ref.name, key)[mask].value_counts(dropna=False)
+
+    def exactable(self, p: Pred) -> bool:
+        """Whether ``p`` is counted exactly from every row's values (equality with a
+        bound or literal value, IN a list of bound values, IS NULL)."""
+        return self._exactable(p)
+
     @staticmethod
     def _exactable(p: Pred) -> bool:
         return p.key is not None and (
@@ -122,12 +157,19 @@ class CostModel:
             or p.op == "isnull")
 
     def _exact_fraction(self, ref: Ref, preds: Sequence[Pred], params: Mapping[str, Any]) -> float:
-        import numpy as np
-
         n = self.stats.row_count(ref.name)
         if n == 0:
             return 0.0
-        mask = np.ones(n, dtype=bool)
+        mask = self._exact_mask(ref, preds, params)
+        return float(mask.sum()) / n if mask is not None else 0.0
+
+    def _exact_mask(self, ref: Ref, preds: Sequence[Pred], params: Mapping[str, Any]) -> Any:
+        """The rows of ``ref``'s table that satisfy every one of ``preds`` (all exactable),
+        as a boolean array in the table's order; ``None`` when a bound value is NULL
+        (nothing matches)."""
+        import numpy as np
+
+        mask = np.ones(self.stats.row_count(ref.name), dtype=bool)
         for p in preds:
             assert p.key is not None  # only _exactable predicates come here
             series = self.stats.values(ref.name, p.key)
@@ -140,11 +182,87 @@ class CostModel:
                 values = [params.get(name) for name in p.params]
             values = [v for v in values if v is not None]
             if not values:
-                return 0.0
+                return None
             if isinstance(values[0], str) and len(series) and not isinstance(series.iloc[0], str):
                 values = values + [_number(v) for v in values]
             mask &= series.isin(values).to_numpy()
-        return float(mask.sum()) / n
+        return mask
+
+    def join_fanout(self, inner: Ref, inner_key: str, inner_preds: Sequence[Pred], outer: Ref,
+                    outer_key: str, outer_preds: Sequence[Pred],
+                    params: Mapping[str, Any]) -> tuple[float, float] | None:
+        """Rows of ``inner`` that meet ``inner_preds`` (all exactable) and whose
+        ``inner_key`` equals an outer row's ``outer_key``, per outer row, and the share
+        of outer rows that have at least one, over the rows of ``outer`` that its
+        exactable predicates (equality, IN, IS NULL) keep.
+
+        Counted from every row's values, not from the average rows per key: a join from
+        a specialty's papers to the reads of each paper meets the papers people read
+        (most papers were never read), and a per-key average of the readers' table
+        misses that by half.  ``None`` when ``outer`` is not a stored table.
+        """
+        if outer.kind != "table" or self.stats.row_count(outer.name) == 0:
+            return None
+        exact = [p for p in outer_preds if self._exactable(p)]
+        key = ("join", inner.name, inner_key, tuple(sorted(p.sql for p in inner_preds)),
+               outer.name, outer_key, tuple(sorted(p.sql for p in exact)),
+               tuple(sorted((k, _hashable(v)) for k, v in params.items()
+                            if any(k in p.params for p in [*exact, *inner_preds]))))
+        hit = self._joins.get(key)
+        if hit is not None or key in self._joins:
+            return hit
+        mask = self._exact_mask(outer, exact, params)
+        values = self.stats.values(outer.name, outer_key)
+        result: tuple[float, float] | None
+        if mask is None or not mask.any():
+            result = None  # no outer row: the loop never runs, whatever its fan-out
+        else:
+            chosen = values[mask].dropna()
+            if not len(chosen):
+                result = (0.0, 0.0)
+            else:
+                freq = self._key_counts(inner, inner_key, inner_preds, params)
+                if freq is None:
+                    result = (0.0, 0.0)
+                    self._joins[key] = result
+                    return result
+                counts = chosen.map(freq).fillna(0.0)
+                if not counts.any() and len(freq) and isinstance(chosen.iloc[0], str):
+                    counts = chosen.map(_number).map(freq).fillna(0.0)
+                # NULL outer keys join nothing, but they are outer rows all the same
+                rows = float(mask.sum())
+                result = (float(counts.sum()) / rows, float((counts > 0).sum()) / rows)
+        self._joins[key] = result
+        return result
+
+    def scan_until(self, ref: Ref, keys: Sequence[str], desc: bool, preds: Sequence[Pred],
+                   params: Mapping[str, Any], wanted: float) -> float | None:
+        """Rows a scan of ``ref``'s table in the order of ``keys`` (then rowid; rowid
+        alone when ``keys`` is empty), backwards when ``desc``, reads until ``wanted``
+        rows have passed ``preds``: the whole table when fewer pass.
+
+        Which rows pass is counted on the corpus, so a filter whose rows cluster in
+        the scan's order (a label search over a label index stops at the labels
+        that match, not after a uniform share of the table) is priced as it runs.
+        ``None`` when the order cannot be reproduced here (a WITHOUT ROWID table,
+        values of mixed types in a key, or SQLite refusing a predicate).
+        """
+        table = ref.name
+        n = self.stats.row_count(table)
+        if n == 0 or n > EXACT_SCAN_ROWS:
+            return None
+        passing = self.stats.passing(table, ref.alias, [p.sql for p in preds], params)
+        order = self.stats.order(table, tuple(keys))
+        if passing is None or order is None:
+            return None
+        hits = passing[order[::-1] if desc else order]
+        total = int(hits.sum())
+        need = max(int(-(-wanted // 1)), 1)
+        if total < need:
+            return float(n)
+        import numpy as np
+
+        return float(np.searchsorted(np.cumsum(hits), need) + 1)
 
     def rows_per_key(self, table: str, key: str) -> float:
         if key == ROWID:

@@ -12,14 +12,13 @@ needs no sort stops at its LIMIT.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from d1bench.advisor.planlines import Loop, Selectivity, conjuncts, parse_loop, stripped
 from d1bench.advisor.query import ROWID, Pred, QueryInfo, Ref
-from d1bench.advisor.stats import Stats
-from d1bench.sql.catalog import Catalog, IndexDef
+from d1bench.sql.catalog import IndexDef
 from d1bench.sql.session import PlanStep
 
 __all__ = ["JSON_EACH_ROWS", "RECURSION_FANOUT_LEVELS", "Loop", "Selectivity", "Walker", "parse_loop"]
@@ -33,74 +32,6 @@ _EQ_OPS = ("eq", "in", "isnull")
 _UNKNOWN_GROUPS = 30
 
 
-@dataclass(frozen=True, slots=True)
-class Loop:
-    """One SCAN/SEARCH line of a plan, taken apart."""
-
-    kind: str           # scan, search
-    alias: str
-    access: str         # table, index, covering, rowid, automatic, virtual, subquery
-    index: str | None
-    constraints: tuple[tuple[str, str], ...]  # (column text, operator)
-    virtual_idx: str | None = None
-
-
-_LOOP = re.compile(
-    r"^(?P<kind>SCAN|SEARCH) (?P<alias>\S+)(?: AS \S+)?"
-    r"(?: USING (?:"
-    r"(?P<cov>COVERING |AUTOMATIC COVERING |AUTOMATIC PARTIAL COVERING |AUTOMATIC PARTIAL |AUTOMATIC )?"
-    r"INDEX(?: (?P<index>[^\s(]+))?"
-    r"|(?P<pk>INTEGER PRIMARY KEY|PRIMARY KEY)"
-    r"))?"
-    r"(?: \((?P<cons>.*)\))?")
-
-
-def parse_loop(detail: str) -> Loop | None:
-    """Take an EXPLAIN QUERY PLAN loop line apart (``None`` for other lines).
-
-    >>> parse_loop("SEARCH t USING INDEX t_ab (a=? AND b>?)").constraints
-    (('a', '='), ('b', '>'))
-    >>> parse_loop("SEARCH u USING COVERING INDEX ix (<expr>=? AND b<?)").constraints
-    (('<expr>', '='), ('b', '<'))
-    >>> parse_loop("SCAN p USING COVERING INDEX i").access
-    'covering'
-    >>> parse_loop("SEARCH p USING INTEGER PRIMARY KEY (rowid=?)").access
-    'rowid'
-    >>> parse_loop("SEARCH e USING INDEX ix (ANY(device_id) AND kind=?)").constraints
-    (('device_id', 'any'), ('kind', '='))
-    """
-    detail = detail.replace(" LEFT-JOIN", "").replace(" RIGHT-JOIN", "")
-    if detail.startswith("SCAN ") and " VIRTUAL TABLE INDEX " in detail:
-        alias = detail.split(" ")[1]
-        return Loop("scan", alias, "virtual", None, (), detail.split(" VIRTUAL TABLE INDEX ", 1)[1])
-    m = _LOOP.match(detail)
-    if m is None:
-        return None
-    cov = (m.group("cov") or "").strip()
-    if m.group("pk"):
-        access = "rowid" if m.group("pk").startswith("INTEGER") else "index"
-    elif "AUTOMATIC" in cov:
-        access = "automatic"
-    elif m.group("index") or cov:
-        access = "covering" if cov == "COVERING" else "index"
-    else:
-        access = "table"
-    constraints = []
-    for part in (m.group("cons") or "").split(" AND "):
-        part = part.strip()
-        if not part:
-            continue
-        if part.startswith("ANY(") and part.endswith(")"):
-            constraints.append((part[4:-1], "any"))  # a skip-scan over this key's values
-            continue
-        expr = part.startswith("<expr>")
-        mm = re.match(r"^(.*?)(=|>=|<=|>|<)\?$", part[len("<expr>"):] if expr else part)
-        if mm:
-            constraints.append(("<expr>" if expr else mm.group(1), mm.group(2)))
-    return Loop(m.group("kind").lower(), m.group("alias"), access, m.group("index"),
-                tuple(constraints))
-
-
 @dataclass
 class _Block:
     read: float = 0.0
@@ -109,22 +40,6 @@ class _Block:
     sorted_rows: float = 0.0
     once: float = 0.0  # part of `read` paid once per statement (automatic indexes)
     full_scans: list[str] = field(default_factory=list)
-
-
-class Selectivity(Protocol):
-    """What the walk asks of a cost model (:class:`~d1bench.advisor.costmodel.CostModel`).
-
-    Declared here so that the walker need not import the model that calls it.
-    """
-
-    stats: Stats
-    catalog: Catalog
-
-    def fraction(self, ref: Ref, preds: Sequence[Pred], params: Mapping[str, Any]) -> float:
-        """Share of ``ref``'s rows that satisfy ``preds``."""
-
-    def rows_per_key(self, table: str, key: str) -> float:
-        """Average rows of ``table`` per distinct value of ``key``."""
 
 
 class Walker:
@@ -138,6 +53,8 @@ class Walker:
         self.indexes = indexes
         self.derived: dict[str, float] = {}
         self.used: set[int] = set()
+        self.last: tuple[Ref, list[Pred]] | None = None  # the table loop() last walked
+        self.flow: dict[int, float] = {}  # rows out of the loops so far, by reference
 
     def run(self, plan: Sequence[PlanStep]) -> _Block:
         self.children: dict[int, list[PlanStep]] = {}
@@ -171,6 +88,7 @@ class Walker:
         b = _Block()
         cur = 1.0
         grouped = False
+        scans: list[tuple[Loop, Ref | None, list[Pred]]] = []  # this block's loops
         done = set(outer)
         loop_read = 0.0
         late_read = 0.0
@@ -185,18 +103,22 @@ class Walker:
                     b.read += cost * _reached(cur)
                     b.once += cost * _reached(cur)
                 self.build = 0.0
+                self.last = None
                 visited, out, full = self.loop(loop, done)
+                scans.append((loop, *self.last) if self.last else (loop, None, []))
                 loop_read += cur * visited
                 # an automatic index is built once per statement, when a row first needs it
                 b.read += self.build * _reached(cur)
                 b.once += self.build * _reached(cur)
                 cur *= out
+                if self.last is not None:
+                    self.flow[self.last[0].index] = cur
                 if full:
                     b.full_scans.append(full)
                 continue
             if d.startswith("USE TEMP B-TREE FOR GROUP BY"):
                 b.blocked = True
-                b.sorted_rows += cur
+                b.sorted_rows += _sorted(cur)
                 cur = self._groups(scope, cur)
                 grouped = True
                 continue
@@ -208,8 +130,8 @@ class Walker:
                 s_ = self.info.scopes[scope] if scope is not None and scope < len(self.info.scopes) \
                     else None
                 # groups that stream out of an index in order are sorted as groups, not rows
-                b.sorted_rows += self._groups(scope, cur) if s_ is not None and s_.group_by \
-                    and not grouped else cur
+                b.sorted_rows += _sorted(self._groups(scope, cur) if s_ is not None
+                                         and s_.group_by and not grouped else cur)
                 continue
             if d.startswith("USE TEMP B-TREE"):
                 continue  # count(DISTINCT) and the like: inserts, not reads
@@ -269,6 +191,10 @@ class Walker:
             offset = self._value(s.offset) or 0
             if limit is not None and not b.blocked and cur > 0:
                 fraction = min(1.0, (limit + offset) / cur)
+                exact = self._ordered_scan(scans, s, limit + offset) if fraction < 1.0 else None
+                if exact is not None:
+                    # the rows that pass may sit anywhere in the scan's order: counted
+                    fraction = exact / loop_read if loop_read > 0 else 1.0
             if s.aggregate:
                 cur = 1.0
             elif limit is not None:
@@ -277,17 +203,39 @@ class Walker:
         b.out = cur
         return b
 
+    def _ordered_scan(self, scans: list[tuple[Loop, Ref | None, list[Pred]]], scope: Any,
+                      wanted: float) -> float | None:
+        """Rows read by a block that is one scan of a table (in rowid or index order) with
+        a filter, stopping at its LIMIT: the position of the ``wanted``-th passing row,
+        counted from the data (``None`` for any other block)."""
+        if len(scans) != 1 or scope.group_by or scope.aggregate:
+            return None
+        loop, ref, preds = scans[0]
+        if ref is None or ref.kind != "table" or loop.kind != "scan" or not preds \
+                or loop.access not in ("table", "index", "covering"):
+            return None
+        if loop.access == "table":
+            keys: list[str] = []
+        else:
+            index = self.indexes.get(loop.index) if loop.index else None
+            if index is None or index.where:
+                return None
+            keys = [k.expr for k in index.keys]
+        desc = bool(scope.order_by) and scope.order_by[0][2]
+        return self.m.scan_until(ref, keys, desc, preds, self.params, wanted)
+
     def _groups(self, scope: int | None, rows: float) -> float:
-        """Groups a GROUP BY makes of ``rows`` rows: at most the product of its keys' distinct counts."""
+        """Groups a GROUP BY makes of ``rows`` rows: at most the product of its keys' distinct
+        counts, each no more than the rows its table gave (a tenant's 311 projects grouped
+        by project id make 311 groups, not one per project of every tenant)."""
         if scope is None or scope >= len(self.info.scopes):
             return rows
         product = 1.0
         for ref_i, key in self.info.scopes[scope].group_by:
             ref = self.info.refs[ref_i] if 0 <= ref_i < len(self.info.refs) else None
-            if ref is not None and ref.kind == "table":
-                product *= max(self.m.stats.distinct(ref.name, [key]), 1)
-            else:
-                product *= _UNKNOWN_GROUPS
+            values = float(self.m.stats.distinct(ref.name, [key])) \
+                if ref is not None and ref.kind == "table" else float(_UNKNOWN_GROUPS)
+            product *= max(min(values, self.flow.get(ref_i, values)), 1.0)
         return max(min(rows, product), 1.0) if rows >= 1 else rows
 
     def _value(self, v: Any) -> float | None:
@@ -345,10 +293,18 @@ class Walker:
         table = ref.name
         n = float(self.m.stats.row_count(table))
         local, joins = self._preds(ref, done)
-        out_frac = self.m.fraction(ref, local, self.params)
-        join_factor = 1.0
-        for p, key in joins:
-            join_factor *= self.m.rows_per_key(table, key) / n if n else 0.0
+        # `a.k = b.k` holds only where a.k IS NOT NULL: that conjunct is the join's own
+        keys_joined = {key for _p, key in joins}
+        local = [p for p in local if not (p.op == "notnull" and p.key in keys_joined)]
+        self.last = (ref, local)
+        # the first join's fan-out is counted over the rows this table's exact
+        # predicates keep (a project's open tasks, not its tasks times the open share)
+        join_factor, applied = 1.0, []
+        for i, (p, key) in enumerate(joins):
+            per_row, _found, used = self._fanout(ref, p, key, local if i == 0 else [])
+            join_factor *= per_row / n if n else 0.0
+            applied += used
+        out_frac = self.m.fraction(ref, [p for p in local if p not in applied], self.params)
         out = n * out_frac * join_factor
         done.add(ref.index)
         if loop.access == "rowid":
@@ -376,6 +332,8 @@ class Walker:
         used_local: list[Pred] = []
         factor = 1.0
         seeks = 1.0
+        found = 1.0  # share of seeks that find an entry (a join's keys may miss)
+        seek_joins: list[tuple[Pred, str]] = []  # join keys the index seeks on
         for pos, (_col, op) in enumerate(loop.constraints):
             if pos >= len(keys):
                 break
@@ -392,9 +350,9 @@ class Walker:
                         k = _listed(matched)
                         seeks = seeks * k + (k if k > 1 else 0.0)  # the IN list is read too
                     continue
-                jp = next((jk for jp, jk in joins if jk == key), None)
-                if jp is not None:
-                    factor *= self.m.rows_per_key(table, key) / n if n else 0.0
+                joined = next((jp for jp, jk in joins if jk == key), None)
+                if joined is not None:
+                    seek_joins.append((joined, key))
                     continue
                 outer = next((p for p in self.info.preds_of(ref.index)
                               if p.key == key and p.value == "outer"), None)
@@ -407,17 +365,54 @@ class Walker:
                 used_local += [p for p in rng if p not in used_local]
         if index is not None and index.where:
             used_local += [p for p in local if p not in used_local and
-                           _stripped(p.sql) in _conjuncts(index.where)]
-        matches = n * self.m.fraction(ref, used_local, self.params) * factor
+                           stripped(p.sql) in conjuncts(index.where)]
+        applied = []
+        for i, (p, key) in enumerate(seek_joins):
+            # entries the seek steps through: counted over the rows that also meet the
+            # other keys it seeks on (and a partial index's WHERE), not multiplied by them
+            per_row, share, used = self._fanout(ref, p, key, used_local if i == 0 else [])
+            factor *= per_row / n if n else 0.0
+            found = min(found, share)
+            applied += used
+        matches = n * self.m.fraction(ref, [p for p in used_local if p not in applied],
+                                      self.params) * factor
         if loop.access == "automatic":
             self.build = n  # built from a scan of the table, once per statement
         out = min(out, matches)
         # an equality on every key of a UNIQUE index finds its row without stepping on
         unique_hit = index is not None and index.unique and len(loop.constraints) == len(keys) \
             and all(op == "=" for _c, op in loop.constraints)
-        # ... and an equality seek that finds nothing is not billed (measured on local D1)
-        visited = min(seeks, matches) if unique_hit else seeks + matches
+        # ... and an equality seek that finds nothing is not billed (measured on local D1),
+        # unique or not: a join whose keys often miss pays only for the seeks that hit
+        equality_only = all(op == "=" for _c, op in loop.constraints)
+        if equality_only and not seek_joins and matches == 0 and \
+                all(self.m.exactable(p) for p in used_local):
+            found = 0.0  # the values are known to find nothing (counted, not sampled)
+        if unique_hit:
+            visited = min(seeks, matches)
+        elif equality_only and found < 1.0:
+            visited = seeks * found + matches
+        else:
+            visited = seeks + matches
         return visited, out, table if loop.access == "automatic" else None
+
+    def _fanout(self, ref: Ref, p: Pred, key: str,
+                inner: Sequence[Pred]) -> tuple[float, float, list[Pred]]:
+        """Through the join ``p`` on ``ref``'s ``key``: (rows of ``ref`` per outer row that
+        also meet the exact ones of ``inner``, share of outer rows that find one, the
+        predicates of ``inner`` that count includes).  Counted from the data when the
+        outer side is a stored table; else the average rows per key, every seek finding
+        one, and no predicate included."""
+        other, other_key = (p.other_ref, p.other_key) if p.ref == ref.index else (p.ref, p.key)
+        outer = self.info.refs[other] if other is not None and 0 <= other < len(self.info.refs) \
+            else None
+        if outer is not None and other_key is not None:
+            local, _ = self._preds(outer, set())
+            exact = [q for q in inner if self.m.exactable(q)]
+            got = self.m.join_fanout(ref, key, exact, outer, other_key, local, self.params)
+            if got is not None:
+                return got[0], got[1], exact
+        return self.m.rows_per_key(ref.name, key), 1.0, []
 
     def _in_count(self, ref: Ref, key: str) -> float:
         p = next((p for p in self.info.preds_of(ref.index) if p.key == key and p.op == "in"), None)
@@ -469,17 +464,21 @@ def _reached(rows: float) -> float:
     return 1.0 - math.exp(-max(rows, 0.0))
 
 
+def _sorted(rows: float) -> float:
+    """Rows read back from a sorter given ``rows`` expected rows: one per row, and the
+    positioning (``SorterSort``) counts one even when the sorter is empty: the chance
+    of that (Poisson) is added.
+
+    >>> _sorted(0.0), round(_sorted(1000.0), 3)
+    (1.0, 1000.0)
+    """
+    import math
+
+    return rows + math.exp(-max(rows, 0.0))
+
+
 def _listed(p: Pred) -> float:
     """Values an IN list holds (each one is a seek)."""
     if p.value == "literal" and isinstance(p.literal, tuple):
         return float(max(len(p.literal), 1))
     return float(max(len(p.params), 1)) if p.value == "param" else 1.0
-
-
-def _stripped(sql: str) -> str:
-    return re.sub(r"\b\w+\.", "", sql).strip().lower()
-
-
-def _conjuncts(where: str) -> set[str]:
-    return {part.strip().lower() for part in re.split(r"(?i)\s+AND\s+", where)}
-

@@ -92,6 +92,7 @@ class Stats:
         self._sample: Any = None
         self._sample_sizes: dict[str, int] = {}
         self._fts: dict[tuple, int] = {}
+        self._rows: dict[tuple, np.ndarray | None] = {}
 
     # --- counts ----------------------------------------------------------------
     def row_count(self, table: str) -> int:
@@ -213,7 +214,8 @@ class Stats:
         return stat1_text(n, distinct, unique=index.unique)
 
     # --- equality frequencies ---------------------------------------------------
-    def _frequencies(self, table: str, key: str) -> pd.Series:
+    def frequencies(self, table: str, key: str) -> pd.Series:
+        """Rows per value of ``key`` (NULL among them)."""
         cache = (table.lower(), key)
         if cache not in self._freq:
             vals = self.values(table, key)
@@ -227,7 +229,7 @@ class Stats:
             return 0.0
         if values is None:
             return 1.0 / max(self.distinct(table, [key]), 1)
-        freq = self._frequencies(table, key)
+        freq = self.frequencies(table, key)
         hits = 0
         for v in values:
             if v is None:
@@ -329,6 +331,81 @@ class Stats:
             except apsw.Error:
                 self._sel[cache] = None
         return self._sel[cache]
+
+    def fraction_among(self, table: str, alias: str, mask: np.ndarray, preds: Sequence[str],
+                       params: Mapping[str, Any]) -> float | None:
+        """Fraction of the rows ``mask`` picks out of ``table`` (in rowid order, as
+        :meth:`values` reads them) that satisfy every predicate, counted on the corpus
+        with one rowid seek per row; ``None`` for a WITHOUT ROWID table, or when SQLite
+        refuses a predicate."""
+        import json
+
+        table = table.lower()
+        td = self.catalog.table(table)
+        chosen = int(mask.sum())
+        if td is None or td.without_rowid or chosen == 0:
+            return None
+        rowids = self.values(table, ROWID).to_numpy()[mask]
+        cache = ("among", table, alias, tuple(preds), hash(rowids.tobytes()),
+                 tuple(sorted(params.items(), key=str)))
+        if cache not in self._sel:
+            sql = (f"SELECT count(*) FROM {quote_ident(td.name)} AS {quote_ident(alias)} "
+                   f"WHERE {quote_ident(alias)}.rowid IN (SELECT value FROM json_each(:d1bench_rowids)) "
+                   "AND " + " AND ".join(f"({p})" for p in preds))
+            try:
+                (count,) = next(iter(self.conn.execute(
+                    sql, {**params, "d1bench_rowids": json.dumps([int(r) for r in rowids])})))
+                self._sel[cache] = count / chosen
+            except apsw.Error:
+                self._sel[cache] = None
+        return self._sel[cache]
+
+    def passing(self, table: str, alias: str, preds: Sequence[str],
+                params: Mapping[str, Any]) -> np.ndarray | None:
+        """Which rows of ``table`` (in rowid order) satisfy every predicate, counted on the
+        corpus; ``None`` for a WITHOUT ROWID table or when SQLite refuses a predicate."""
+        table = table.lower()
+        td = self.catalog.table(table)
+        if td is None or td.without_rowid:
+            return None
+        cache = ("passing", table, alias, tuple(preds), tuple(sorted(params.items(), key=str)))
+        if cache not in self._rows:
+            sql = (f"SELECT {quote_ident(alias)}.rowid FROM {quote_ident(td.name)} AS "
+                   f"{quote_ident(alias)} WHERE " + " AND ".join(f"({p})" for p in preds))
+            try:
+                found = np.fromiter((r[0] for r in self.conn.execute(sql, dict(params))),
+                                    dtype=np.int64)
+            except apsw.Error:
+                self._rows[cache] = None
+            else:
+                self._rows[cache] = np.isin(self.values(table, ROWID).to_numpy(dtype=np.int64),
+                                            found)
+        return self._rows[cache]
+
+    def order(self, table: str, keys: tuple[str, ...]) -> np.ndarray | None:
+        """Row positions (rowid order) sorted as an index on ``keys`` holds them, rowid
+        last; ``None`` when a key mixes value types (SQLite's order across types is not
+        reproduced here)."""
+        table = table.lower()
+        td = self.catalog.table(table)
+        if td is None or td.without_rowid:
+            return None
+        cache = ("order", table, keys)
+        if cache not in self._rows:
+            columns = []
+            for key in keys:
+                values = self.values(table, key)
+                kinds = {type(v) for v in values.dropna()}
+                if len(kinds) > 1 and not kinds <= {int, float}:
+                    self._rows[cache] = None
+                    return None
+                # NULLs first, as in SQLite's index order; codes follow the values' order
+                codes = pd.factorize(values, sort=True, use_na_sentinel=True)[0]
+                columns.append(codes.astype(np.int64))
+            rowids = self.values(table, ROWID).to_numpy(dtype=np.int64)
+            # np.lexsort sorts by the last key first
+            self._rows[cache] = np.lexsort([rowids, *reversed(columns)])
+        return self._rows[cache]
 
     # --- full-text matches ------------------------------------------------------------
     def fts_matches(self, table: str, query: Any) -> int:

@@ -255,33 +255,106 @@ def _plans(db_path: Any, wl: Any, before_db: Path, after_db: Path,
 
 
 def fidelity(db_path: str | os.PathLike[str], workload: Any, advice: Any, *,
-             workdir: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+             workdir: str | os.PathLike[str] | None = None, on: str = "sqlite") -> pd.DataFrame:
     """Predicted against measured rows read per template, after building ``advice``.
 
     The advice is built on a copy of ``db_path`` and each template run once with
     each of the values its prediction averaged over (``advice.priced``), so the
-    two figures differ only by the what-if model's error.  One row per template:
-    ``template``, ``rows_read_predicted``, ``rows_read_measured``, ``error``
-    (predicted / measured - 1), ``within`` (``|error| <= FIDELITY_TOLERANCE``).
-    ``attrs["fidelity"]`` is the share of templates within.
+    two figures differ only by the what-if model's error.  ``on`` says what
+    measures:
+
+    * ``"sqlite"``: the SQLite target's estimate of D1's count (no Node needed;
+      itself an estimate, off by up to a third on a few plans with the advised
+      indexes, see ``benchmarks/rows_read_fidelity.py --advised``);
+    * ``"local-d1"``: a local D1 (Miniflare) holding the built copy counts the
+      rows itself, and the SQLite estimate is reported beside it.
+
+    One row per template: ``template``, ``rows_read_predicted``,
+    ``rows_read_measured``, ``error`` (predicted / measured - 1), ``within``
+    (``|error| <= FIDELITY_TOLERANCE``); on local D1 also
+    ``rows_read_sqlite_estimate`` and ``estimate_error`` (the estimate against
+    D1's count).  ``attrs``: ``fidelity`` (the share of templates within),
+    ``measured_on``, and on local D1 ``fidelity_against_estimate`` (the share
+    within of the estimate instead of D1's count) and ``estimate_within`` (the
+    share of templates whose estimate is within the tolerance of D1's count).
     """
+    from d1bench.errors import UsageError
+
+    if on not in ("sqlite", "local-d1"):
+        raise UsageError(f"fidelity is measured on 'sqlite' or 'local-d1', not {on!r}")
     wl = _as_workload(workload)
     with tempfile.TemporaryDirectory(prefix="d1bench-fidelity-", dir=workdir) as tmp:
         built = copy_corpus(db_path, Path(tmp) / "built.sqlite")
         apply_sql(built, advice.migration_sql)
-        measured = _run_values(built, wl, advice.priced)
+        estimated = _run_values(built, wl, advice.priced)
+        counted = _run_values_on_d1(built, wl, advice.priced, Path(tmp) / "d1") \
+            if on == "local-d1" else estimated
     rows = []
     for row in advice.templates.itertuples():
-        if row.template not in measured:
+        if row.template not in counted:
             continue
-        err = _error(float(row.rows_read_after), measured[row.template])
-        rows.append({"template": row.template, "rows_read_predicted": float(row.rows_read_after),
-                     "rows_read_measured": measured[row.template], "error": err,
-                     "within": bool(abs(err) <= FIDELITY_TOLERANCE)})
-    frame = pd.DataFrame(rows, columns=["template", "rows_read_predicted", "rows_read_measured",
-                                        "error", "within"])
-    frame.attrs["fidelity"] = float(frame["within"].mean()) if len(frame) else float("nan")
+        predicted, measured = float(row.rows_read_after), counted[row.template]
+        err = _error(predicted, measured)
+        entry = {"template": row.template, "rows_read_predicted": predicted,
+                 "rows_read_measured": measured, "error": err,
+                 "within": bool(abs(err) <= FIDELITY_TOLERANCE)}
+        if on == "local-d1":
+            estimate = estimated.get(row.template, float("nan"))
+            entry.update(rows_read_sqlite_estimate=estimate,
+                         estimate_error=_error(estimate, measured),
+                         _against_estimate=bool(abs(_error(predicted, estimate))
+                                                <= FIDELITY_TOLERANCE))
+        rows.append(entry)
+    columns = ["template", "rows_read_predicted", "rows_read_measured", "error", "within"]
+    if on == "local-d1":
+        columns += ["rows_read_sqlite_estimate", "estimate_error"]
+    frame = pd.DataFrame(rows, columns=[*columns, "_against_estimate"] if on == "local-d1"
+                         else columns)
+    attrs: dict[str, Any] = {"measured_on": on}
+    if on == "local-d1":
+        attrs["fidelity_against_estimate"] = _share(frame["_against_estimate"])
+        attrs["estimate_within"] = _share(frame["estimate_error"].abs() <= FIDELITY_TOLERANCE)
+        frame = frame.drop(columns="_against_estimate")
+    frame.attrs.update(fidelity=_share(frame["within"]), **attrs)
     return frame
+
+
+def _share(flags: pd.Series) -> float:
+    """The share of true values (NaN when there are none)."""
+    return float(flags.astype(bool).mean()) if len(flags) else float("nan")
+
+
+def _run_values_on_d1(db: Path, wl: Any, priced: Mapping[str, Sequence[Sequence[Any]]],
+                      folder: Path) -> dict[str, float]:
+    """Mean of local D1's own rows read per template over the given values, each run once
+    on a local D1 (Miniflare, in ``folder``) that ``db`` is uploaded into: reads first,
+    then writes, which change only that scratch copy."""
+    from d1bench.errors import TargetError
+    from d1bench.targets.d1.local import LocalD1
+    from d1bench.uploader import upload
+
+    names = [n for n, t in priced.items() if n in wl.templates and t]
+    reads = [n for n in names if not wl.templates[n].is_write]
+    writes = [n for n in names if wl.templates[n].is_write]
+    out: dict[str, float] = {}
+    with LocalD1(folder) as local, local.target() as target:
+        upload(db, target)
+        for group, allow_writes in ((reads, False), (writes, True)):
+            if not group:
+                continue
+            with target.connect(allow_writes=allow_writes) as conn:
+                for name in group:
+                    counts = []
+                    for values in priced[name]:
+                        try:
+                            read = conn.execute(wl.templates[name].sql, list(values)).meta.rows_read
+                        except TargetError:
+                            continue  # a constraint a drawn value breaks, or D1's time limit
+                        if read is not None:
+                            counts.append(float(read))
+                    if counts:
+                        out[name] = sum(counts) / len(counts)
+    return out
 
 
 def _run_values(db: Path, wl: Any, priced: Mapping[str, Sequence[Sequence[Any]]], *,
