@@ -49,3 +49,15 @@ def build(name: str, path: str | Path, *, scale: float = 1.0, seed: int = 0) -> 
     (``FileExistsError``).  The same ``scale`` and ``seed`` give the same rows.
     """
     return generator(name).generate(path, scale=scale, seed=seed)
+
+
+def from_sql(schema: Path, path: Path) -> Path:
+    """A database at ``path`` made by running the SQL file ``schema`` (its DDL and rows)."""
+    import apsw
+
+    conn = apsw.Connection(str(path))
+    try:
+        conn.execute(schema.read_text(encoding="utf-8"))
+    finally:
+        conn.close()
+    return path

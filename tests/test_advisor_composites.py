@@ -22,11 +22,9 @@ SHOP = Path(__file__).parent / "fixtures" / "advice" / "shop"
 
 @pytest.fixture(scope="module")
 def shop_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("shop") / "shop.sqlite"
-    conn = apsw.Connection(str(path))
-    conn.execute((SHOP / "schema.sql").read_text(encoding="utf-8"))
-    conn.close()
-    return path
+    from schemas import from_sql
+
+    return from_sql(SHOP / "schema.sql", tmp_path_factory.mktemp("shop") / "shop.sqlite")
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from d1bench.advisor.masks import Masks, as_number, exactable
 from d1bench.advisor.planwalk import Walker
 from d1bench.advisor.query import ROWID, Pred, QueryInfo, Ref
 from d1bench.advisor.stats import Stats
@@ -78,7 +79,8 @@ class CostModel:
         self.catalog = catalog
         self.stats = stats
         self._fractions: dict[tuple, float] = {}
-        self._joins: dict[tuple, tuple[float, float] | None] = {}
+        self._joins: dict[tuple, tuple[float, float, list[Pred]] | None] = {}
+        self.masks = Masks(stats)
 
     # --- fractions of a table --------------------------------------------------------
     def fraction(self, ref: Ref, preds: Sequence[Pred], params: Mapping[str, Any]) -> float:
@@ -90,16 +92,9 @@ class CostModel:
                             if any(k in p.params for p in preds))))
         if key in self._fractions:
             return self._fractions[key]
-        exact: list[Pred] = []
-        rest: list[Pred] = []
-        for p in preds:
-            (exact if self._exactable(p) else rest).append(p)
         n = self.stats.row_count(ref.name)
-        frac = 1.0
-        mask = None
-        if exact:
-            mask = self._exact_mask(ref, exact, params)
-            frac = float(mask.sum()) / n if mask is not None and n else 0.0
+        mask, exact, rest = self.masks.counted(ref, preds, params)
+        frac = 1.0 if mask is None else (float(mask.sum()) / n if n else 0.0)
         if rest and frac > 0:
             size = self.stats.sample_size(ref.name)
             rest_sql = [p.sql for p in rest if p.value != "subquery"]
@@ -133,68 +128,19 @@ class CostModel:
         self._fractions[key] = frac
         return frac
 
-    def _key_counts(self, ref: Ref, key: str, preds: Sequence[Pred],
-                    params: Mapping[str, Any]) -> Any:
-        """Rows per value of ``key`` among the rows of ``ref``'s table that meet ``preds``
-        (``None``: none can, a bound value being NULL)."""
-        if not preds:
-            return self.stats.frequencies(ref.name, key)
-        mask = self._exact_mask(ref, preds, params)
-        if mask is None:
-            return None
-        return self.stats.values(ref.name, key)[mask].value_counts(dropna=False)
-
     def exactable(self, p: Pred) -> bool:
-        """Whether ``p`` is counted exactly from every row's values (equality with a
-        bound or literal value, IN a list of bound values, IS NULL)."""
-        return self._exactable(p)
-
-    @staticmethod
-    def _exactable(p: Pred) -> bool:
-        return p.key is not None and (
-            (p.op == "eq" and p.value in ("param", "literal"))
-            or (p.op == "in" and p.value == "param")
-            or p.op == "isnull")
-
-    def _exact_fraction(self, ref: Ref, preds: Sequence[Pred], params: Mapping[str, Any]) -> float:
-        n = self.stats.row_count(ref.name)
-        if n == 0:
-            return 0.0
-        mask = self._exact_mask(ref, preds, params)
-        return float(mask.sum()) / n if mask is not None else 0.0
-
-    def _exact_mask(self, ref: Ref, preds: Sequence[Pred], params: Mapping[str, Any]) -> Any:
-        """The rows of ``ref``'s table that satisfy every one of ``preds`` (all exactable),
-        as a boolean array in the table's order; ``None`` when a bound value is NULL
-        (nothing matches)."""
-        import numpy as np
-
-        mask = np.ones(self.stats.row_count(ref.name), dtype=bool)
-        for p in preds:
-            assert p.key is not None  # only _exactable predicates come here
-            series = self.stats.values(ref.name, p.key)
-            if p.op == "isnull":
-                mask &= series.isna().to_numpy()
-                continue
-            if p.op == "eq" and p.value == "literal":
-                values = [p.literal]
-            else:
-                values = [params.get(name) for name in p.params]
-            values = [v for v in values if v is not None]
-            if not values:
-                return None
-            if isinstance(values[0], str) and len(series) and not isinstance(series.iloc[0], str):
-                values = values + [_number(v) for v in values]
-            mask &= series.isin(values).to_numpy()
-        return mask
+        """Whether ``p`` is counted exactly from every row's values whatever its values
+        (equality with a bound or literal value, IN a list of bound values, IS NULL)."""
+        return exactable(p)
 
     def join_fanout(self, inner: Ref, inner_key: str, inner_preds: Sequence[Pred], outer: Ref,
                     outer_key: str, outer_preds: Sequence[Pred],
-                    params: Mapping[str, Any]) -> tuple[float, float] | None:
-        """Rows of ``inner`` that meet ``inner_preds`` (all exactable) and whose
-        ``inner_key`` equals an outer row's ``outer_key``, per outer row, and the share
-        of outer rows that have at least one, over the rows of ``outer`` that its
-        exactable predicates (equality, IN, IS NULL) keep.
+                    params: Mapping[str, Any]) -> tuple[float, float, list[Pred]] | None:
+        """Through a join of ``outer`` to ``inner`` on the keys: (rows of ``inner`` per
+        outer row, the share of outer rows that find one, the predicates of
+        ``inner_preds`` that count includes).  Outer rows are those the countable
+        predicates of ``outer_preds`` keep; inner rows are counted among those the
+        countable ones of ``inner_preds`` keep (:class:`~d1bench.advisor.masks.Masks`).
 
         Counted from every row's values, not from the average rows per key: a join from
         a specialty's papers to the reads of each paper meets the papers people read
@@ -203,37 +149,37 @@ class CostModel:
         """
         if outer.kind != "table" or self.stats.row_count(outer.name) == 0:
             return None
-        exact = [p for p in outer_preds if self._exactable(p)]
         key = ("join", inner.name, inner_key, tuple(sorted(p.sql for p in inner_preds)),
-               outer.name, outer_key, tuple(sorted(p.sql for p in exact)),
+               outer.name, outer_key, tuple(sorted(p.sql for p in outer_preds)),
                tuple(sorted((k, _hashable(v)) for k, v in params.items()
-                            if any(k in p.params for p in [*exact, *inner_preds]))))
-        hit = self._joins.get(key)
-        if hit is not None or key in self._joins:
-            return hit
-        mask = self._exact_mask(outer, exact, params)
+                            if any(k in p.params for p in [*outer_preds, *inner_preds]))))
+        if key not in self._joins:
+            self._joins[key] = self._fanout(inner, inner_key, inner_preds, outer, outer_key,
+                                            outer_preds, params)
+        return self._joins[key]
+
+    def _fanout(self, inner: Ref, inner_key: str, inner_preds: Sequence[Pred], outer: Ref,
+                outer_key: str, outer_preds: Sequence[Pred],
+                params: Mapping[str, Any]) -> tuple[float, float, list[Pred]] | None:
+        mask, _done, _rest = self.masks.counted(outer, outer_preds, params)
         values = self.stats.values(outer.name, outer_key)
-        result: tuple[float, float] | None
-        if mask is None or not mask.any():
-            result = None  # no outer row: the loop never runs, whatever its fan-out
-        else:
-            chosen = values[mask].dropna()
-            if not len(chosen):
-                result = (0.0, 0.0)
-            else:
-                freq = self._key_counts(inner, inner_key, inner_preds, params)
-                if freq is None:
-                    result = (0.0, 0.0)
-                    self._joins[key] = result
-                    return result
-                counts = chosen.map(freq).fillna(0.0)
-                if not counts.any() and len(freq) and isinstance(chosen.iloc[0], str):
-                    counts = chosen.map(_number).map(freq).fillna(0.0)
-                # NULL outer keys join nothing, but they are outer rows all the same
-                rows = float(mask.sum())
-                result = (float(counts.sum()) / rows, float((counts > 0).sum()) / rows)
-        self._joins[key] = result
-        return result
+        if mask is not None:
+            if not mask.any():
+                return None  # no outer row: the loop never runs, whatever its fan-out
+            values = values[mask]
+        # NULL outer keys join nothing, but they are outer rows all the same
+        rows = float(len(values))
+        chosen = values.dropna()
+        inner_mask, applied, _rest = self.masks.counted(inner, inner_preds, params)
+        inner_values = self.stats.values(inner.name, inner_key)
+        freq = (inner_values if inner_mask is None else inner_values[inner_mask]) \
+            .value_counts(dropna=False) if applied else self.stats.frequencies(inner.name, inner_key)
+        if not len(chosen) or not len(freq):
+            return 0.0, 0.0, applied
+        counts = chosen.map(freq).fillna(0.0)
+        if not counts.any() and isinstance(chosen.iloc[0], str):
+            counts = chosen.map(as_number).map(freq).fillna(0.0)
+        return float(counts.sum()) / rows, float((counts > 0).sum()) / rows, applied
 
     def scan_until(self, ref: Ref, keys: Sequence[str], desc: bool, preds: Sequence[Pred],
                    params: Mapping[str, Any], wanted: float) -> float | None:
@@ -321,16 +267,6 @@ def _touches(index: IndexDef, columns: frozenset[str]) -> bool:
             return True
     where = (index.where or "").lower()
     return bool(where) and any(re.search(rf"\b{re.escape(c)}\b", where) for c in lower)
-
-
-def _number(v: Any) -> Any:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            return v
 
 
 def _hashable(v: Any) -> Any:

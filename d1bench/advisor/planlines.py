@@ -103,9 +103,10 @@ class Selectivity(Protocol):
 
     def join_fanout(self, inner: Ref, inner_key: str, inner_preds: Sequence[Pred], outer: Ref,
                     outer_key: str, outer_preds: Sequence[Pred],
-                    params: Mapping[str, Any]) -> tuple[float, float] | None:
+                    params: Mapping[str, Any]) -> tuple[float, float, list[Pred]] | None:
         """Rows of ``inner`` meeting ``inner_preds`` per row of ``outer`` joined on the
-        keys, and the share of outer rows with at least one (``None``: the data cannot say)."""
+        keys, the share of outer rows with at least one, and the predicates of
+        ``inner_preds`` the count includes (``None``: the data cannot say)."""
 
     def scan_until(self, ref: Ref, keys: Sequence[str], desc: bool, preds: Sequence[Pred],
                    params: Mapping[str, Any], wanted: float) -> float | None:

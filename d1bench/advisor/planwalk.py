@@ -399,7 +399,7 @@ class Walker:
     def _fanout(self, ref: Ref, p: Pred, key: str,
                 inner: Sequence[Pred]) -> tuple[float, float, list[Pred]]:
         """Through the join ``p`` on ``ref``'s ``key``: (rows of ``ref`` per outer row that
-        also meet the exact ones of ``inner``, share of outer rows that find one, the
+        also meet the countable ones of ``inner``, share of outer rows that find one, the
         predicates of ``inner`` that count includes).  Counted from the data when the
         outer side is a stored table; else the average rows per key, every seek finding
         one, and no predicate included."""
@@ -408,10 +408,9 @@ class Walker:
             else None
         if outer is not None and other_key is not None:
             local, _ = self._preds(outer, set())
-            exact = [q for q in inner if self.m.exactable(q)]
-            got = self.m.join_fanout(ref, key, exact, outer, other_key, local, self.params)
+            got = self.m.join_fanout(ref, key, inner, outer, other_key, local, self.params)
             if got is not None:
-                return got[0], got[1], exact
+                return got
         return self.m.rows_per_key(ref.name, key), 1.0, []
 
     def _in_count(self, ref: Ref, key: str) -> float:
