@@ -63,6 +63,7 @@ class _Wants:
     needed: set[str] = field(default_factory=set)
     partial: list[tuple[str, str]] = field(default_factory=list)  # (key, predicate text)
     eq_param: list[str] = field(default_factory=list)  # keys compared with a value (not NULL)
+    local: list[str] = field(default_factory=list)  # equality keys that are not join keys
 
 
 def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
@@ -120,11 +121,16 @@ def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
                 add(table, eq + [(r, False)], None, name, "range")
             order = _directions(wants.order)
             alias = _rowid_alias(catalog, table) if eq else None
-            if order:
-                add(table, eq + _named_rowid(order, alias), None, name, "order")
-            if wants.group:
-                add(table, eq + _named_rowid([(g, False) for g in wants.group], alias), None,
-                    name, "group")
+            # the ORDER BY or GROUP BY after the equality keys; and after this table's own
+            # equalities alone, for a table the plan reads first (its join keys then come
+            # from the tables after it, and in an index before the order they would break it)
+            local = [(k, False) for k in wants.local]
+            for keys in ([eq, local] if local != eq else [eq]):
+                if order:
+                    add(table, keys + _named_rowid(order, alias), None, name, "order")
+                if wants.group:
+                    add(table, keys + _named_rowid([(g, False) for g in wants.group], alias),
+                        None, name, "group")
             if ALL_COLUMNS not in wants.needed:
                 for base in ([*eq, *order], [*eq, *[(r, False) for r in wants.range[:1]]]):
                     rest = sorted(c for c in wants.needed
@@ -197,6 +203,7 @@ def _wants(info: QueryInfo, ref: Ref, catalog: Catalog, stats: Stats,
     w.eq = sorted(dict.fromkeys(eq), key=lambda k: (
         matched.get(k, 1.0 / max(_distinct(stats, ref.name, k), 1)), -_distinct(stats, ref.name, k)))
     w.range = [r for r in dict.fromkeys(w.range) if r not in w.eq]
+    w.local = [k for k in w.eq if k in matched]
     scope = info.scopes[ref.scope]
     if scope.order_by and all(r == ref.index for r, _k, _d in scope.order_by):
         w.order = [(k, d) for _r, k, d in scope.order_by]

@@ -30,6 +30,16 @@ __all__ = ["MIN_GAIN", "Selection", "Step", "extend", "merge_prefixes"]
 
 #: Stop when the best step saves less than this fraction of the current cost (Extend's 0.3%).
 MIN_GAIN = 0.003
+#: ... unless it saves at least this share of what the templates it serves cost: an index
+#: that halves a rare template's rows pays for itself on D1 however small that template is
+#: beside a brute-force search no index serves (which sets the scale of MIN_GAIN).
+MIN_SHARE = 0.1
+
+
+def _worth(gain: float, floor: float, served: float) -> bool:
+    """Is a saving of ``gain`` worth an index, against the workload's threshold ``floor``
+    and the weighted cost ``served`` of the templates it changes?"""
+    return gain >= floor or (gain > 0 and gain >= MIN_SHARE * served)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +115,7 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
     cost_before = total
     used_bytes = 0.0
     steps: list[Step] = []
-    gains: dict[tuple, tuple[float, set[str]]] = {}
+    gains: dict[tuple, tuple[float, set[str], float]] = {}
     stopped = "no step saves anything"
     for _ in range(max_steps):
         best = None
@@ -116,14 +126,14 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
                 key = (new.shape, old.shape if old else None)
                 if key not in gains:
                     gains[key] = _gain(ev, config, current, new, old)
-                gain, _affected = gains[key]
+                gain, _affected_names, served = gains[key]
                 if gain <= 0:
                     continue
                 extra = size_of(new) - (size_of(old) if old else 0.0)
                 if budget is not None and used_bytes + extra > budget:
                     continue
                 positive = True
-                if gain < floor:
+                if not _worth(gain, floor, served):
                     continue  # Extend only takes steps that save at least min_gain
                 ratio = gain / max(extra, 1.0)
                 if best is None or ratio > best[0]:
@@ -145,7 +155,7 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
         config.append(new)
         added[new.shape] = new
         used_bytes += extra
-        _, affected = gains[(new.shape, old.shape if old else None)]
+        _, affected, _served = gains[(new.shape, old.shape if old else None)]
         for n in affected:
             current[n] = ev.weighted(ev.cases[n], config)
         total = sum(current.values())
@@ -163,7 +173,8 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
     bar.close()
     sel = Selection(config=config, added=list(added.values()), dropped=[], steps=steps,
                     cost_before=cost_before, cost_after=total, stopped=stopped)
-    merge_prefixes(sel)
+    for idx, _why in merge_prefixes(sel):
+        _keep_order(ev, sel, idx, min_gain * ev.total(sel.config, actionable), candidates)
     _prune(ev, sel, min_gain, actionable)
     _drops(ev, sel, base)
     sel.cost_after = ev.total(sel.config)
@@ -209,14 +220,16 @@ def _affected(ev: Evaluator, new: IndexDef, old: IndexDef | None = None) -> set[
 
 
 def _gain(ev: Evaluator, config: list[IndexDef], current: Mapping[str, float],
-          new: IndexDef, old: IndexDef | None) -> tuple[float, set[str]]:
-    """Weighted cost saved by putting ``new`` in place of ``old`` (or beside it)."""
+          new: IndexDef, old: IndexDef | None) -> tuple[float, set[str], float]:
+    """Weighted cost saved by putting ``new`` in place of ``old`` (or beside it), the
+    templates that could notice, and what those whose cost changes cost now."""
     affected = _affected(ev, new, old)
     if not affected:
-        return 0.0, affected
+        return 0.0, affected, 0.0
     trial = [i for i in config if old is None or i.shape != old.shape] + [new]
-    gain = sum(current[n] - ev.weighted(ev.cases[n], trial) for n in affected)
-    return gain, affected
+    change = {n: current[n] - ev.weighted(ev.cases[n], trial) for n in affected}
+    served = sum(current[n] for n, d in change.items() if abs(d) > 1e-9 * max(current[n], 1.0))
+    return sum(change.values()), affected, served
 
 
 def _uses(plan_details: Sequence[str], name: str) -> bool:
@@ -255,6 +268,32 @@ def merge_prefixes(sel: Selection) -> list[tuple[IndexDef, str]]:
     return merged
 
 
+def _keep_order(ev: Evaluator, sel: Selection, merged: IndexDef, floor: float,
+                candidates: Mapping[tuple, Candidate]) -> None:
+    """Put back a merged prefix with its rowid spelt as a key (a candidate of that shape),
+    when the rowid order it gave is worth it: ``(specialty)`` gives ``GROUP BY p.id`` its
+    rows in order, which ``(specialty, citation_count)`` beside it does not;
+    ``(specialty, id)`` holds the same entries and begins no other index."""
+    from d1bench.sql.catalog import Key
+
+    td = ev.catalog.table(merged.table)
+    alias = td.rowid_alias if td is not None and not td.without_rowid else None
+    if alias is None or any(k.expr == alias for k in merged.keys):
+        return
+    found = candidates.get((merged.table, (*merged.keys, Key(alias)), merged.where))
+    if found is None or any(i.shape == found.index.shape for i in sel.config):
+        return
+    spelt = found.index
+    names = _affected(ev, spelt)
+    trial = [*sel.config, spelt]
+    gain = ev.total(sel.config, names) - ev.total(trial, names)
+    served = [n for n in names if ev.weighted(ev.cases[n], trial)
+              != ev.weighted(ev.cases[n], sel.config)]
+    if _worth(gain, floor, ev.total(sel.config, served)):
+        sel.config = trial
+        sel.added.append(spelt)
+
+
 def _prune(ev: Evaluator, sel: Selection, min_gain: float, actionable: set[str]) -> None:
     """Remove proposed indexes the final configuration does not need."""
     changed = True
@@ -264,8 +303,10 @@ def _prune(ev: Evaluator, sel: Selection, min_gain: float, actionable: set[str])
         for idx in sorted(sel.added, key=lambda i: len(i.keys)):
             without = [i for i in sel.config if i.shape != idx.shape]
             names = _affected(ev, idx)  # only these templates can notice
+            served = [n for n in names if ev.weighted(ev.cases[n], without)
+                      != ev.weighted(ev.cases[n], sel.config)]
             loss = ev.total(without, names) - ev.total(sel.config, names)
-            if loss < min_gain * total:
+            if not _worth(loss, min_gain * total, ev.total(without, served)):
                 why = ("no template's plan uses it once the others exist" if loss <= 0 else
                        f"it saves only {loss:,.0f} weighted rows, under {min_gain:.1%} of the cost")
                 sel.config = without
