@@ -30,9 +30,10 @@ __all__ = ["MIN_GAIN", "Selection", "Step", "extend", "merge_prefixes"]
 
 #: Stop when the best step saves less than this fraction of the current cost (Extend's 0.3%).
 MIN_GAIN = 0.003
-#: ... unless it saves at least this share of what the templates it serves cost: an index
-#: that halves a rare template's rows pays for itself on D1 however small that template is
-#: beside a brute-force search no index serves (which sets the scale of MIN_GAIN).
+#: ... unless a new index saves at least this share of what the templates it changes cost:
+#: one that halves a rare template's rows pays for itself on D1 however small that template
+#: is beside a brute-force search no index serves (which sets the scale of MIN_GAIN).
+#: Widening an index already chosen gets no such pass.
 MIN_SHARE = 0.1
 
 
@@ -133,7 +134,9 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
                 if budget is not None and used_bytes + extra > budget:
                     continue
                 positive = True
-                if not _worth(gain, floor, served):
+                # widening an index already chosen must pay at the workload's scale: a
+                # wider key for a small sort is bytes on every entry of the table
+                if not _worth(gain, floor, served if old is None else float("inf")):
                     continue  # Extend only takes steps that save at least min_gain
                 ratio = gain / max(extra, 1.0)
                 if best is None or ratio > best[0]:
