@@ -348,56 +348,61 @@ def bytes_floor(corpus: Path, folder: Path, workload: Any, advice: Any, expert_r
     """The fewest index bytes a set reading no more than ``.expert``'s union can take, on
     the advised set's own leading keys.
 
-    Each leading key of the advised set becomes the smallest index any equality, IN or
-    range on it can use: that key alone, ``WHERE key IS NOT NULL`` when some rows leave
-    it NULL (or the advised index's own WHERE, for a partial one).  Every index led by
-    that key holds at least those entries, each at least that wide.  The set of all of
-    them is replayed, then the set without each one: a key whose removal reads more
-    than ``.expert``'s union is needed by any set meeting the read goal with these
-    leading keys, so the needed ones' bytes are a floor under its bytes.  (A set led by
-    other keys is not covered; the advisor's search tries every candidate's.)
+    A leading key is *needed* when the advised set without every index it leads reads
+    more than ``.expert``'s union (replayed): a set meeting the read goal on these keys
+    then has an index led by it.  The smallest such index is the key alone, holding the
+    rows an equality, IN or range on it can meet: ``WHERE key IS NOT NULL`` when some
+    rows leave it NULL and no template asks for ``key IS NULL`` (the advised index's
+    own WHERE, for a partial one).  Every index led by the key holds at least those
+    entries, each at least that wide, so the needed keys' single-key indexes (built and
+    measured) are a floor under the bytes of any such set.  A set led by other keys is
+    not covered; the advisor's search tries every candidate's.
     """
     import apsw
 
+    from d1bench.advisor.query import analyze
     from d1bench.advisor.verify import index_bytes
+    from d1bench.sql.catalog import read_catalog
 
     conn = apsw.Connection(str(corpus), flags=apsw.SQLITE_OPEN_READONLY)
-    floor: dict[str, tuple[str, str]] = {}  # label -> (index name, CREATE INDEX)
     try:
+        catalog = read_catalog(conn)
+        asked_null = set()
+        for t in workload.templates.values():
+            info = analyze(t.sql, catalog)
+            asked_null |= {(info.refs[q.ref].name, q.key) for q in info.preds
+                           if q.op == "isnull" and 0 <= q.ref < len(info.refs)}
+        leads: dict[str, dict[str, Any]] = {}  # label -> what the key's floor index is
         for row in advice.indexes.itertuples():
-            key = row.columns[0]
-            where = row.where
-            if where is None:
+            key, where = row.columns[0], row.where
+            if where is None and (row.table, key) not in asked_null:
                 (nulls,) = next(iter(conn.execute(f"SELECT count(*) FROM {row.table} "
                                                   f"WHERE {key} IS NULL")))
                 where = f"{key} IS NOT NULL" if nulls else None
             label = f"{row.table}({key})" + (f" WHERE {where}" if where else "")
-            if label not in floor:
-                name = f"d1bench_floor_{len(floor)}"
-                floor[label] = (name, f"CREATE INDEX {name} ON {row.table} ({key})"
-                                      + (f" WHERE {where}" if where else ""))
+            lead = leads.setdefault(label, {"name": f"d1bench_floor_{len(leads)}", "led": []})
+            lead["sql"] = (f"CREATE INDEX {lead['name']} ON {row.table} ({key})"
+                           + (f" WHERE {where}" if where else ""))
+            lead["led"].append(row.sql.rstrip(";"))
     finally:
         conn.close()
-
-    def replay(labels: list[str]) -> tuple[float, Path]:
-        sql = "".join(floor[lab][1] + ";\n" for lab in labels) + "PRAGMA optimize;\n"
-        db = _build(corpus, folder, "floor", sql)
-        return _measure(db, workload, requests, seed)["rows_read_per_unit"], db
-
-    everything, db = replay(list(floor))
-    sizes = {lab: index_bytes(db, [name]) for lab, (name, _sql) in floor.items()}
-    db.unlink()
+    built = _build(corpus, folder, "floor", "".join(v["sql"] + ";\n" for v in leads.values()))
+    sizes = {label: index_bytes(built, [v["name"]]) for label, v in leads.items()}
+    built.unlink()
     without: dict[str, float] = {}
-    for lab in floor:
-        without[lab], db = replay([other for other in floor if other != lab])
+    for label, lead in leads.items():
+        rest = [row.sql.rstrip(";") for row in advice.indexes.itertuples()
+                if row.sql.rstrip(";") not in lead["led"]]
+        db = _build(corpus, folder, "floor_without",
+                    "".join(sql + ";\n" for sql in rest) + "PRAGMA optimize;\n")
+        without[label] = _measure(db, workload, requests, seed)["rows_read_per_unit"]
         db.unlink()
-    needed = {lab: without[lab] > expert_reads for lab in floor}
-    total = sum(sizes[lab] for lab in floor if needed[lab])
+    needed = {label: without[label] > expert_reads for label in leads}
+    total = sum(sizes[label] for label in leads if needed[label])
     return {
-        "indexes": {lab: {"bytes": int(sizes[lab]), "needed": needed[lab],
-                          "rows_read_per_unit_without": round(without[lab], 1)}
-                    for lab in floor},
-        "rows_read_per_unit_all": round(everything, 1),
+        "indexes": {label: {"bytes": int(sizes[label]), "needed": needed[label],
+                            "advised_without_rows_read_per_unit": round(without[label], 1)}
+                    for label in leads},
         "expert_rows_read_per_unit": round(expert_reads, 1),
         "bytes": int(total),
         "bytes_ratio": round(total / expert_bytes, 4) if expert_bytes else None,
