@@ -33,7 +33,7 @@ MIN_GAIN = 0.003
 #: ... unless a new index saves at least this share of what the templates it changes cost:
 #: one that halves a rare template's rows pays for itself on D1 however small that template
 #: is beside a brute-force search no index serves (which sets the scale of MIN_GAIN).
-#: Widening an index already chosen gets no such pass.
+#: A wider key (an index grown by one, a new two-key index) gets no such pass.
 MIN_SHARE = 0.1
 
 
@@ -134,9 +134,11 @@ def extend(ev: Evaluator, candidates: Mapping[tuple, Candidate], base: Sequence[
                 if budget is not None and used_bytes + extra > budget:
                     continue
                 positive = True
-                # widening an index already chosen must pay at the workload's scale: a
-                # wider key for a small sort is bytes on every entry of the table
-                if not _worth(gain, floor, served if old is None else float("inf")):
+                # a wider key (an index already chosen grown by one, or a new two-key
+                # one) must pay at the workload's scale: for a small sort it is bytes on
+                # every entry of the table
+                one_key = old is None and len(new.keys) == 1
+                if not _worth(gain, floor, served if one_key else float("inf")):
                     continue  # Extend only takes steps that save at least min_gain
                 ratio = gain / max(extra, 1.0)
                 if best is None or ratio > best[0]:
