@@ -43,3 +43,40 @@ def test_the_json_each_floor_is_under_d1s_own_count_and_close_to_it(local_d1_cor
         assert floor <= rows_read, (floor, rows_read)
         assert floor >= 0.8 * rows_read, (floor, rows_read)
         assert rows_read - floor >= papers  # each paper is read once besides its vector
+
+
+def test_the_bytes_floor_on_shop_lies_above_the_goal_and_under_every_index_it_stands_for(
+        tmp_path: Path) -> None:
+    """The floor the benchmark puts under the bytes of any set reading no more than
+    ``.expert``'s union on the advised set's leading keys: each key's single-key index is
+    no larger than the advised indexes it leads, each key counted is needed (the advised
+    set without the indexes it leads reads more than ``.expert``'s union), and on ``shop``
+    the floor is over 0.6 of ``.expert``'s bytes: that goal is out of reach there."""
+    from schemas import from_sql
+
+    from d1bench.advisor import advise
+    from d1bench.advisor.expert import expert_union, run_expert
+    from d1bench.advisor.verify import index_bytes
+
+    bench = _benchmark()
+    shop = BENCHMARK.parents[1] / "tests" / "fixtures" / "advice" / "shop"
+    db = from_sql(shop / "schema.sql", tmp_path / "shop.sqlite")
+    workload = load_workload(shop / "workload.toml")
+    union = expert_union(run_expert(db, {n: t.sql for n, t in workload.templates.items()}))
+    expert_sql = bench._set_sql(union)
+    expert = bench._build(db, tmp_path, "expert", expert_sql)
+    expert_bytes = index_bytes(expert, bench._names(expert_sql))
+    expert_reads = bench._measure(expert, workload, 200, 0)["rows_read_per_unit"]
+    advice = advise(db, workload)
+    advised = bench._build(db, tmp_path, "advised", advice.migration_sql)
+    floor = bench.bytes_floor(db, tmp_path, workload, advice, expert_reads, expert_bytes, 200, 0)
+    assert set(floor["indexes"]) and floor["bytes"] > 0
+    for label, lead in floor["indexes"].items():
+        table, key = label.split("(", 1)[0], label.split("(", 1)[1].split(")", 1)[0]
+        led = [row.name for row in advice.indexes.itertuples()
+               if row.table == table and row.columns[0] == key]
+        assert led, label
+        assert lead["bytes"] <= min(index_bytes(advised, [name]) for name in led), label
+        assert lead["needed"] == (lead["advised_without_rows_read_per_unit"] > expert_reads)
+    assert floor["bytes"] == sum(v["bytes"] for v in floor["indexes"].values() if v["needed"])
+    assert floor["bytes_ratio"] > 0.6, floor
