@@ -117,3 +117,28 @@ def test_advise_verify_prints_measured_figures(tmp_path: Path,
     before, after, predicted = (float(v.replace(",", "")) for v in m.groups())
     assert before >= 20_000 and after <= 12 and abs(predicted - after) <= 0.15 * after
     assert "predicted rows read within 15% of measured (same values) for 100% of" in out
+
+
+def test_advise_check_on_d1_shows_each_prediction_beside_d1s_own_count(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--check-on-d1`` runs the prediction's values on a local D1 holding the advised set:
+    predicted rows read, D1's count and the SQLite estimate, per template, and the shares
+    within 15%; the corpus is left as it was."""
+    skewed = Path(__file__).parent / "fixtures" / "skewed"
+    db = _db(tmp_path, skewed / "schema.sql")
+    before = db.read_bytes()
+    status = main(["advise", "--db", str(db), "--workload", str(skewed / "workload.toml"),
+                   "--check-on-d1", "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "checked on local D1" in out
+    rows = {line.split(":")[0].strip(): [float(x.replace(",", "")) for x in
+                                         line.split(":", 1)[1].split("OFF")[0].split(" / ")]
+            for line in out.splitlines()
+            if line.startswith("  ") and line.count(" / ") == 2}
+    assert set(rows) == {"team_posts", "author_week", "title_search", "author_days"}, out
+    for name, (predicted, counted, estimate) in rows.items():
+        assert counted > 0 and estimate > 0, name
+        assert abs(predicted - counted) <= 0.15 * counted, (name, predicted, counted)
+    assert "predicted within 15% of D1's count for 100% of templates" in out
+    assert db.read_bytes() == before

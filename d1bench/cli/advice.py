@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from d1bench.cli._args import add_db, add_no_progress, add_trace, add_workload
 from d1bench.cli._format import usd
@@ -67,6 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="a row written costs X rows read (D1's prices: 1000)")
     advise.add_argument("--verify", action="store_true",
                         help="build the set on a copy and replay before and after")
+    advise.add_argument("--check-on-d1", action="store_true",
+                        help="also run every value the predictions averaged over on a local D1 "
+                             "(Miniflare) holding the advised set, and show each template's "
+                             "predicted rows read beside D1's own count and the SQLite "
+                             "target's estimate of it")
     advise.add_argument("--requests", type=int, default=300, metavar="N",
                         help="units of the whole workload --verify replays first (default 300)")
     advise.add_argument("--max-requests", type=int, default=None, metavar="N",
@@ -138,6 +144,22 @@ def run_lint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_on_d1(args: argparse.Namespace, advice: Any) -> None:
+    """Predicted rows read against local D1's own count, with the SQLite estimate beside."""
+    from d1bench.advisor.verify import FIDELITY_TOLERANCE, fidelity
+
+    f = fidelity(args.db, args.workload, advice, on="local-d1")
+    print("checked on local D1 (each template run on the values its prediction averaged over; "
+          "rows read per execution: predicted / D1's count / SQLite's estimate):")
+    for row in f.itertuples(index=False):
+        flag = "" if row.within else f"  OFF by {row.error:+.0%}"
+        print(f"  {row.template}: {row.rows_read_predicted:,.1f} / {row.rows_read_measured:,.1f} / "
+              f"{row.rows_read_sqlite_estimate:,.1f}{flag}")
+    print(f"predicted within {FIDELITY_TOLERANCE:.0%} of D1's count for {f.attrs['fidelity']:.0%} "
+          f"of templates; SQLite's estimate within {FIDELITY_TOLERANCE:.0%} of it for "
+          f"{f.attrs['estimate_within']:.0%}")
+
+
 def run_advise(args: argparse.Namespace) -> int:
     from d1bench.advisor import advise
     from d1bench.advisor.sequential import STOPPED
@@ -188,6 +210,8 @@ def run_advise(args: argparse.Namespace) -> int:
                   f"{row.p50_before_ms:.3f} -> {row.p50_after_ms:.3f} ({row.latency_change}){flag}")
         print(f"predicted rows read within 15% of measured (same values) for "
               f"{v.attrs['fidelity']:.0%} of templates")
+    if args.check_on_d1:
+        _check_on_d1(args, advice)
     if advice.migration_path is not None:
         print(f"wrote {advice.migration_path}")
     elif not args.migrations:
