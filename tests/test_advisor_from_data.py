@@ -115,3 +115,61 @@ def test_advice_on_a_fixture_schema_predicts_what_local_d1_counts(
     f = fidelity(db, workload_path(schema), advice, on="local-d1")
     assert len(f) == len(advice.templates)
     assert f.attrs["fidelity"] >= 0.9, f[~f["within"]]
+
+
+_CORNERS_SQL = """
+CREATE TABLE artists (id INTEGER PRIMARY KEY, name TEXT COLLATE NOCASE NOT NULL);
+CREATE INDEX artists_name ON artists (name);
+CREATE TABLE tracks (id INTEGER PRIMARY KEY, code TEXT NOT NULL, title TEXT NOT NULL);
+CREATE INDEX tracks_code ON tracks (code);
+CREATE TABLE playlists (id INTEGER PRIMARY KEY, owner INTEGER NOT NULL, title TEXT NOT NULL);
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000)
+INSERT INTO artists (name) SELECT 'Band' || (x % 300) FROM n;
+WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000)
+INSERT INTO tracks (code, title) SELECT CAST(x % 100 AS TEXT), 'song ' || x FROM n;
+ANALYZE;
+"""
+
+_CORNERS_WORKLOAD = """
+[workload]
+name = "corners"
+format = 1
+
+[templates.artist_any_case]
+weight = 1
+sql = "SELECT id FROM artists WHERE name = ?"
+params = [{ sampler = "fixed", value = "BAND7" }]
+
+[templates.tracks_by_code]
+weight = 1
+sql = "SELECT id FROM tracks WHERE code = ?"
+params = [{ sampler = "fixed", value = 7 }]
+
+[templates.owner_playlists]
+weight = 1
+sql = "SELECT title FROM playlists WHERE title LIKE ?"
+params = [{ sampler = "fixed", value = "%road%" }]
+"""
+
+
+def test_case_folding_text_affinity_and_an_empty_table_are_counted_as_sqlite_does(
+        tmp_path: Path) -> None:
+    """A NOCASE column meets 'BAND7' in 'Band7' (ten rows, not none); a TEXT column meets
+    the number 7 as '7'; a scan of an empty table still reads one row (its Rewind).  The
+    first two were predicted to find nothing, so their seeks were free: 0 rows read."""
+    import apsw
+
+    db = tmp_path / "corners.sqlite"
+    conn = apsw.Connection(str(db))
+    conn.execute(_CORNERS_SQL)
+    conn.close()
+    workload = tmp_path / "corners.toml"
+    workload.write_text(_CORNERS_WORKLOAD, encoding="utf-8")
+    advice = advise(db, workload)
+    f = fidelity(db, workload, advice).set_index("template")
+    assert f.loc["artist_any_case", "rows_read_measured"] >= 10
+    assert f.loc["tracks_by_code", "rows_read_measured"] >= 30
+    assert f.loc["owner_playlists", "rows_read_measured"] == 1
+    for name, row in f.iterrows():
+        assert abs(row["rows_read_predicted"] - row["rows_read_measured"]) \
+            <= FIDELITY_TOLERANCE * row["rows_read_measured"], (name, row.to_dict())

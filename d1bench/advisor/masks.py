@@ -32,6 +32,7 @@ _BETWEEN = re.compile(
 #: Longest text value compared row by row (longer columns are left to the sample).
 _MAX_TEXT = 64
 _UNKNOWN = object()
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def exactable(p: Pred) -> bool:
@@ -80,9 +81,25 @@ class Masks:
         values = [v for v in values if v is not None]
         if not values:
             return np.zeros(n, dtype=bool)
-        if isinstance(values[0], str) and len(series) and not isinstance(series.iloc[0], str):
+        first = series.dropna().iloc[0] if series.notna().any() else None
+        if isinstance(values[0], str) and first is not None and not isinstance(first, str):
             values = values + [as_number(v) for v in values]
+        elif isinstance(first, str):
+            # a TEXT column compares a bound number as its text (`code = 5` meets '5')
+            values = values + [str(v) for v in values
+                               if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if isinstance(first, str) and self._nocase(ref, p.key):
+            # COLLATE NOCASE folds ASCII letters only, as here
+            fold = str.maketrans(_UPPER, _UPPER.lower())
+            wanted = {v.translate(fold) for v in values if isinstance(v, str)}
+            texts = series.where(series.map(lambda v: isinstance(v, str)), None)
+            return texts.map(lambda v: v is not None and v.translate(fold) in wanted).to_numpy(
+                dtype=bool)
         return series.isin(values).to_numpy()
+
+    def _nocase(self, ref: Ref, key: str) -> bool:
+        td = self.stats.catalog.table(ref.name)
+        return td is not None and key.lower() in {c.lower() for c in td.nocase}
 
     def _range(self, ref: Ref, p: Pred, params: Mapping[str, Any], n: int) -> np.ndarray | None:
         """A range on a plain column against bounds that hold no column, else ``None``."""
@@ -94,8 +111,7 @@ class Masks:
             return None
         parts = [(">=", m.group("lo")), ("<=", m.group("hi"))] if p.bounds == 2 else \
             [(m.group("op"), m.group("rhs"))]
-        td = self.stats.catalog.table(ref.name)
-        if td is not None and p.key.lower() in {c.lower() for c in td.nocase}:
+        if self._nocase(ref, p.key):
             return None  # compared without case: not numpy's order
         column = self._column(ref.name, p.key)
         if column is None:

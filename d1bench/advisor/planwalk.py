@@ -318,11 +318,12 @@ class Walker:
             matches = n * self.m.fraction(ref, used, self.params)
             return 1.0 + matches, min(out, matches), None
         if loop.kind == "scan":
+            # a scan reads each entry, and an empty one still reads one (its Rewind)
             if loop.access in ("index", "covering") and loop.index:
                 index = self.indexes.get(loop.index)
                 entries = float(self.m.stats.entries(table, index.where)) if index else n
-                return entries, out, None if index and index.where else table
-            return n, out, table
+                return max(entries, 1.0), out, None if index and index.where else table
+            return max(n, 1.0), out, table
         # SEARCH through an index (or an automatic one)
         index = self.indexes.get(loop.index) if loop.index else None
         if index is None and loop.access == "index" and loop.index is None:

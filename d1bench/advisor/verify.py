@@ -275,8 +275,9 @@ def fidelity(db_path: str | os.PathLike[str], workload: Any, advice: Any, *,
     ``rows_read_sqlite_estimate`` and ``estimate_error`` (the estimate against
     D1's count).  ``attrs``: ``fidelity`` (the share of templates within),
     ``measured_on``, and on local D1 ``fidelity_against_estimate`` (the share
-    within of the estimate instead of D1's count) and ``estimate_within`` (the
-    share of templates whose estimate is within the tolerance of D1's count).
+    within of the estimate instead of D1's count), ``estimate_within`` (the
+    share of templates whose estimate is within the tolerance of D1's count) and
+    ``d1_failed_values`` (values D1 refused, left out of the means, by template).
     """
     from d1bench.errors import UsageError
 
@@ -287,8 +288,13 @@ def fidelity(db_path: str | os.PathLike[str], workload: Any, advice: Any, *,
         built = copy_corpus(db_path, Path(tmp) / "built.sqlite")
         apply_sql(built, advice.migration_sql)
         estimated = _run_values(built, wl, advice.priced)
-        counted = _run_values_on_d1(built, wl, advice.priced, Path(tmp) / "d1") \
-            if on == "local-d1" else estimated
+        failed: dict[str, int] = {}
+        if on == "local-d1":
+            from d1bench.advisor.on_d1 import run_values_on_d1
+
+            counted = run_values_on_d1(built, wl, advice.priced, Path(tmp) / "d1", failed)
+        else:
+            counted = estimated
     rows = []
     for row in advice.templates.itertuples():
         if row.template not in counted:
@@ -312,6 +318,7 @@ def fidelity(db_path: str | os.PathLike[str], workload: Any, advice: Any, *,
                          else columns)
     attrs: dict[str, Any] = {"measured_on": on}
     if on == "local-d1":
+        attrs["d1_failed_values"] = failed
         attrs["fidelity_against_estimate"] = _share(frame["_against_estimate"])
         attrs["estimate_within"] = _share(frame["estimate_error"].abs() <= FIDELITY_TOLERANCE)
         frame = frame.drop(columns="_against_estimate")
@@ -322,39 +329,6 @@ def fidelity(db_path: str | os.PathLike[str], workload: Any, advice: Any, *,
 def _share(flags: pd.Series) -> float:
     """The share of true values (NaN when there are none)."""
     return float(flags.astype(bool).mean()) if len(flags) else float("nan")
-
-
-def _run_values_on_d1(db: Path, wl: Any, priced: Mapping[str, Sequence[Sequence[Any]]],
-                      folder: Path) -> dict[str, float]:
-    """Mean of local D1's own rows read per template over the given values, each run once
-    on a local D1 (Miniflare, in ``folder``) that ``db`` is uploaded into: reads first,
-    then writes, which change only that scratch copy."""
-    from d1bench.errors import TargetError
-    from d1bench.targets.d1.local import LocalD1
-    from d1bench.uploader import upload
-
-    names = [n for n, t in priced.items() if n in wl.templates and t]
-    reads = [n for n in names if not wl.templates[n].is_write]
-    writes = [n for n in names if wl.templates[n].is_write]
-    out: dict[str, float] = {}
-    with LocalD1(folder) as local, local.target() as target:
-        upload(db, target)
-        for group, allow_writes in ((reads, False), (writes, True)):
-            if not group:
-                continue
-            with target.connect(allow_writes=allow_writes) as conn:
-                for name in group:
-                    counts = []
-                    for values in priced[name]:
-                        try:
-                            read = conn.execute(wl.templates[name].sql, list(values)).meta.rows_read
-                        except TargetError:
-                            continue  # a constraint a drawn value breaks, or D1's time limit
-                        if read is not None:
-                            counts.append(float(read))
-                    if counts:
-                        out[name] = sum(counts) / len(counts)
-    return out
 
 
 def _run_values(db: Path, wl: Any, priced: Mapping[str, Sequence[Sequence[Any]]], *,

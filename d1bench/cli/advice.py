@@ -155,6 +155,13 @@ def _check_on_d1(args: argparse.Namespace, advice: Any) -> None:
         flag = "" if row.within else f"  OFF by {row.error:+.0%}"
         print(f"  {row.template}: {row.rows_read_predicted:,.1f} / {row.rows_read_measured:,.1f} / "
               f"{row.rows_read_sqlite_estimate:,.1f}{flag}")
+    failed = f.attrs["d1_failed_values"]
+    if failed:
+        print("  values local D1 refused (left out of the means above): " + ", ".join(
+            f"{name} {count}" for name, count in sorted(failed.items())))
+    if not len(f):
+        print("no template could be checked on local D1")
+        return
     print(f"predicted within {FIDELITY_TOLERANCE:.0%} of D1's count for {f.attrs['fidelity']:.0%} "
           f"of templates; SQLite's estimate within {FIDELITY_TOLERANCE:.0%} of it for "
           f"{f.attrs['estimate_within']:.0%}")
