@@ -144,6 +144,8 @@ def _measure_d1(db: Path, workload: Any, requests: int, seed: int, folder: Path)
     units = max(int(frame["unit_index"].nunique()), 1)
     return {"rows_read_per_unit": float(ok["rows_read"].sum()) / units,
             "rows_written_per_unit": float(ok["rows_written"].sum()) / units,
+            "per_template": {k: round(float(v), 1)
+                             for k, v in ok.groupby("template")["rows_read"].mean().items()},
             "errors": int(frame["error_class"].notna().sum())}
 
 
@@ -165,6 +167,10 @@ def _d1_ratios(corpus: Path, folder: Path, name: str, sets: dict[str, str], work
         if e["rows_written_per_unit"] else None,
         "rows_read_per_unit": {k: round(v["rows_read_per_unit"], 1) for k, v in got.items()},
         "rows_written_per_unit": {k: round(v["rows_written_per_unit"], 4) for k, v in got.items()},
+        # rows read per execution, D1's count, where the two sets differ
+        "per_template": {n: {k: got[k]["per_template"].get(n) for k in got}
+                         for n in sorted(set(e["per_template"]) | set(a["per_template"]))
+                         if e["per_template"].get(n) != a["per_template"].get(n)},
         "errors": {k: v["errors"] for k, v in got.items()},
     }
 

@@ -197,7 +197,10 @@ class CostModel:
         n = self.stats.row_count(table)
         if n == 0 or n > EXACT_SCAN_ROWS:
             return None
-        passing = self.stats.passing(table, ref.alias, [p.sql for p in preds], params)
+        mask, _done, rest = self.masks.counted(ref, preds, params)
+        # predicates the masks answer need no scan of the corpus; the others do
+        passing = mask if mask is not None and not rest else \
+            self.stats.passing(table, ref.alias, [p.sql for p in preds], params)
         order = self.stats.order(table, tuple(keys))
         if passing is None or order is None:
             return None

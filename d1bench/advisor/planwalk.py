@@ -472,9 +472,7 @@ def _sorted(rows: float) -> float:
     >>> _sorted(0.0), round(_sorted(1000.0), 3)
     (1.0, 1000.0)
     """
-    import math
-
-    return rows + math.exp(-max(rows, 0.0))
+    return rows + 1.0 - _reached(rows)
 
 
 def _listed(p: Pred) -> float:

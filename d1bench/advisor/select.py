@@ -289,14 +289,20 @@ def _keep_order(ev: Evaluator, sel: Selection, merged: IndexDef, floor: float,
     if found is None or any(i.shape == found.index.shape for i in sel.config):
         return
     spelt = found.index
-    names = _affected(ev, spelt)
     trial = [*sel.config, spelt]
-    gain = ev.total(sel.config, names) - ev.total(trial, names)
-    served = [n for n in names if ev.weighted(ev.cases[n], trial)
-              != ev.weighted(ev.cases[n], sel.config)]
-    if _worth(gain, floor, ev.total(sel.config, served)):
+    gain, served = _saving(ev, _affected(ev, spelt), sel.config, trial)
+    if _worth(gain, floor, served):
         sel.config = trial
         sel.added.append(spelt)
+
+
+def _saving(ev: Evaluator, names: set[str], before: list[IndexDef],
+            after: list[IndexDef]) -> tuple[float, float]:
+    """(weighted cost ``after`` saves over ``before`` on ``names``, what the templates
+    whose cost changes cost ``before``)."""
+    changed = [n for n in names
+               if ev.weighted(ev.cases[n], after) != ev.weighted(ev.cases[n], before)]
+    return ev.total(before, names) - ev.total(after, names), ev.total(before, changed)
 
 
 def _prune(ev: Evaluator, sel: Selection, min_gain: float, actionable: set[str]) -> None:
@@ -308,10 +314,8 @@ def _prune(ev: Evaluator, sel: Selection, min_gain: float, actionable: set[str])
         for idx in sorted(sel.added, key=lambda i: len(i.keys)):
             without = [i for i in sel.config if i.shape != idx.shape]
             names = _affected(ev, idx)  # only these templates can notice
-            served = [n for n in names if ev.weighted(ev.cases[n], without)
-                      != ev.weighted(ev.cases[n], sel.config)]
-            loss = ev.total(without, names) - ev.total(sel.config, names)
-            if not _worth(loss, min_gain * total, ev.total(without, served)):
+            loss, served = _saving(ev, names, without, sel.config)
+            if not _worth(loss, min_gain * total, served):
                 why = ("no template's plan uses it once the others exist" if loss <= 0 else
                        f"it saves only {loss:,.0f} weighted rows, under {min_gain:.1%} of the cost")
                 sel.config = without

@@ -307,21 +307,18 @@ def fidelity(db_path: str | os.PathLike[str], workload: Any, advice: Any, *,
         if on == "local-d1":
             estimate = estimated.get(row.template, float("nan"))
             entry.update(rows_read_sqlite_estimate=estimate,
-                         estimate_error=_error(estimate, measured),
-                         _against_estimate=bool(abs(_error(predicted, estimate))
-                                                <= FIDELITY_TOLERANCE))
+                         estimate_error=_error(estimate, measured))
         rows.append(entry)
     columns = ["template", "rows_read_predicted", "rows_read_measured", "error", "within"]
     if on == "local-d1":
         columns += ["rows_read_sqlite_estimate", "estimate_error"]
-    frame = pd.DataFrame(rows, columns=[*columns, "_against_estimate"] if on == "local-d1"
-                         else columns)
+    frame = pd.DataFrame(rows, columns=columns)
     attrs: dict[str, Any] = {"measured_on": on}
     if on == "local-d1":
-        attrs["d1_failed_values"] = failed
-        attrs["fidelity_against_estimate"] = _share(frame["_against_estimate"])
-        attrs["estimate_within"] = _share(frame["estimate_error"].abs() <= FIDELITY_TOLERANCE)
-        frame = frame.drop(columns="_against_estimate")
+        against = [abs(_error(p, e)) <= FIDELITY_TOLERANCE for p, e in
+                   zip(frame["rows_read_predicted"], frame["rows_read_sqlite_estimate"])]
+        attrs.update(d1_failed_values=failed, fidelity_against_estimate=_share(pd.Series(against)),
+                     estimate_within=_share(frame["estimate_error"].abs() <= FIDELITY_TOLERANCE))
     frame.attrs.update(fidelity=_share(frame["within"]), **attrs)
     return frame
 
