@@ -168,3 +168,54 @@ def test_a_rare_template_gets_the_order_it_needs_beside_a_brute_force_one(tmp_pa
     spared = t.loc["cat_reads", "weight"] * t.loc["cat_reads", "rows_read_after"]
     total = float((t["weight"] * t["rows_read_after"]).sum())
     assert spared < MIN_GAIN * total
+
+
+def test_an_in_list_before_the_order_goes_into_a_partial_index(saas_db: Path,
+                                                               tmp_path: Path) -> None:
+    """``tenant_backlog`` asks for a tenant's unfinished tasks, newest first, LIMIT 50:
+    ``status IN (...)`` and ``deleted_at IS NULL`` between ``tenant_id`` and ``updated_at``
+    would break the index's order, so ``(tenant_id, status, ...)`` (the advisor's old
+    choice, and ``.expert``'s) sorts all of the tenant's open tasks.  Those constant
+    predicates go into the index's WHERE instead: the plan walks the tenant's open tasks
+    newest first and stops at 50, in an index holding half the table."""
+    from schemas import workload_path
+
+    advice = advise(saas_db, workload_path("saas"))
+    rows = advice.indexes[advice.indexes["table"] == "tasks"]
+    row = rows[["tenant_backlog" in t for t in rows["templates"]]].iloc[0]
+    assert list(row["columns"]) == ["tenant_id", "updated_at"], row
+    assert "status IN ('todo', 'doing', 'review')" in row["where"]
+    assert "deleted_at IS NULL" in row["where"]
+    t = advice.templates.set_index("template")
+    assert "TEMP B-TREE" not in t.loc["tenant_backlog", "plan_after"]
+
+    from d1bench.workload import load_workload
+
+    sql = load_workload(workload_path("saas")).templates["tenant_backlog"].sql
+    conn = apsw.Connection(f"file:{saas_db}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY
+                           | apsw.SQLITE_OPEN_URI)
+    tenants = [r[0] for r in conn.execute(
+        "SELECT tenant_id FROM tasks GROUP BY tenant_id ORDER BY count(*) DESC LIMIT 3")]
+    conn.close()
+    params = [[x] for x in tenants]
+    advised = _rows_read(saas_db, tmp_path, "advised", row["sql"].rstrip(";"), sql, params)
+    old = _rows_read(saas_db, tmp_path, "old",
+                     "CREATE INDEX i ON tasks (tenant_id, status)", sql, params)
+    wide = _rows_read(saas_db, tmp_path, "wide",
+                      "CREATE INDEX i ON tasks (tenant_id, status, deleted_at)", sql, params)
+    assert advised < 0.1 * min(old, wide), (advised, old, wide)
+    # and the rows are the same, in the order the ORDER BY fixes (ties at one
+    # updated_at may come either way)
+    for name, ddl in (("same_a", row["sql"].rstrip(";")),
+                      ("same_b", "CREATE INDEX i ON tasks (tenant_id, status)")):
+        copy = tmp_path / f"{name}.sqlite"
+        shutil.copyfile(saas_db, copy)
+        c = apsw.Connection(str(copy))
+        c.execute(ddl)
+        got = [list(c.execute(sql, p)) for p in params]
+        c.close()
+        if name == "same_a":
+            first = got
+    assert all(len(r) == 50 for r in first)
+    assert [sorted(r) for r in got] == [sorted(r) for r in first]
+    assert [[x[-1] for x in r] for r in got] == [[x[-1] for x in r] for r in first]

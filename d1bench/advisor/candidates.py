@@ -6,7 +6,10 @@ clauses:
 * equality keys (``=``, ``IN``, ``IS NULL``, join columns), most selective first;
 * range keys (``<``, ``>``, ``BETWEEN``, a LIKE an index can serve);
 * ORDER BY keys (kept with their directions when they are mixed), which let a
-  plan stop at its LIMIT instead of sorting everything;
+  plan stop at its LIMIT instead of sorting everything; where a constant IN list
+  or IS NULL would stand between the equalities and the order (each IN value is
+  a run of its own, so the rows are sorted again), the order follows the other
+  equalities, bare and with those predicates as the index's WHERE;
 * GROUP BY keys, which let groups stream out of an index;
 * covering indexes (the keys above, then every other column the template
   needs), which save time on D1 though not rows read;
@@ -64,6 +67,7 @@ class _Wants:
     partial: list[tuple[str, str]] = field(default_factory=list)  # (key, predicate text)
     eq_param: list[str] = field(default_factory=list)  # keys compared with a value (not NULL)
     local: list[str] = field(default_factory=list)  # equality keys that are not join keys
+    constant: list[tuple[str, str]] = field(default_factory=list)  # every (key, constant predicate)
 
 
 def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
@@ -141,6 +145,17 @@ def generate(infos: Mapping[str, QueryInfo], catalog: Catalog, stats: Stats,
                 rest_eq = [(k, False) for k in wants.eq if k != key]
                 keys = rest_eq + (order or [(r, False) for r in wants.range[:1]]) or [(key, False)]
                 add(table, keys, predicate, name, "partial")
+            if order and wants.constant:
+                # An IN list or an IS NULL before the ORDER BY's keys breaks the index's
+                # order (each IN value is a run of its own), so the rows are sorted and a
+                # LIMIT stops nothing.  Keyed by the other equalities, then the order, with
+                # the constant predicates as the index's WHERE (or left to the filter), the
+                # plan walks the rows in order and stops at its LIMIT.
+                pinned = {k for k, _ in wants.constant}
+                keys = [(k, False) for k in wants.eq if k not in pinned] + order
+                add(table, keys, None, name, "order")
+                where = " AND ".join(dict.fromkeys(p for _, p in wants.constant))
+                add(table, keys, where, name, "partial")
     return out
 
 
@@ -194,8 +209,10 @@ def _wants(info: QueryInfo, ref: Ref, catalog: Catalog, stats: Stats,
             w.range.append(p.key)
         if p.value in ("literal", "none") and p.op in ("eq", "isnull", "notnull", "in"):
             predicate = _partial_text(p)
-            if predicate is not None and _fraction(stats, ref.name, predicate) <= PARTIAL_MAX_FRACTION:
-                w.partial.append((p.key, predicate))
+            if predicate is not None:
+                w.constant.append((p.key, predicate))
+                if _fraction(stats, ref.name, predicate) <= PARTIAL_MAX_FRACTION:
+                    w.partial.append((p.key, predicate))
     # most selective first, by the rows the template's own values let through (a
     # `deleted_at IS NULL` that holds for half the table goes after `country = ?`),
     # then by distinct values: the shared prefix of several templates tends to be
