@@ -88,3 +88,12 @@ def test_the_bytes_floor_on_shop_lies_above_the_goal_and_under_every_index_it_st
     assert 0 < floor["bytes"] <= floor["bytes_advised_keys"]
     assert floor["bytes"] >= min(v["bytes"] for v in floor["indexes"].values() if v["needed"])
     assert floor["bytes_ratio"] > 0.6, floor
+
+
+def test_a_ratio_held_to_at_most_a_goal_is_rounded_up() -> None:
+    """Medical's advised set once read 62,261.0 rows a unit on D1 against .expert's
+    62,259.7, and rounding to four places called that 1.0: met."""
+    up = _benchmark()._up
+    assert up(62261.0 / 62259.7) == 1.0001
+    assert up(1.0) == 1.0 and up(0.055 / 0.055) == 1.0
+    assert up(0.62185) == 0.6219 and up(0.6) == 0.6
