@@ -219,3 +219,54 @@ def test_an_in_list_before_the_order_goes_into_a_partial_index(saas_db: Path,
     assert all(len(r) == 50 for r in first)
     assert [sorted(r) for r in got] == [sorted(r) for r in first]
     assert [[x[-1] for x in r] for r in got] == [[x[-1] for x in r] for r in first]
+
+
+def test_a_partial_where_is_spelt_unqualified_and_an_anti_join_gives_none(
+        saas_db: Path, tmp_path: Path) -> None:
+    """The same backlog query spelt with a table alias gets the same partial index (its
+    WHERE had kept ``t.status IN (...)``, which CREATE INDEX refuses, and the candidate was
+    lost); and an anti-join's ``c.id IS NULL`` (the rowid: about the join, never a row's
+    value) proposes no index WHERE id IS NULL."""
+    workload = tmp_path / "aliased.toml"
+    workload.write_text('''
+[workload]
+name = "aliased"
+format = 1
+
+[templates.backlog]
+weight = 5
+sql = """
+SELECT t.project_id, t.task_no, t.title FROM tasks AS t
+WHERE t.tenant_id = ? AND t.status IN ('todo', 'doing', 'review') AND t.deleted_at IS NULL
+ORDER BY t.updated_at DESC LIMIT 50
+"""
+params = [{ sampler = "column", table = "tasks", column = "tenant_id" }]
+
+[templates.silent_tasks]
+weight = 1
+sql = """
+SELECT t.project_id, t.task_no FROM tasks AS t
+LEFT JOIN comments AS c ON c.project_id = t.project_id AND c.task_no = t.task_no
+WHERE t.project_id = ? AND c.id IS NULL
+"""
+params = [{ sampler = "id", table = "projects" }]
+''', encoding="utf-8")
+    advice = advise(saas_db, workload)
+    got = {(r.table, tuple(r.columns), r.where) for r in advice.indexes.itertuples()}
+    assert ("tasks", ("tenant_id", "updated_at"),
+            "status IN ('todo', 'doing', 'review') AND deleted_at IS NULL") in got, got
+    assert not any(w and "id IS NULL" in w for _t, _c, w in got), got
+
+    from d1bench.advisor.candidates import generate
+    from d1bench.advisor.preparation import prepare
+    from d1bench.sql.naming import Namer
+
+    prepared = prepare(saas_db, workload)
+    try:
+        candidates = generate(prepared.infos, prepared.catalog, prepared.stats,
+                              Namer(prepared.catalog.indexes))
+    finally:
+        prepared.close()
+    wheres = {c.index.where for c in candidates.values() if c.index.where}
+    assert wheres and not any("t." in w or "c." in w for w in wheres), wheres
+    assert not any("id IS NULL" in w for w in wheres), wheres

@@ -189,6 +189,8 @@ def _directions(order: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
 def _wants(info: QueryInfo, ref: Ref, catalog: Catalog, stats: Stats,
            params: Mapping[str, Any]) -> _Wants:
     w = _Wants()
+    td = catalog.table(ref.name)
+    rowid = td.rowid_alias if td is not None and not td.without_rowid else None
     eq: list[str] = []
     matched: dict[str, float] = {}  # fraction of the rows each equality key lets through
     for p in info.preds:
@@ -207,7 +209,9 @@ def _wants(info: QueryInfo, ref: Ref, catalog: Catalog, stats: Stats,
             matched[p.key] = min(matched.get(p.key, 1.0), _matched(stats, ref.name, p, params))
         elif p.op in ("range",) or (p.op == "like" and p.sargable):
             w.range.append(p.key)
-        if p.value in ("literal", "none") and p.op in ("eq", "isnull", "notnull", "in"):
+        if p.value in ("literal", "none") and p.op in ("eq", "isnull", "notnull", "in") \
+                and not (p.op == "isnull" and p.key in (ROWID, rowid)):
+            # (an anti-join's `c.id IS NULL` is about the join, never a row's value)
             predicate = _partial_text(p)
             if predicate is not None:
                 w.constant.append((p.key, predicate))

@@ -217,6 +217,9 @@ def render_predicate(node: Any, *, strip_tables: bool = False) -> str:
     >>> render_predicate(p("SELECT 1 FROM t WHERE t.a IS NOT NULL AND (b = 'x' OR c < :p1)").args["where"].this,
     ...                  strip_tables=True)
     "a IS NOT NULL AND (b = 'x' OR c < :p1)"
+    >>> render_predicate(p("SELECT 1 FROM t AS u WHERE u.s IN ('a', 'b')").args["where"].this,
+    ...                  strip_tables=True)
+    "s IN ('a', 'b')"
     """
     from sqlglot import exp
 
@@ -247,6 +250,9 @@ def render_predicate(node: Any, *, strip_tables: bool = False) -> str:
             return _quote(value)
         if indexable_expression(e) and strip_tables:
             return canonical_key(e)
-        text = e.sql("sqlite")
-        return text
+        if strip_tables:  # IN, BETWEEN, LIKE ...: SQLite's spelling, unqualified
+            e = e.copy()
+            for col in e.find_all(exp.Column):
+                col.set("table", None)
+        return e.sql("sqlite")
     return r(node)
