@@ -158,7 +158,11 @@ _NO_OUT = frozenset({"Eq", "Ne", "Lt", "Le", "Gt", "Ge", "IsNull", "NotNull", "I
                      "FinishSeek", "Once", "VerifyCookie", "TableLock", "ReleaseReg",
                      "Program", "CursorHint", "ColumnsUsed", "Savepoint", "AutoCommit",
                      "Affinity", "MustBeInt", "RealAffinity", "TypeCheck", "Cast", "RowSetAdd",
-                     "RowSetTest", "Return"})
+                     "RowSetTest", "Return",
+                     # cursors opened: P2 is a column count or a root page, not a register
+                     # (the IN list of a partial index's WHERE is an ephemeral table)
+                     "OpenEphemeral", "OpenAutoindex", "OpenDup", "ReopenIdx", "SorterOpen",
+                     "OpenPseudo"})
 #: Opcodes that change a register's type in place (P1, or P1.. for Affinity).
 _IN_PLACE = frozenset({"Affinity", "MustBeInt", "RealAffinity", "TypeCheck", "Cast"})
 
