@@ -270,3 +270,63 @@ params = [{ sampler = "id", table = "projects" }]
     wheres = {c.index.where for c in candidates.values() if c.index.where}
     assert wheres and not any("t." in w or "c." in w for w in wheres), wheres
     assert not any("id IS NULL" in w for w in wheres), wheres
+
+
+def test_an_insert_writes_the_partial_indexes_its_own_values_meet(tmp_path: Path) -> None:
+    """A job queue: every job is enqueued 'queued' and unlocked, so every insert writes an
+    entry into the index of queued jobs, though they are a tenth of the table; none into
+    the index of failed jobs.  The prediction had used each index's share of the table's
+    rows (0.1 and 0.05) for both."""
+    db = tmp_path / "queue.sqlite"
+    conn = apsw.Connection(str(db))
+    conn.execute("""
+        CREATE TABLE jobs (id INTEGER PRIMARY KEY, queue TEXT NOT NULL,
+                           state TEXT NOT NULL DEFAULT 'queued', locked_by TEXT,
+                           run_at TEXT NOT NULL, finished_at TEXT);
+        WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 20000)
+        INSERT INTO jobs (queue, state, locked_by, run_at, finished_at)
+        SELECT 'q' || (x % 5),
+               CASE WHEN x % 10 = 0 THEN 'queued' WHEN x % 20 = 1 THEN 'failed' ELSE 'done' END,
+               CASE WHEN x % 10 = 0 THEN NULL ELSE 'w' || (x % 7) END,
+               printf('2026-01-%02d %05d', 1 + x % 28, x), printf('2026-02-%05d', x) FROM n;
+    """)
+    conn.close()
+    workload = tmp_path / "queue.toml"
+    workload.write_text('''
+[workload]
+name = "queue"
+format = 1
+
+[templates.next_job]
+weight = 20
+sql = """SELECT id FROM jobs WHERE queue = ? AND state = 'queued' AND locked_by IS NULL
+ORDER BY run_at LIMIT 1"""
+params = [{ sampler = "choice", values = ["q0", "q1", "q2"] }]
+
+[templates.failed_jobs]
+weight = 5
+sql = "SELECT id FROM jobs WHERE state = 'failed' ORDER BY finished_at DESC LIMIT 20"
+params = []
+
+[templates.enqueue]
+weight = 1
+sql = "INSERT INTO jobs (queue, run_at) VALUES (?, ?)"
+params = [{ sampler = "choice", values = ["q0", "q1"] },
+          { sampler = "choice", values = ["2026-03-01 00001", "2026-03-02 00002"] }]
+''', encoding="utf-8")
+    advice = advise(db, workload, write_weight=0.0)
+    wheres = set(advice.indexes["where"])
+    assert any(w and w.startswith("state = 'queued'") for w in wheres), wheres
+    assert "state = 'failed'" in wheres, wheres
+    predicted = advice.templates.set_index("template").loc["enqueue", "rows_written_after"]
+    copy = tmp_path / "built.sqlite"
+    shutil.copyfile(db, copy)
+    c = apsw.Connection(str(copy))
+    c.execute(advice.migration_sql)
+    c.close()
+    with open_target(f"sqlite:{copy}") as target:
+        measured = target.connect().execute(
+            "INSERT INTO jobs (queue, run_at) VALUES (?, ?)", ["q0", "2026-03-03 00003"]
+        ).meta.rows_written
+    assert measured == 2  # the row and the queued index's entry
+    assert predicted == measured, (predicted, advice.indexes[["sql", "where"]])

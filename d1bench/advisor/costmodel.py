@@ -22,7 +22,8 @@ exact counts for equality and IS NULL (with the template's own parameter
 values), the sample for everything else.
 
 Rows written: one per row, plus one per index entry inserted (a partial index
-only for the rows it holds); an UPDATE writes an index only when it changes one
+only for the rows it holds: for a one-row INSERT ... VALUES, whether its own values
+meet the index's WHERE); an UPDATE writes an index only when it changes one
 of its keys; deleting index entries is free.  Those rules come from the same
 measurements.
 """
@@ -230,7 +231,7 @@ class CostModel:
         if info.statement in ("insert", "update", "delete") and info.write_table:
             from d1bench.advisor.foreign import fk_reads
 
-            written = self.rows_written(info, out, indexes.values())
+            written = self.rows_written(info, out, indexes.values(), params)
             changed = 1.0 if info.statement == "insert" and not info.refs else out
             loops = [r.detail for r in plan if r.detail.startswith(("SCAN ", "SEARCH "))]
             single = changed <= 1 and len(loops) == 1 and loops[0].endswith("(rowid=?)")
@@ -239,8 +240,13 @@ class CostModel:
         return Prediction(rows_read=read, rows_written=written, rows_out=out,
                         full_scans=tuple(block.full_scans))
 
-    def rows_written(self, info: QueryInfo, changed: float, indexes: Any) -> float:
-        """Rows written by one execution of a write, given the indexes on its table."""
+    def rows_written(self, info: QueryInfo, changed: float, indexes: Any,
+                     params: Mapping[str, Any] | None = None) -> float:
+        """Rows written by one execution of a write, given the indexes on its table.
+
+        A one-row ``INSERT ... VALUES`` writes a partial index's entry when its own
+        values (``params`` bound) meet the index's WHERE; other writes, the share of
+        the table's rows the index holds."""
         table = info.write_table
         td = self.catalog.table(table) if table is not None else None
         # a WITHOUT ROWID table is its primary-key b-tree: that is the row, not an extra entry
@@ -248,12 +254,26 @@ class CostModel:
                     and not (i.origin == "pk" and td is not None and td.without_rowid)]
         if info.statement == "insert":
             rows = 1.0 if not info.refs else max(changed, 0.0)
-            per_row = 1.0 + sum(self.index_share(i) for i in on_table)
+            row = None if info.refs else _inserted_row(info, self.catalog, self.stats.conn)
+            per_row = 1.0 + sum(self._holds(i, row, params) for i in on_table)
             return rows * per_row
         if info.statement == "update":
             touched = [i for i in on_table if _touches(i, info.set_columns)]
             return changed * (1.0 + sum(self.index_share(i) for i in touched))
         return changed
+
+    def _holds(self, index: IndexDef, row: str | None, params: Mapping[str, Any] | None) -> float:
+        """Entries of ``index`` an inserted ``row`` (a one-row SELECT) writes."""
+        if index.where is None or row is None:
+            return self.index_share(index)
+        import apsw
+
+        try:
+            (hit,) = next(iter(self.stats.conn.execute(
+                f"SELECT ({index.where}) FROM ({row})", dict(params or {}))))
+        except (apsw.Error, StopIteration):
+            return self.index_share(index)
+        return 1.0 if hit else 0.0
 
     def index_share(self, index: IndexDef) -> float:
         """Fraction of the table's rows an index holds (1 unless partial)."""
@@ -261,6 +281,34 @@ class CostModel:
             return 1.0
         n = self.stats.row_count(index.table)
         return self.stats.entries(index.table, index.where) / n if n else 1.0
+
+
+def _inserted_row(info: QueryInfo, catalog: Any, conn: Any) -> str | None:
+    """The row a one-row ``INSERT ... VALUES`` writes, as a one-row SELECT naming every
+    column of its table (a column left out takes its declared default, or NULL);
+    ``None`` for any other insert."""
+    from sqlglot import exp
+
+    tree, td = info.tree, catalog.table(info.write_table or "")
+    if not isinstance(tree, exp.Insert) or td is None or not isinstance(tree.this, exp.Schema):
+        return None
+    values = tree.expression
+    if not isinstance(values, exp.Values) or len(values.expressions) != 1:
+        return None
+    names = [c.name.lower() for c in tree.this.expressions]
+    given = values.expressions[0].expressions
+    if len(names) != len(given):
+        return None
+    by_name = dict(zip(names, (v.sql("sqlite") for v in given), strict=True))
+    defaults = {r[1]: r[4] for r in conn.execute(f"PRAGMA table_info(\"{td.name}\")")
+                if r[4] is not None}
+    cols = []
+    for col in td.columns:
+        value = by_name.get(col.lower(), defaults.get(col, "NULL"))
+        if col == td.rowid_alias and col.lower() not in by_name:
+            value = f"(SELECT coalesce(max(rowid), 0) + 1 FROM {td.name})"
+        cols.append(f'{value} AS "{col}"')
+    return "SELECT " + ", ".join(cols)
 
 
 def _touches(index: IndexDef, columns: frozenset[str]) -> bool:
