@@ -330,3 +330,43 @@ params = [{ sampler = "choice", values = ["q0", "q1"] },
         ).meta.rows_written
     assert measured == 2  # the row and the queued index's entry
     assert predicted == measured, (predicted, advice.indexes[["sql", "where"]])
+
+
+def test_an_order_on_two_keys_is_grown_in_one_step(tmp_path: Path) -> None:
+    """A helpdesk's unassigned queue sorts by two keys.  An index grown by the first alone
+    still sorts the org's tickets, so that step saves nothing and Extend, one key at a
+    time, stopped at ``(org_id)``; grown by both at once, the plan stops at its LIMIT."""
+    db = tmp_path / "desk.sqlite"
+    conn = apsw.Connection(str(db))
+    conn.execute("""
+        CREATE TABLE tickets (id INTEGER PRIMARY KEY, org_id INTEGER NOT NULL,
+                              assignee_id INTEGER, status TEXT NOT NULL,
+                              priority INTEGER NOT NULL, created_at TEXT NOT NULL);
+        WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 30000)
+        INSERT INTO tickets (org_id, assignee_id, status, priority, created_at)
+        SELECT x % 20, CASE WHEN x % 3 = 0 THEN NULL ELSE x % 50 END,
+               CASE WHEN x % 4 = 0 THEN 'open' ELSE 'closed' END, x % 4,
+               printf('2026-01-%02d %05d', 1 + x % 28, x) FROM n;
+    """)
+    conn.close()
+    sql = ("SELECT id FROM tickets WHERE org_id = ? AND assignee_id IS NULL AND status = 'open' "
+           "ORDER BY priority DESC, created_at LIMIT 20")
+    workload = tmp_path / "desk.toml"
+    workload.write_text(f'''
+[workload]
+name = "desk"
+format = 1
+
+[templates.unassigned_queue]
+weight = 1
+sql = "{sql}"
+params = [{{ sampler = "int", min = 0, max = 19 }}]
+''', encoding="utf-8")
+    advice = advise(db, workload)
+    (row,) = advice.indexes.itertuples()
+    assert list(row.columns) == ["org_id", "priority DESC", "created_at"], row
+    params = [[0], [7], [13]]
+    grown = _rows_read(db, tmp_path, "grown", row.sql.rstrip(";"), sql, params)
+    first = _rows_read(db, tmp_path, "first", f"CREATE INDEX i ON tickets (org_id) WHERE {row.where}",
+                       sql, params)
+    assert grown < 0.5 * first, (grown, first)

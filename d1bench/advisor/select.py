@@ -10,7 +10,8 @@ when no step saves at least ``min_gain`` of the current cost.
 Here the keys an index may grow by follow the candidates (every step keeps the
 index a prefix of some candidate), which keeps the search to indexes some
 template asked for.  When no one-key step pays at all (a key that only helps
-together with the next one), two-key prefixes are tried before giving up.
+together with the next one), two-key prefixes, and indexes already chosen grown by
+two keys (an ORDER BY on two keys), are tried before giving up.
 
 Afterwards every index is checked alone: a proposed index whose removal costs
 less than ``min_gain`` goes, and an existing one that no template uses, or whose
@@ -216,6 +217,11 @@ def _moves(prefixes: Mapping[tuple, IndexDef], added: Mapping[tuple, IndexDef],
         parent = (idx.table, idx.keys[:-1], idx.where)
         if len(idx.keys) >= 2 and parent in added and widths == (1,):
             yield "extend", idx, added[parent]
+        # and, when no one-key step pays, an index chosen grown by two keys at once (an
+        # ORDER BY on two keys spares its sort only when both are there)
+        grand = (idx.table, idx.keys[:-2], idx.where)
+        if len(idx.keys) >= 3 and grand in added and widths == (2,):
+            yield "extend", idx, added[grand]
 
 
 def _affected(ev: Evaluator, new: IndexDef, old: IndexDef | None = None) -> set[str]:
