@@ -32,13 +32,19 @@ def shop_advice(shop_db: Path):
     return advise(shop_db, SHOP / "workload.toml")
 
 
-def _rows_read(db: Path, folder: Path, name: str, ddl: str, sql: str, params: list) -> float:
-    """Mean rows read of ``sql`` over ``params`` on a copy of ``db`` with ``ddl`` built."""
+def _built(db: Path, folder: Path, name: str, ddl: str) -> Path:
+    """A copy of ``db`` with ``ddl`` built and analysed."""
     copy = folder / f"{name}.sqlite"
     shutil.copyfile(db, copy)
     conn = apsw.Connection(str(copy))
     conn.execute(ddl + "; ANALYZE;")
     conn.close()
+    return copy
+
+
+def _rows_read(db: Path, folder: Path, name: str, ddl: str, sql: str, params: list) -> float:
+    """Mean rows read of ``sql`` over ``params`` on a copy of ``db`` with ``ddl`` built."""
+    copy = _built(db, folder, name, ddl)
     target = open_target(f"sqlite:{copy}", readonly=True)
     c = target.connect()
     try:
@@ -206,16 +212,15 @@ def test_an_in_list_before_the_order_goes_into_a_partial_index(saas_db: Path,
     assert advised < 0.1 * min(old, wide), (advised, old, wide)
     # and the rows are the same, in the order the ORDER BY fixes (ties at one
     # updated_at may come either way)
-    for name, ddl in (("same_a", row["sql"].rstrip(";")),
-                      ("same_b", "CREATE INDEX i ON tasks (tenant_id, status)")):
-        copy = tmp_path / f"{name}.sqlite"
-        shutil.copyfile(saas_db, copy)
-        c = apsw.Connection(str(copy))
-        c.execute(ddl)
-        got = [list(c.execute(sql, p)) for p in params]
-        c.close()
-        if name == "same_a":
-            first = got
+    def rows(name: str, ddl: str) -> list[list[tuple]]:
+        conn = apsw.Connection(str(_built(saas_db, tmp_path, name, ddl)))
+        try:
+            return [list(conn.execute(sql, p)) for p in params]
+        finally:
+            conn.close()
+
+    first = rows("same_a", row["sql"].rstrip(";"))
+    got = rows("same_b", "CREATE INDEX i ON tasks (tenant_id, status)")
     assert all(len(r) == 50 for r in first)
     assert [sorted(r) for r in got] == [sorted(r) for r in first]
     assert [[x[-1] for x in r] for r in got] == [[x[-1] for x in r] for r in first]
@@ -319,11 +324,7 @@ params = [{ sampler = "choice", values = ["q0", "q1"] },
     assert any(w and w.startswith("state = 'queued'") for w in wheres), wheres
     assert "state = 'failed'" in wheres, wheres
     predicted = advice.templates.set_index("template").loc["enqueue", "rows_written_after"]
-    copy = tmp_path / "built.sqlite"
-    shutil.copyfile(db, copy)
-    c = apsw.Connection(str(copy))
-    c.execute(advice.migration_sql)
-    c.close()
+    copy = _built(db, tmp_path, "built", advice.migration_sql)
     with open_target(f"sqlite:{copy}") as target:
         measured = target.connect().execute(
             "INSERT INTO jobs (queue, run_at) VALUES (?, ?)", ["q0", "2026-03-03 00003"]

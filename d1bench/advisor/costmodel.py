@@ -81,6 +81,7 @@ class CostModel:
         self.stats = stats
         self._fractions: dict[tuple, float] = {}
         self._joins: dict[tuple, tuple[float, float, list[Pred]] | None] = {}
+        self._inserted: dict[str, str | None] = {}  # statement text -> the row it inserts
         self.masks = Masks(stats)
 
     # --- fractions of a table --------------------------------------------------------
@@ -254,7 +255,12 @@ class CostModel:
                     and not (i.origin == "pk" and td is not None and td.without_rowid)]
         if info.statement == "insert":
             rows = 1.0 if not info.refs else max(changed, 0.0)
-            row = None if info.refs else _inserted_row(info, self.catalog, self.stats.conn)
+            row = None
+            if not info.refs:
+                if info.text not in self._inserted:
+                    self._inserted[info.text] = _inserted_row(info, self.catalog,
+                                                              self.stats.conn)
+                row = self._inserted[info.text]
             per_row = 1.0 + sum(self._holds(i, row, params) for i in on_table)
             return rows * per_row
         if info.statement == "update":
